@@ -1,0 +1,252 @@
+// Package config reads the service's configuration from the environment once, at start-up.
+//
+// The variable names, units and defaults of the Kafka settings are those of the original NestJS
+// service (see ../shared/DESIGN.md, "Configuration"), so its env files keep working. Durations are
+// whole milliseconds, as they were there. A malformed value is reported as one line naming the
+// variable, the value and the expected form; Load reports every malformed variable at once.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the whole service configuration. The zero value is not useful: use Load.
+type Config struct {
+	Kafka    Kafka
+	HTTP     HTTP
+	Realtime Realtime
+	Log      Log
+	// DebugAddr is where net/http/pprof listens (DEBUG_ADDR); empty (the default) disables it.
+	// Bind it to loopback: profiles expose internals.
+	DebugAddr string
+}
+
+// Kafka holds the broker connection and consumer settings.
+type Kafka struct {
+	// Brokers are the seed brokers (KAFKA_BROKERS, comma-separated host:port). Empty means the
+	// embedded single-node development broker is started; see Embedded.
+	Brokers []string
+	// EmbeddedAddr is where the embedded broker listens (KAFKA_EMBEDDED_ADDR, default 127.0.0.1:9092).
+	EmbeddedAddr string
+	// EmbeddedDataDir is where the embedded broker keeps its log (KAFKA_EMBEDDED_DATA_DIR);
+	// empty (the default) keeps it in memory, lost on exit.
+	EmbeddedDataDir string
+	// EmbeddedPartitions is the partition count of the topics the embedded broker creates
+	// (KAFKA_EMBEDDED_PARTITIONS, default 3).
+	EmbeddedPartitions int32
+	// ClientID is the Kafka client.id (KAFKA_CLIENT_ID, default "realtime-service").
+	ClientID string
+	// ConnectionTimeout bounds a broker dial (KAFKA_CONNECTION_TIMEOUT, ms, default 3000).
+	ConnectionTimeout time.Duration
+	// RequestTimeout bounds one request, and an HTTP produce as a whole
+	// (KAFKA_REQUEST_TIMEOUT, ms, default 25000).
+	RequestTimeout time.Duration
+	// RetryBackoff is the first retry backoff (KAFKA_RETRY_INITIAL_RETRY_TIME, ms, default 100);
+	// later retries back off exponentially from it.
+	RetryBackoff time.Duration
+	// Retries is how often a failed request is retried (KAFKA_RETRY_RETRIES, default 8).
+	Retries int
+	// GroupID is the consumer group prefix (KAFKA_GROUP_ID, default "realtime-service").
+	GroupID string
+	// NodeID names this node in its consumer group (KAFKA_NODE_ID, default the hostname).
+	NodeID string
+	// SASL authenticates to managed clusters; the zero value means no SASL.
+	SASL SASL
+	// TLS enables TLS to the brokers (KAFKA_TLS=true), verified against the system roots or
+	// TLSCAFile (KAFKA_TLS_CA_FILE, a PEM bundle) when that is set.
+	TLS       bool
+	TLSCAFile string
+	// Topics are the consumed topics with the event name each one carries
+	// (REALTIME_TOPICS, default "session-notifications=session-starting-soon,concept-notifications=concept-mastered").
+	Topics []TopicEvent
+	// DLQTopic receives records that fail to decode or validate
+	// (REALTIME_DLQ_TOPIC, default "realtime-service.dlq").
+	DLQTopic string
+}
+
+// SASL mechanisms accepted in KAFKA_SASL_MECHANISM.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASL holds KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty = no SASL),
+// KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD.
+type SASL struct {
+	Mechanism string
+	Username  string
+	Password  string
+}
+
+// TopicEvent maps a consumed topic to the event name its records carry unless a record's
+// `event-type` header overrides it.
+type TopicEvent struct {
+	Topic string
+	Event string
+}
+
+// Embedded reports whether the embedded broker is used (KAFKA_BROKERS unset or empty).
+func (k Kafka) Embedded() bool { return len(k.Brokers) == 0 }
+
+// ConsumerGroup is this node's consumer group: "<GroupID>.<NodeID>" (DESIGN.md, "Many nodes"),
+// so that every node sees every record.
+func (k Kafka) ConsumerGroup() string { return k.GroupID + "." + k.NodeID }
+
+// TopicNames lists the consumed topics in configuration order.
+func (k Kafka) TopicNames() []string {
+	names := make([]string, len(k.Topics))
+	for i, t := range k.Topics {
+		names[i] = t.Topic
+	}
+	return names
+}
+
+// HTTP holds the listener settings and the service-to-service API keys.
+type HTTP struct {
+	// Addr is the listen address (HTTP_ADDR, default ":3000").
+	Addr string
+	// MaxBodyBytes caps a request body; larger bodies get 413 (HTTP_MAX_BODY_BYTES, default 1 MiB).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds graceful shutdown after SIGINT/SIGTERM
+	// (HTTP_SHUTDOWN_TIMEOUT, ms, default 10000).
+	ShutdownTimeout time.Duration
+	// APIKeys authorise the service API (REALTIME_API_KEYS, comma-separated, each at least 16
+	// characters). Empty is allowed only with the embedded broker (development).
+	APIKeys []string
+}
+
+// Realtime holds the client-facing settings: authentication, origins, queues and history.
+type Realtime struct {
+	// JWTSecret verifies client tokens, HS256 (REALTIME_JWT_SECRET, at least 32 bytes as
+	// RFC 7518 §3.2 asks of an HS256 key). Empty is allowed only with the embedded broker: a
+	// random secret is generated at start and a development token endpoint is enabled.
+	JWTSecret string
+	// AllowedOrigins are the browser origins allowed to connect (REALTIME_ALLOWED_ORIGINS,
+	// comma-separated "scheme://host[:port]" or "*"). Empty (the default) allows same-origin
+	// pages and clients that send no Origin header.
+	AllowedOrigins []string
+	// SendQueueBytes bounds the frames queued for one connection; past it the connection is
+	// closed as slow (REALTIME_SEND_QUEUE_BYTES, default 1 MiB).
+	SendQueueBytes int
+	// PingInterval is how often the server pings a WebSocket or Socket.IO connection and sends
+	// an SSE heartbeat comment (REALTIME_PING_INTERVAL, ms, default 25000, Socket.IO's default).
+	PingInterval time.Duration
+	// PongTimeout is how long after a ping a missing pong closes the connection
+	// (REALTIME_PONG_TIMEOUT, ms, default 20000, Socket.IO's pingTimeout).
+	PongTimeout time.Duration
+	// WriteTimeout bounds one write to a connection (REALTIME_WRITE_TIMEOUT, ms, default 10000).
+	WriteTimeout time.Duration
+	// HistorySize is how many recent events are kept per user for fast resume
+	// (REALTIME_HISTORY_SIZE, default 100; 0 disables the in-memory history).
+	HistorySize int
+	// HistoryTTL is how long an event stays in the in-memory history
+	// (REALTIME_HISTORY_TTL, ms, default 300000).
+	HistoryTTL time.Duration
+	// ReplayMaxRecords bounds how many records one resume may read from Kafka before it gives
+	// up with a resync event (REALTIME_REPLAY_MAX_RECORDS, default 100000).
+	ReplayMaxRecords int
+}
+
+// Log holds LOG_LEVEL (debug, info, warn, error; default info) and LOG_FORMAT (text or json;
+// default text).
+type Log struct {
+	Level  string
+	Format string
+}
+
+// Load reads the configuration through getenv (os.Getenv in production). It returns an *Error
+// listing every malformed variable, or a contradiction such as a real broker without API keys.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	var c Config
+
+	c.Kafka.Brokers = r.hostPorts("KAFKA_BROKERS")
+	c.Kafka.EmbeddedAddr = r.hostPort("KAFKA_EMBEDDED_ADDR", "127.0.0.1:9092")
+	c.Kafka.EmbeddedDataDir = r.str("KAFKA_EMBEDDED_DATA_DIR", "")
+	c.Kafka.EmbeddedPartitions = int32(r.intRange("KAFKA_EMBEDDED_PARTITIONS", 3, 1, 1000))
+	c.Kafka.ClientID = r.str("KAFKA_CLIENT_ID", "realtime-service")
+	c.Kafka.ConnectionTimeout = r.millis("KAFKA_CONNECTION_TIMEOUT", 3000)
+	c.Kafka.RequestTimeout = r.millis("KAFKA_REQUEST_TIMEOUT", 25000)
+	c.Kafka.RetryBackoff = r.millis("KAFKA_RETRY_INITIAL_RETRY_TIME", 100)
+	c.Kafka.Retries = r.intRange("KAFKA_RETRY_RETRIES", 8, 0, 1000)
+	_ = getenv("KAFKAJS_NO_PARTITIONER_WARNING") // accepted so old env files keep working
+	c.Kafka.GroupID = r.str("KAFKA_GROUP_ID", "realtime-service")
+	c.Kafka.NodeID = r.str("KAFKA_NODE_ID", "")
+	if c.Kafka.NodeID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			r.fail("KAFKA_NODE_ID", "", "a node name; the hostname could not be read")
+		}
+		c.Kafka.NodeID = host
+	}
+	c.Kafka.SASL = r.sasl()
+	c.Kafka.TLS = r.boolean("KAFKA_TLS", false)
+	c.Kafka.TLSCAFile = r.str("KAFKA_TLS_CA_FILE", "")
+	c.Kafka.Topics = r.topics("REALTIME_TOPICS",
+		"session-notifications=session-starting-soon,concept-notifications=concept-mastered")
+	c.Kafka.DLQTopic = r.topicName("REALTIME_DLQ_TOPIC", "realtime-service.dlq")
+
+	c.HTTP.Addr = r.listenAddr("HTTP_ADDR", ":3000")
+	c.HTTP.MaxBodyBytes = int64(r.intRange("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30))
+	c.HTTP.ShutdownTimeout = r.millis("HTTP_SHUTDOWN_TIMEOUT", 10000)
+	c.HTTP.APIKeys = r.list("REALTIME_API_KEYS", 16, "comma-separated API keys of at least 16 characters each")
+
+	c.Realtime.JWTSecret = r.str("REALTIME_JWT_SECRET", "")
+	if s := c.Realtime.JWTSecret; s != "" && len(s) < 32 {
+		r.fail("REALTIME_JWT_SECRET", "<redacted>", "a secret of at least 32 bytes (RFC 7518 §3.2 for HS256)")
+	}
+	c.Realtime.AllowedOrigins = r.origins("REALTIME_ALLOWED_ORIGINS")
+	c.Realtime.SendQueueBytes = r.intRange("REALTIME_SEND_QUEUE_BYTES", 1<<20, 1024, 1<<30)
+	c.Realtime.PingInterval = r.millis("REALTIME_PING_INTERVAL", 25000)
+	c.Realtime.PongTimeout = r.millis("REALTIME_PONG_TIMEOUT", 20000)
+	c.Realtime.WriteTimeout = r.millis("REALTIME_WRITE_TIMEOUT", 10000)
+	c.Realtime.HistorySize = r.intRange("REALTIME_HISTORY_SIZE", 100, 0, 100000)
+	c.Realtime.HistoryTTL = r.millis("REALTIME_HISTORY_TTL", 300000)
+	c.Realtime.ReplayMaxRecords = r.intRange("REALTIME_REPLAY_MAX_RECORDS", 100000, 1, 100000000)
+
+	c.Log.Level = r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	c.Log.Format = r.oneOf("LOG_FORMAT", "text", "text", "json")
+	c.DebugAddr = r.str("DEBUG_ADDR", "")
+	if c.DebugAddr != "" {
+		c.DebugAddr = r.listenAddr("DEBUG_ADDR", "")
+	}
+
+	if !c.Kafka.Embedded() && len(c.HTTP.APIKeys) == 0 && len(r.problems) == 0 {
+		r.fail("REALTIME_API_KEYS", "", "at least one API key: with a real broker (KAFKA_BROKERS set) the service API is never open")
+	}
+	if !c.Kafka.Embedded() && c.Realtime.JWTSecret == "" && len(r.problems) == 0 {
+		r.fail("REALTIME_JWT_SECRET", "", "a secret of at least 32 bytes: with a real broker (KAFKA_BROKERS set) clients need real tokens")
+	}
+	if len(r.problems) > 0 {
+		return Config{}, &Error{Problems: r.problems}
+	}
+	return c, nil
+}
+
+// Problem is one malformed variable.
+type Problem struct {
+	Var   string // the variable's name
+	Value string // the value as read ("<redacted>" for secrets)
+	Want  string // the expected form
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s=%q: want %s", p.Var, p.Value, p.Want)
+}
+
+// Error lists every malformed variable found by Load; its message is one line.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.String()
+	}
+	return "config: " + strings.Join(parts, "; ")
+}

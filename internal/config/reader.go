@@ -1,0 +1,250 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reader parses variables and collects a Problem for each malformed one, so that Load can report
+// them all at once. Each method returns the default when the variable is unset or empty.
+type reader struct {
+	getenv   func(string) string
+	problems []Problem
+}
+
+func (r *reader) fail(name, value, want string) {
+	r.problems = append(r.problems, Problem{Var: name, Value: value, Want: want})
+}
+
+func (r *reader) get(name string) string { return strings.TrimSpace(r.getenv(name)) }
+
+func (r *reader) str(name, def string) string {
+	if v := r.get(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) intRange(name string, def, min, max int) int {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, v, "a whole number from "+strconv.Itoa(min)+" to "+strconv.Itoa(max))
+		return def
+	}
+	return n
+}
+
+// millis reads a duration in whole milliseconds, 1 ms to 24 h.
+func (r *reader) millis(name string, def int) time.Duration {
+	v := r.get(name)
+	if v == "" {
+		return time.Duration(def) * time.Millisecond
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 86_400_000 {
+		r.fail(name, v, "a whole number of milliseconds from 1 to 86400000, e.g. "+strconv.Itoa(def))
+		return time.Duration(def) * time.Millisecond
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	switch v := strings.ToLower(r.get(name)); v {
+	case "":
+		return def
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	default:
+		r.fail(name, r.get(name), "true or false")
+		return def
+	}
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.get(name))
+	if v == "" {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, r.get(name), "one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+// validHostPort reports whether s is host:port with a non-empty host and a port 1-65535.
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+func (r *reader) hostPort(name, def string) string {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	if !validHostPort(v) {
+		r.fail(name, v, "host:port, e.g. "+def)
+		return def
+	}
+	return v
+}
+
+// hostPorts reads a comma-separated host:port list; an empty entry is malformed.
+func (r *reader) hostPorts(name string) []string {
+	v := r.get(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if !validHostPort(e) {
+			r.fail(name, v, "a comma-separated list of host:port with no empty entry, e.g. kafka-1:9092,kafka-2:9092")
+			return nil
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// listenAddr reads a listen address: host:port or :port, port 0-65535.
+func (r *reader) listenAddr(name, def string) string {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	_, port, err := net.SplitHostPort(v)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 0 || n > 65535 {
+		r.fail(name, v, "a listen address [host]:port, e.g. :3000 or 127.0.0.1:3000")
+		return def
+	}
+	return v
+}
+
+// list reads a comma-separated list whose entries are at least minLen characters.
+func (r *reader) list(name string, minLen int, want string) []string {
+	v := r.get(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if len(e) < minLen {
+			r.fail(name, "<redacted>", want)
+			return nil
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (r *reader) sasl() SASL {
+	s := SASL{
+		Mechanism: strings.ToUpper(r.get("KAFKA_SASL_MECHANISM")),
+		Username:  r.getenv("KAFKA_SASL_USERNAME"),
+		Password:  r.getenv("KAFKA_SASL_PASSWORD"),
+	}
+	switch s.Mechanism {
+	case "":
+		return SASL{}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+	default:
+		r.fail("KAFKA_SASL_MECHANISM", r.get("KAFKA_SASL_MECHANISM"), "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		return SASL{}
+	}
+	if s.Username == "" {
+		r.fail("KAFKA_SASL_USERNAME", "", "the SASL user name (KAFKA_SASL_MECHANISM is set)")
+	}
+	if s.Password == "" {
+		r.fail("KAFKA_SASL_PASSWORD", "", "the SASL password (KAFKA_SASL_MECHANISM is set)")
+	}
+	return s
+}
+
+// legalTopic is Kafka's rule for topic names: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+var legalTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// ValidTopic reports whether name is a legal Kafka topic name (Kafka's Topic.validate).
+func ValidTopic(name string) bool {
+	return legalTopic.MatchString(name) && name != "." && name != ".."
+}
+
+func (r *reader) topicName(name, def string) string {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	if !ValidTopic(v) {
+		r.fail(name, v, "a Kafka topic name: 1-249 of a-z A-Z 0-9 . _ -")
+		return def
+	}
+	return v
+}
+
+var legalEvent = regexp.MustCompile(`^[a-zA-Z0-9._:-]{1,128}$`)
+
+// topics reads "topic=event,topic=event"; a bare "topic" uses the topic name as its event name.
+func (r *reader) topics(name, def string) []TopicEvent {
+	v := r.get(name)
+	if v == "" {
+		v = def
+	}
+	var out []TopicEvent
+	seen := map[string]bool{}
+	for _, e := range strings.Split(v, ",") {
+		topic, event, found := strings.Cut(strings.TrimSpace(e), "=")
+		topic, event = strings.TrimSpace(topic), strings.TrimSpace(event)
+		if !found {
+			event = topic
+		}
+		if !ValidTopic(topic) || !legalEvent.MatchString(event) || seen[topic] {
+			r.fail(name, v, "a comma-separated list of topic=event-name with distinct, legal topic names")
+			return nil
+		}
+		seen[topic] = true
+		out = append(out, TopicEvent{Topic: topic, Event: event})
+	}
+	return out
+}
+
+// origins reads REALTIME_ALLOWED_ORIGINS: "*" or scheme://host[:port] entries.
+func (r *reader) origins(name string) []string {
+	v := r.get(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimRight(strings.TrimSpace(e), "/")
+		if e == "*" {
+			out = append(out, e)
+			continue
+		}
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			r.fail(name, v, `"*" or a comma-separated list of origins scheme://host[:port], e.g. https://app.example.com`)
+			return nil
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out
+}
