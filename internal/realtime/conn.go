@@ -1,0 +1,212 @@
+package realtime
+
+import (
+	"sync"
+	"time"
+)
+
+// Transport writes frames to one client connection. The transports (WebSocket, SSE, Socket.IO)
+// only translate frames; queueing, backpressure and closing live in Conn.
+type Transport interface {
+	// Format is the frame format this transport writes.
+	Format() Format
+	// WriteFrames writes frames, in order, with as few writes as it can (ideally one). Conn
+	// calls it from one goroutine at a time. An error means the connection is broken.
+	WriteFrames(frames [][]byte) error
+	// CloseFrame is the last frame telling the client why it is disconnected, or nil when
+	// the protocol has none.
+	CloseFrame(d Disconnect) []byte
+	// Close closes the underlying connection. It must be idempotent and safe to call while
+	// WriteFrames runs (it makes a blocked write return).
+	Close()
+}
+
+// forceCloseAfter is how long a closing connection may keep its writer blocked on a client that
+// reads nothing before its socket is closed under it.
+const forceCloseAfter = 2 * time.Second
+
+// Conn is one live connection of one user as the hub sees it: a bounded send queue drained by a
+// writer goroutine that exists only while there is something to write, so an idle connection
+// costs no goroutine here. Send never blocks: past the queue bound the connection is closed with
+// DisconnectSlow, and nobody else waits for it.
+type Conn struct {
+	hub       *Hub
+	id        uint64
+	user      string
+	t         Transport
+	format    Format
+	maxQueued int // bytes
+
+	mu      sync.Mutex
+	queue   [][]byte
+	spare   [][]byte // the previous batch's backing array, reused
+	queued  int      // bytes in queue
+	writing bool     // a writer goroutine runs (or Close owns the finish)
+	paused  bool     // hold frames until Resume (resume replay in progress)
+	closing bool
+	reason  Disconnect
+	skip    map[partitionKey]int64 // drop events below these offsets (see Resume)
+	expiry  *time.Timer
+	force   *time.Timer
+	done    chan struct{}
+}
+
+// User is the ID of the user the connection belongs to (the token's sub).
+func (c *Conn) User() string { return c.user }
+
+// Done is closed once the connection is closed and its transport released.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Reason is why the connection was closed; valid after Done.
+func (c *Conn) Reason() Disconnect {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// Send queues a frame the transport itself produced (a ping, a pong, a heartbeat comment). It
+// returns false if the connection is closing or the frame overflowed the queue (the connection
+// is then closed as slow).
+func (c *Conn) Send(frame []byte) bool {
+	ok, overflow := c.enqueue(frame)
+	if overflow {
+		c.Close(DisconnectSlow)
+	}
+	return ok
+}
+
+// deliver queues ev's frame unless a resume filter says the client has it already. It reports
+// whether the frame was queued and whether the queue overflowed; on overflow the caller closes
+// the connection once it holds no hub lock.
+func (c *Conn) deliver(ev *Event) (queued, overflow bool) {
+	if c.skip != nil && c.skips(ev) {
+		return false, false
+	}
+	return c.enqueue(ev.Frame(c.format))
+}
+
+func (c *Conn) skips(ev *Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	below, ok := c.skip[partitionKey{ev.Topic, ev.Partition}]
+	return ok && ev.Offset < below
+}
+
+func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false, false
+	}
+	if c.queued+len(frame) > c.maxQueued {
+		c.mu.Unlock()
+		return false, true
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	start := !c.writing && !c.paused
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true, false
+}
+
+// writeLoop drains the queue in batches until it is empty, then exits; when the connection is
+// closing it finishes it once the last frame is written.
+func (c *Conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 || c.paused && !c.closing {
+			closing := c.closing
+			if !closing {
+				c.writing = false
+			}
+			c.mu.Unlock()
+			if closing {
+				c.finish()
+			}
+			return
+		}
+		c.queue, c.spare = c.spare, nil
+		c.queued = 0
+		c.mu.Unlock()
+
+		err := c.t.WriteFrames(batch)
+		clear(batch)
+
+		c.mu.Lock()
+		if cap(batch) <= 64 {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.closeNow(DisconnectClientGone)
+			c.finish()
+			return
+		}
+	}
+}
+
+// Close closes the connection with reason d: no frame is accepted after it; queued frames are
+// written first when d says so, then the transport's close frame, then the transport is closed.
+// It never blocks. Closing an already closing connection does nothing.
+func (c *Conn) Close(d Disconnect) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing, c.reason = true, d
+	if !d.flush {
+		clear(c.queue)
+		c.queue, c.queued = c.queue[:0], 0
+	}
+	if f := c.t.CloseFrame(d); f != nil {
+		c.queue = append(c.queue, f)
+	}
+	start := !c.writing
+	c.writing = true
+	if !start && !d.flush {
+		// The writer may be blocked on a client that reads nothing: bound the wait.
+		c.force = time.AfterFunc(forceCloseAfter, c.t.Close)
+	}
+	c.mu.Unlock()
+
+	c.hub.closed(c, d)
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// closeNow marks the connection closed without a close frame (its transport is broken).
+func (c *Conn) closeNow(d Disconnect) {
+	c.mu.Lock()
+	already := c.closing
+	c.closing, c.queue, c.queued = true, nil, 0
+	if !already {
+		c.reason = d
+	}
+	c.mu.Unlock()
+	if !already {
+		c.hub.closed(c, d)
+	}
+}
+
+// finish releases the transport; it runs once, on the goroutine that owns the writer.
+func (c *Conn) finish() {
+	c.t.Close()
+	c.mu.Lock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.force != nil {
+		c.force.Stop()
+	}
+	c.mu.Unlock()
+	close(c.done)
+}

@@ -1,0 +1,139 @@
+package realtime
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
+)
+
+// Format is a wire format a transport needs an event framed in. Each Event encodes itself at most
+// once per Format, the first time a connection of that format needs it, and shares the bytes with
+// every other connection of that format (fan-out encodes once, not once per connection).
+type Format uint8
+
+const (
+	// FormatWebSocket is a complete WebSocket text frame (RFC 6455 §5.2, unmasked, FIN set)
+	// whose payload is the JSON frame of DESIGN.md "Client frames".
+	FormatWebSocket Format = iota
+	// FormatSSE is one Server-Sent Events block: "id: <cursor>\ndata: <JSON frame>\n\n"
+	// (WHATWG HTML, "Server-sent events"). It has no "event:" line, so EventSource's onmessage
+	// receives every frame; the event name is inside the JSON.
+	FormatSSE
+	// FormatSocketIO is a Socket.IO EVENT packet inside an Engine.IO message packet:
+	// `42["<event>",<data>,"<cursor>"]` (socket.io-protocol v5, engine.io-protocol v4), as bare
+	// text: the Socket.IO transport joins it into a polling payload or prefixes the WebSocket
+	// frame header itself, since one Socket.IO connection can move from polling to WebSocket.
+	FormatSocketIO
+
+	numFormats
+)
+
+// Event is a notification on its way to connections: the decoded record, the resume cursor the
+// hub assigned when it published it, and its frames.
+type Event struct {
+	notification.Event
+	// Cursor is the opaque resume position a client that received this event sends back
+	// (see cursor.go). Set by the hub before the event reaches any connection.
+	Cursor string
+
+	id     string
+	frames [numFormats]lazyFrame
+}
+
+type lazyFrame struct {
+	once sync.Once
+	b    []byte
+}
+
+// NewEvent wraps a decoded notification for the hub.
+func NewEvent(n *notification.Event) *Event {
+	return &Event{Event: *n, id: n.ID()}
+}
+
+// ID is the event ID "<topic>:<partition>:<offset>".
+func (e *Event) ID() string { return e.id }
+
+// Frame returns the event framed in f, encoding it on first use. The bytes are shared: callers
+// must not modify them. Safe for concurrent use.
+func (e *Event) Frame(f Format) []byte {
+	lf := &e.frames[f]
+	lf.once.Do(func() { lf.b = e.encode(f) })
+	return lf.b
+}
+
+func (e *Event) encode(f Format) []byte {
+	switch f {
+	case FormatWebSocket:
+		return wsFrame(opText, e.appendJSON(nil))
+	case FormatSSE:
+		return sseFrame(e.Cursor, e.appendJSON(nil))
+	case FormatSocketIO:
+		return e.appendSocketIO(nil)
+	}
+	panic("realtime: unknown frame format " + strconv.Itoa(int(f)))
+}
+
+// appendJSON appends the JSON frame of DESIGN.md "Client frames":
+// {"id","event","data","time","cursor"}.
+func (e *Event) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.id)
+	b = append(b, `,"event":`...)
+	b = appendJSONString(b, e.Name)
+	b = append(b, `,"data":`...)
+	b = append(b, e.Data...)
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","cursor":`...)
+	b = appendJSONString(b, e.Cursor)
+	return append(b, '}')
+}
+
+// appendSocketIO appends `42["<event>",<data>,"<cursor>"]`: Engine.IO message (4) carrying a
+// Socket.IO EVENT (2) to the default namespace. The trailing cursor is the offset argument of
+// Socket.IO connection state recovery (socket.io v4.6): clients keep it and send it back on
+// reconnect; listeners that take one argument never see it.
+func (e *Event) appendSocketIO(b []byte) []byte {
+	b = append(b, `42[`...)
+	b = appendJSONString(b, e.Name)
+	b = append(b, ',')
+	b = append(b, e.Data...)
+	b = append(b, ',')
+	b = appendJSONString(b, e.Cursor)
+	return append(b, ']')
+}
+
+// timeLayout is RFC 3339 in UTC with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// appendJSONString appends s as a JSON string (RFC 8259 §7) with encoding/json's escaping.
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// Control is a message the server itself sends a client: a resync notice or a disconnect reason.
+// It is framed like an event, with an empty id and no cursor change unless Cursor is set.
+type Control struct {
+	Event  string // "resync" or "disconnect"
+	Data   any    // JSON-encodable payload
+	Cursor string
+}
+
+// Frame encodes c in format f (for control messages that are not shared, encoding per
+// connection is fine).
+func (c Control) Frame(f Format) []byte {
+	data, err := json.Marshal(c.Data)
+	if err != nil {
+		data = []byte("null")
+	}
+	ev := &Event{Event: notification.Event{Name: c.Event, Data: data, Time: time.Now()}, Cursor: c.Cursor}
+	if f == FormatSSE && c.Cursor == "" {
+		// Without an id line the browser keeps its Last-Event-ID.
+		return append(append([]byte("data: "), ev.appendJSON(nil)...), "\n\n"...)
+	}
+	return ev.encode(f)
+}

@@ -1,0 +1,312 @@
+// Package realtime delivers events to the live connections of the users they name.
+//
+// The Hub indexes connections by user ID (sharded, so lookups never contend on one lock) and fans
+// each published event out to every connection of every named user. A Conn owns one bounded send
+// queue and writes through its Transport; the transports (WebSocket, SSE here, Socket.IO in its
+// own package) only translate frames. Data flows one way: Kafka consumer -> Hub.Publish -> Conn
+// queues -> sockets.
+package realtime
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
+)
+
+// ErrShuttingDown is returned by Register once Shutdown has begun.
+var ErrShuttingDown = errors.New("realtime: shutting down")
+
+const numShards = 64
+
+// HubConfig configures a Hub. Every field's zero value has a meaning, given with the field.
+type HubConfig struct {
+	// SendQueueBytes bounds each connection's queue; zero means 1 MiB.
+	SendQueueBytes int
+	// Log receives connection and delivery problems; nil discards them.
+	Log *slog.Logger
+	// Metrics registers the hub's metrics; nil registers nothing.
+	Metrics prometheus.Registerer
+	// Replayer serves resuming clients the events they missed; nil answers every resume that
+	// missed something with a resync event.
+	Replayer Replayer
+}
+
+// Hub is the user index and fan-out. Make one with NewHub; it is safe for concurrent use.
+type Hub struct {
+	cfg    HubConfig
+	log    *slog.Logger
+	m      *metrics
+	nextID atomic.Uint64
+	down   atomic.Bool
+	shards [numShards]shard
+
+	// pubMu serialises publishing, so that an event's cursor, taken after its position was
+	// advanced, covers exactly the events queued before it on every connection.
+	pubMu sync.Mutex
+	pos   positions
+	codec atomic.Pointer[CursorCodec]
+}
+
+type shard struct {
+	mu    sync.RWMutex
+	users map[string][]*Conn
+}
+
+// NewHub returns a Hub; it starts no goroutine.
+func NewHub(cfg HubConfig) *Hub {
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = 1 << 20
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics)}
+	for i := range h.shards {
+		h.shards[i].users = make(map[string][]*Conn)
+	}
+	return h
+}
+
+func (h *Hub) shard(user string) *shard {
+	f := fnv.New32a()
+	f.Write([]byte(user))
+	return &h.shards[f.Sum32()%numShards]
+}
+
+// SetCursorCodec sets the codec for the Kafka cluster the hub's events come from; until it is set
+// events carry no cursor and cursors sent by clients get a resync.
+func (h *Hub) SetCursorCodec(cc *CursorCodec) { h.codec.Store(cc) }
+
+// Codec is the cursor codec, or nil before SetCursorCodec.
+func (h *Hub) Codec() *CursorCodec { return h.codec.Load() }
+
+// ConnOptions describe a connection to Register.
+type ConnOptions struct {
+	// User is the authenticated user ID; required.
+	User string
+	// Transport writes the frames; required.
+	Transport Transport
+	// Expires closes the connection with DisconnectTokenExpired at that time; zero never.
+	Expires time.Time
+	// Paused holds the connection's frames until Resume, for a resume replay that must come
+	// before live events.
+	Paused bool
+	// Skip drops live events below these offsets: the client resumed with a cursor ahead of
+	// this node, and already has them.
+	Skip []Position
+}
+
+// Register adds a connection to the hub and returns it with the hub's position at that instant:
+// every event published after it goes to the connection, none before. It fails with
+// ErrShuttingDown once Shutdown has begun.
+func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
+	if h.down.Load() {
+		return nil, nil, ErrShuttingDown
+	}
+	c := &Conn{
+		hub:       h,
+		id:        h.nextID.Add(1),
+		user:      o.User,
+		t:         o.Transport,
+		format:    o.Transport.Format(),
+		maxQueued: h.cfg.SendQueueBytes,
+		paused:    o.Paused,
+		done:      make(chan struct{}),
+	}
+	if len(o.Skip) > 0 {
+		c.skip = make(map[partitionKey]int64, len(o.Skip))
+		for _, p := range o.Skip {
+			c.skip[partitionKey{p.Topic, p.Partition}] = p.Offset
+		}
+	}
+	s := h.shard(o.User)
+
+	h.pubMu.Lock()
+	s.mu.Lock()
+	s.users[o.User] = append(s.users[o.User], c)
+	s.mu.Unlock()
+	at := h.pos.snapshot()
+	h.pubMu.Unlock()
+
+	h.m.connections.WithLabelValues(formatName(c.format)).Inc()
+	if !o.Expires.IsZero() {
+		c.mu.Lock()
+		c.expiry = time.AfterFunc(time.Until(o.Expires), func() { c.Close(DisconnectTokenExpired) })
+		c.mu.Unlock()
+	}
+	// Shutdown may have begun between the check above and the insert: do not strand c.
+	if h.down.Load() {
+		c.Close(DisconnectShutdown)
+		return nil, nil, ErrShuttingDown
+	}
+	return c, at, nil
+}
+
+// Resume releases a paused connection: frames (a replay) go out first, then the live events
+// queued since Register.
+func (c *Conn) Resume(frames [][]byte) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	for _, f := range frames {
+		c.queued += len(f)
+	}
+	c.queue = append(frames[:len(frames):len(frames)], c.queue...)
+	c.paused = false
+	start := !c.writing && len(c.queue) > 0
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// closed removes c from the index; Conn.Close calls it once.
+func (h *Hub) closed(c *Conn, d Disconnect) {
+	s := h.shard(c.user)
+	s.mu.Lock()
+	conns := s.users[c.user]
+	for i, other := range conns {
+		if other == c {
+			conns[i] = conns[len(conns)-1]
+			conns[len(conns)-1] = nil
+			conns = conns[:len(conns)-1]
+			break
+		}
+	}
+	if len(conns) == 0 {
+		delete(s.users, c.user)
+	} else {
+		s.users[c.user] = conns
+	}
+	s.mu.Unlock()
+	h.m.connections.WithLabelValues(formatName(c.format)).Dec()
+	h.m.disconnects.WithLabelValues(disconnectName(d)).Inc()
+	if d == DisconnectSlow {
+		h.log.Warn("connection closed: slow consumer", "user", c.user, "conn", c.id, "transport", formatName(c.format))
+	}
+}
+
+// Assigned records the starting offsets of newly assigned partitions; it must be called before
+// any event of those partitions is published (kafka.ConsumerConfig.Assigned).
+func (h *Hub) Assigned(start map[string]map[int32]int64) {
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	for topic, parts := range start {
+		for p, off := range parts {
+			h.pos.set(topic, p, off)
+		}
+	}
+}
+
+// Revoked forgets partitions this node no longer consumes.
+func (h *Hub) Revoked(parts map[string][]int32) {
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			h.pos.remove(topic, p)
+		}
+	}
+}
+
+// Position is the hub's progress now: the next offset to publish in each assigned partition.
+func (h *Hub) Position() []Position {
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	return h.pos.snapshot()
+}
+
+// Publish fans n out to every connection of every user it names and returns the Event it
+// became. It never blocks on a connection: a connection whose queue overflows is closed as slow.
+// Events of one partition must be published in offset order (the consumer does).
+func (h *Hub) Publish(n *notification.Event) *Event {
+	ev := NewEvent(n)
+	var slow []*Conn
+	delivered := 0
+
+	h.pubMu.Lock()
+	h.pos.set(n.Topic, n.Partition, n.Offset+1)
+	if cc := h.codec.Load(); cc != nil {
+		ev.Cursor = cc.Encode(h.pos.list)
+	}
+	for _, user := range n.UserIDs {
+		s := h.shard(user)
+		s.mu.RLock()
+		for _, c := range s.users[user] {
+			queued, overflow := c.deliver(ev)
+			if queued {
+				delivered++
+			}
+			if overflow {
+				slow = append(slow, c)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	h.pubMu.Unlock()
+
+	for _, c := range slow {
+		c.Close(DisconnectSlow)
+	}
+	h.m.published.Inc()
+	h.m.deliveries.Add(float64(delivered))
+	return ev
+}
+
+// Connections counts the live connections.
+func (h *Hub) Connections() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, conns := range s.users {
+			n += len(conns)
+		}
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Shutdown refuses new connections, closes every connection with DisconnectShutdown after
+// writing what was queued for it, and waits for them until ctx is done; then it closes the
+// remaining transports under their writers and returns ctx's error.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.down.Store(true)
+	var all []*Conn
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, conns := range s.users {
+			all = append(all, conns...)
+		}
+		s.mu.RUnlock()
+	}
+	for _, c := range all {
+		c.Close(DisconnectShutdown)
+	}
+	for _, c := range all {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			for _, c := range all {
+				c.t.Close()
+			}
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package realtime
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the hub's Prometheus series. With a nil Registerer they are kept but not exposed.
+type metrics struct {
+	connections *prometheus.GaugeVec   // realtime_connections{transport}
+	disconnects *prometheus.CounterVec // realtime_disconnects_total{reason}
+	published   prometheus.Counter     // realtime_events_published_total
+	deliveries  prometheus.Counter     // realtime_deliveries_total
+	replayed    prometheus.Counter     // realtime_replayed_events_total
+	resyncs     *prometheus.CounterVec // realtime_resyncs_total{reason}
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_connections",
+			Help: "Live client connections by transport (websocket, sse, socketio).",
+		}, []string{"transport"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_disconnects_total",
+			Help: "Closed client connections by reason (slow = send queue overflow).",
+		}, []string{"reason"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_events_published_total",
+			Help: "Events handed to the hub for fan-out.",
+		}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_deliveries_total",
+			Help: "Event frames queued to connections (one per event per connection).",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_replayed_events_total",
+			Help: "Missed events sent to resuming connections.",
+		}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_resyncs_total",
+			Help: "Resumes that could not be honoured, by reason; the client got a resync event.",
+		}, []string{"reason"}),
+	}
+	for _, f := range []Format{FormatWebSocket, FormatSSE, FormatSocketIO} {
+		m.connections.WithLabelValues(formatName(f))
+	}
+	if reg != nil {
+		reg.MustRegister(m.connections, m.disconnects, m.published, m.deliveries, m.replayed, m.resyncs)
+	}
+	return m
+}
+
+func formatName(f Format) string {
+	switch f {
+	case FormatWebSocket:
+		return "websocket"
+	case FormatSSE:
+		return "sse"
+	default:
+		return "socketio"
+	}
+}
+
+func disconnectName(d Disconnect) string {
+	switch d.Code {
+	case DisconnectShutdown.Code:
+		return "shutdown"
+	case DisconnectSlow.Code:
+		return "slow"
+	case DisconnectTokenExpired.Code:
+		return "token_expired"
+	case DisconnectProtocol.Code:
+		return "protocol"
+	default:
+		return "client_gone"
+	}
+}

@@ -1,0 +1,183 @@
+package realtime
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
+)
+
+// Replayer finds the events a resuming client missed.
+type Replayer interface {
+	// Replay returns user's events with offsets in [from, to) of each partition, in offset order
+	// within a partition. A partition missing from from is read from its start. The error is a
+	// *ResyncError when the range cannot be served (expired, too long).
+	Replay(ctx context.Context, user string, from, to []Position) ([]*notification.Event, error)
+}
+
+// ResyncError says why a resume cannot be honoured; the client gets a "resync" event with Reason.
+type ResyncError struct {
+	Reason string // machine-readable: malformed, other-cluster, unknown-topic, expired, too-far-behind, unavailable
+	Detail string
+}
+
+func (e *ResyncError) Error() string { return "resync: " + e.Reason + ": " + e.Detail }
+
+// Attach registers a connection (see Register) and, when the client sent a cursor, first sends
+// it every event of its user it missed since the cursor, then the live events queued meanwhile,
+// with no gap and no duplicate at the seam. A cursor that cannot be honoured (malformed, from
+// another cluster, older than Kafka retains, beyond the replay limit) yields one "resync"
+// control frame instead, then live events.
+func (h *Hub) Attach(o ConnOptions, cursor string) (*Conn, error) {
+	if cursor == "" {
+		c, _, err := h.Register(o)
+		return c, err
+	}
+	from, cerr := h.decodeCursor(cursor)
+	if cerr == nil {
+		o.Skip = from // live events below the cursor are the client's already
+	}
+	o.Paused = true
+	c, at, err := h.Register(o)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-c.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		c.Resume(h.replay(ctx, c, from, at, cerr))
+	}()
+	return c, nil
+}
+
+func (h *Hub) decodeCursor(s string) ([]Position, error) {
+	codec := h.Codec()
+	if codec == nil {
+		return nil, &ResyncError{Reason: "unavailable", Detail: errNoCodec.Error()}
+	}
+	ps, err := codec.Decode(s)
+	if err != nil {
+		var ce *CursorError
+		errors.As(err, &ce)
+		return nil, &ResyncError{Reason: ce.Reason, Detail: "the cursor cannot be read by this cluster"}
+	}
+	return ps, nil
+}
+
+// replay returns the frames a resuming connection gets before live events: the missed events
+// with per-connection cursors, or one resync frame.
+func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr error) [][]byte {
+	if cerr == nil && !behind(from, at) {
+		return nil
+	}
+	var events []*notification.Event
+	err := cerr
+	if err == nil {
+		if h.cfg.Replayer == nil {
+			err = &ResyncError{Reason: "unavailable", Detail: "this node keeps no history"}
+		} else {
+			events, err = h.cfg.Replayer.Replay(ctx, c.user, from, at)
+		}
+	}
+	if err != nil {
+		var re *ResyncError
+		if !errors.As(err, &re) {
+			re = &ResyncError{Reason: "unavailable", Detail: err.Error()}
+		}
+		h.m.resyncs.WithLabelValues(re.Reason).Inc()
+		return [][]byte{h.resyncFrame(c.format, re, at)}
+	}
+	return h.replayFrames(c.format, events, from, at)
+}
+
+// behind reports whether some partition of at is ahead of from, i.e. events may be missing.
+func behind(from, at []Position) bool {
+	for _, a := range at {
+		i := slices.IndexFunc(from, func(f Position) bool { return f.Topic == a.Topic && f.Partition == a.Partition })
+		if i < 0 || from[i].Offset < a.Offset {
+			return true
+		}
+	}
+	return false
+}
+
+// replayFrames frames events for one connection. Each frame's cursor is the connection's own
+// progress: from, advanced past every event already sent, so that it is exact whatever order
+// partitions interleave in. Partitions are merged by record time, each kept in offset order.
+func (h *Hub) replayFrames(f Format, events []*notification.Event, from, at []Position) [][]byte {
+	var p positions
+	for _, pos := range from {
+		p.set(pos.Topic, pos.Partition, pos.Offset)
+	}
+	codec := h.Codec()
+	frames := make([][]byte, 0, len(events))
+	for i, n := range mergeByTime(events) {
+		p.set(n.Topic, n.Partition, n.Offset+1)
+		if i == len(events)-1 {
+			// Past the last missed event the client has everything below at: say so, so that
+			// its next resume starts at the seam.
+			for _, pos := range at {
+				if j, ok := p.index(pos.Topic, pos.Partition); !ok || p.list[j].Offset < pos.Offset {
+					p.set(pos.Topic, pos.Partition, pos.Offset)
+				}
+			}
+		}
+		ev := NewEvent(n)
+		ev.Cursor = codec.Encode(p.list)
+		frames = append(frames, ev.Frame(f))
+	}
+	h.m.replayed.Add(float64(len(frames)))
+	return frames
+}
+
+// mergeByTime orders events by record time across partitions while keeping each partition's
+// events in offset order (a k-way merge: record times need not grow within a partition).
+func mergeByTime(events []*notification.Event) []*notification.Event {
+	byPart := map[partitionKey][]*notification.Event{}
+	var keys []partitionKey
+	for _, e := range events {
+		k := partitionKey{e.Topic, e.Partition}
+		if _, ok := byPart[k]; !ok {
+			keys = append(keys, k)
+		}
+		byPart[k] = append(byPart[k], e)
+	}
+	for _, k := range keys {
+		slices.SortFunc(byPart[k], func(a, b *notification.Event) int { return cmp.Compare(a.Offset, b.Offset) })
+	}
+	out := make([]*notification.Event, 0, len(events))
+	for len(out) < len(events) {
+		var best partitionKey
+		found := false
+		for _, k := range keys {
+			q := byPart[k]
+			if len(q) > 0 && (!found || q[0].Time.Before(byPart[best][0].Time)) {
+				best, found = k, true
+			}
+		}
+		out = append(out, byPart[best][0])
+		byPart[best] = byPart[best][1:]
+	}
+	return out
+}
+
+func (h *Hub) resyncFrame(f Format, re *ResyncError, at []Position) []byte {
+	cursor := ""
+	if codec := h.Codec(); codec != nil {
+		cursor = codec.Encode(at)
+	}
+	return Control{
+		Event:  "resync",
+		Data:   map[string]string{"reason": re.Reason, "message": re.Detail},
+		Cursor: cursor,
+	}.Frame(f)
+}

@@ -1,0 +1,171 @@
+package realtime
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
+)
+
+// EndpointConfig configures the client endpoints. Every zero value has a meaning, given with the
+// field.
+type EndpointConfig struct {
+	// PingInterval is how often the server pings (WebSocket) or sends a heartbeat comment
+	// (SSE); zero means 25 s.
+	PingInterval time.Duration
+	// PongTimeout is how long after a ping the WebSocket may stay silent before it is closed;
+	// zero means 20 s.
+	PongTimeout time.Duration
+	// WriteTimeout bounds one write; zero means 10 s.
+	WriteTimeout time.Duration
+	// Log receives per-connection problems; nil discards them.
+	Log *slog.Logger
+}
+
+func (c EndpointConfig) withDefaults() EndpointConfig {
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PongTimeout <= 0 {
+		c.PongTimeout = 20 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// maxClientMessage bounds what a client may send on /v1/ws (it has nothing to send but control
+// frames); a larger message closes the connection with 1009 (RFC 6455 §7.4.1).
+const maxClientMessage = 4 << 10
+
+// pingFrame is a WebSocket ping with no payload.
+var pingFrame = wsFrame(opPing, nil)
+
+// NewWebSocketHandler serves GET /v1/ws. The request must already be authenticated (auth.WithClaims
+// on its context) and its origin checked: the HTTP layer does both and answers 401/403 before any
+// upgrade. A client resumes with ?cursor=<cursor>. Frames are the JSON of DESIGN.md "Client
+// frames", one per text message; the server sends pings and closes with the codes of
+// disconnect.go.
+//
+// The handler returns once the connection is registered: an idle connection costs one goroutine
+// (its reader) and a 512-byte read buffer. Writes bypass gorilla/websocket's writer: events are
+// framed once for every connection and written as is, several per syscall.
+func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
+	cfg = cfg.withDefaults()
+	up := websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferPool: &sync.Pool{}, // gorilla's writer is never used; do not hold a buffer
+		Subprotocols:    []string{auth.Subprotocol},
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked by the HTTP layer
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, ok := auth.FromContext(r.Context())
+		if !ok {
+			http.Error(w, "unauthenticated", http.StatusUnauthorized)
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return // gorilla answered the bad handshake
+		}
+		t := &wsTransport{ws: ws, nc: ws.NetConn(), writeTimeout: cfg.WriteTimeout}
+		c, err := h.Attach(ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires}, r.URL.Query().Get("cursor"))
+		if err != nil {
+			t.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			t.nc.Write(wsCloseFrame(DisconnectShutdown.Code, DisconnectShutdown.Reason))
+			t.Close()
+			return
+		}
+		t.startKeepalive(c, cfg.PingInterval, cfg.PongTimeout)
+		go t.readLoop(c, cfg.PingInterval+cfg.PongTimeout)
+	})
+}
+
+// wsTransport writes pre-framed messages straight to the socket. The only write gorilla itself
+// may make is a close frame on a protocol error, in one Write call, which net.Conn never
+// interleaves with ours.
+type wsTransport struct {
+	ws           *websocket.Conn
+	nc           net.Conn
+	writeTimeout time.Duration
+	ping         atomic.Pointer[time.Timer]
+	closeOnce    sync.Once
+}
+
+func (t *wsTransport) Format() Format { return FormatWebSocket }
+
+func (t *wsTransport) WriteFrames(frames [][]byte) error {
+	if err := t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return err
+	}
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(t.nc) // writev: one syscall for the batch
+	return err
+}
+
+func (t *wsTransport) CloseFrame(d Disconnect) []byte {
+	if d == DisconnectClientGone {
+		return wsCloseFrame(1000, "") // the echo RFC 6455 §5.5.1 asks for
+	}
+	return wsCloseFrame(d.Code, d.Reason)
+}
+
+func (t *wsTransport) Close() {
+	t.closeOnce.Do(func() {
+		if p := t.ping.Load(); p != nil {
+			p.Stop()
+		}
+		t.nc.Close()
+	})
+}
+
+// startKeepalive pings every interval; the reader's deadline closes a connection that stays
+// silent for interval+timeout.
+func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
+	timer := time.AfterFunc(time.Hour, func() {
+		if p := t.ping.Load(); p != nil && c.Send(pingFrame) {
+			p.Reset(interval)
+		}
+	})
+	t.ping.Store(timer)
+	timer.Reset(interval)
+}
+
+// readLoop reads until the client goes: it answers pings, extends the deadline on any frame,
+// and discards messages (clients have nothing to say on /v1/ws).
+func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
+	defer c.Close(DisconnectClientGone)
+	t.ws.SetReadLimit(maxClientMessage)
+	extend := func() { t.nc.SetReadDeadline(time.Now().Add(silence)) }
+	extend()
+	t.ws.SetPongHandler(func(string) error { extend(); return nil })
+	t.ws.SetPingHandler(func(data string) error {
+		extend()
+		c.Send(wsFrame(opPong, []byte(data)))
+		return nil
+	})
+	t.ws.SetCloseHandler(func(code int, text string) error {
+		return nil // Close(DisconnectClientGone) answers with our close frame
+	})
+	for {
+		_, r, err := t.ws.NextReader()
+		if err != nil {
+			return
+		}
+		extend()
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
