@@ -37,7 +37,7 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		hdr := w.Header()
 		hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
 		hdr.Set("Cache-Control", "no-cache, no-store, no-transform") // no caching, no proxy rewriting
-		hdr.Set("X-Accel-Buffering", "no")                          // nginx: do not buffer
+		hdr.Set("X-Accel-Buffering", "no")                           // nginx: do not buffer
 		if r.ProtoMajor == 1 {
 			hdr.Set("Connection", "keep-alive")
 		}
