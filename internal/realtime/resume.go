@@ -181,3 +181,10 @@ func (h *Hub) resyncFrame(f Format, re *ResyncError, at []Position) []byte {
 		Cursor: cursor,
 	}.Frame(f)
 }
+
+// CheckCursor returns nil when this hub can read cursor (a *ResyncError otherwise). Socket.IO
+// answers a recovery attempt with `recovered: true` only then; Attach re-reads the cursor.
+func (h *Hub) CheckCursor(cursor string) error {
+	_, err := h.decodeCursor(cursor)
+	return err
+}
