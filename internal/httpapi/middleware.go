@@ -1,0 +1,209 @@
+package httpapi
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// logRequests logs one line per request (method, route pattern, path, status, duration) and
+// counts it in m. Health and metrics probes log at debug level, server errors at error level,
+// the rest at info. It logs and counts also when the handler panics on through it.
+func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			d := time.Since(start)
+			status := sw.status
+			if p := recover(); p != nil { // only http.ErrAbortHandler gets past recoverPanics
+				if status == 0 {
+					status = http.StatusInternalServerError
+				}
+				defer panic(p)
+			} else if status == 0 {
+				status = http.StatusOK // what net/http sends for a handler that wrote nothing
+			}
+			route := r.Pattern // set by the ServeMux on this very request
+			if route == "" {
+				route = routeUnmatched
+			}
+			m.observeRequest(route, r.Method, status, d)
+			level := slog.LevelInfo
+			switch {
+			case status >= 500:
+				level = slog.LevelError
+			case strings.HasPrefix(route, "GET /health") || route == "GET /metrics":
+				level = slog.LevelDebug
+			}
+			log.LogAttrs(r.Context(), level, "http request",
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Duration("duration", d))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// recoverPanics turns a panic into a logged error and a 500 internal-error problem. If the
+// response had begun, it aborts it instead (http.ErrAbortHandler), so the client sees a broken
+// response rather than a complete-looking one; http.ErrAbortHandler itself passes through.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w}
+		}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way
+				panic(p)
+			}
+			log.Error("panic serving request",
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.String("panic", fmt.Sprint(p)),
+				slog.String("stack", string(debug.Stack())))
+			if sw.status != 0 {
+				panic(http.ErrAbortHandler)
+			}
+			writeProblem(sw, r, internalProblem())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// fallback serves mux, and answers the requests no route matches: GET and HEAD go to web when it
+// is set (its 404 answers become not-found problems; the route label is "GET /"), and the rest
+// get mux's verdict as a problem: 404 not-found, or 405 method-not-allowed with mux's Allow header.
+func fallback(mux *http.ServeMux, web http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r) // a route, or a redirect to one
+			return
+		}
+		verdict := &headerRecorder{header: http.Header{}}
+		mux.ServeHTTP(verdict, r)
+		switch {
+		case verdict.status == http.StatusMethodNotAllowed:
+			allow := verdict.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeProblem(w, r, methodNotAllowedProblem(r, allow))
+		case verdict.status != http.StatusNotFound: // a redirect to the cleaned path
+			for k, v := range verdict.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(verdict.status)
+		case web != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			r.Pattern = "GET /"
+			nf := &notFoundWriter{ResponseWriter: w}
+			web.ServeHTTP(nf, r)
+			if nf.notFound {
+				writeProblem(w, r, notFoundProblem(r))
+			}
+		default:
+			writeProblem(w, r, notFoundProblem(r))
+		}
+	})
+}
+
+// statusWriter records the status of a response. It passes Flush (SSE) and Hijack (WebSocket)
+// through, and unwraps for http.ResponseController. A hijacked connection counts as status 101.
+type statusWriter struct {
+	http.ResponseWriter
+	status int // 0 until the header is written
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 { // 1xx are interim answers
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// headerRecorder keeps the header and status a handler writes and drops the body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+
+func (h *headerRecorder) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// notFoundWriter passes a response through unless its status is 404, whose header and body it
+// drops so that the caller can answer with a problem instead.
+type notFoundWriter struct {
+	http.ResponseWriter
+	wrote    bool
+	notFound bool
+}
+
+func (w *notFoundWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	if code == http.StatusNotFound {
+		w.wrote, w.notFound = true, true
+		return
+	}
+	if code >= 200 {
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *notFoundWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.notFound {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *notFoundWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

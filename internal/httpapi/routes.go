@@ -1,0 +1,40 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
+)
+
+// addRoutes is the whole HTTP surface, one line per route (ServeMux patterns, Go 1.22+).
+// Besides these, deps.Web answers GET and HEAD requests that match no route (see fallback), and
+// every other unmatched request gets a 404 or 405 problem.
+func addRoutes(mux *http.ServeMux, log *slog.Logger, s settings, deps Deps, m *metrics) {
+	v := notification.NewValidator()
+	p := producer{kafka: deps.Kafka, timeout: s.requestTimeout, metrics: m, log: log}
+	key := requireAPIKey(s.apiKeys)
+
+	mux.Handle("POST /v1/notifications/session-starting-soon", key(handleNotification[notification.SessionStartingSoon](log, v, p, s, notification.EventSessionStartingSoon)))
+	mux.Handle("POST /v1/notifications/concept-mastered", key(handleNotification[notification.ConceptMastered](log, v, p, s, notification.EventConceptMastered)))
+	mux.Handle("POST /v1/topics/{topic}/records", key(handleProduceRecords(log, v, p, s)))
+	mux.Handle("GET /v1/topics", key(handleListTopics(log, deps.Kafka, s)))
+	mux.Handle("POST /v1/topics", key(handleCreateTopic(log, v, deps.Kafka, s)))
+
+	mux.Handle("GET /health", handleHealth(deps.Health))
+	mux.Handle("GET /health/live", handleLive(deps.Health))
+	mux.Handle("GET /health/ready", handleReady(deps.Health))
+	mountIf(mux, "GET /metrics", handleMetrics(deps.Gatherer))
+
+	mountIf(mux, "GET /v1/ws", deps.WebSocket)
+	mountIf(mux, "GET /v1/events", deps.SSE)
+	mountIf(mux, "/socket.io/", deps.SocketIO)
+	mountIf(mux, "GET /v1/dev/token", deps.DevToken)
+}
+
+// mountIf registers h for pattern unless h is nil.
+func mountIf(mux *http.ServeMux, pattern string, h http.Handler) {
+	if h != nil {
+		mux.Handle(pattern, h)
+	}
+}

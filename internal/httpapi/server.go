@@ -1,0 +1,155 @@
+// Package httpapi is realtime-service's HTTP surface: the service-to-service API that validates
+// and produces records and manages topics, the health and metrics endpoints, and the mount points
+// of the client transports and demo page that other packages provide. The contracts are those of
+// ../shared/DESIGN.md, "HTTP API"; routes.go lists every route.
+//
+// # Authentication
+//
+// /v1/notifications/* and /v1/topics* need one of config.HTTP.APIKeys, sent as
+// "Authorization: Bearer <key>" (RFC 6750 §2.1) or "X-API-Key: <key>". A missing or unknown key
+// gets 401 with "WWW-Authenticate: Bearer realm=\"realtime-service\"" (RFC 6750 §3). With no keys
+// configured the API is open (config.Load allows that only with the embedded development broker).
+// The health, metrics, client transport (/v1/ws, /v1/events, /socket.io/), development token and
+// demo page routes need no key: clients authenticate with their own tokens.
+//
+// # Requests
+//
+// Request bodies are JSON: a Content-Type other than application/json gets 415, a body larger
+// than config.HTTP.MaxBodyBytes gets 413, and in either case nothing is produced. Unknown fields
+// are errors. A produce is answered only after Kafka acknowledged the record (acks=all) or gave up,
+// within config.Kafka.RequestTimeout; an unacknowledged record never gets a 2xx answer.
+//
+// # Responses
+//
+// Successful responses are application/json. Every error is application/problem+json (RFC 9457)
+// with a stable "type" and "code" and a list of field errors; problem.go lists the types.
+//
+//	POST /v1/notifications/session-starting-soon   body: notification.SessionStartingSoon
+//	POST /v1/notifications/concept-mastered        body: notification.ConceptMastered
+//	  201 {"id":"<topic>:<partition>:<offset>","topic":"...","partition":0,"offset":12}
+//	  400 validation-error | invalid-json    401    413    415    503 kafka-unavailable
+//
+//	POST /v1/topics/{topic}/records                see handleProduceRecords
+//
+//	GET  /v1/topics
+//	  200 {"topics":[{"name":"...","partitions":3,"replicationFactor":1,"internal":false}]}
+//	POST /v1/topics   {"name":"...","partitions":3,"replicationFactor":1,"configs":{"retention.ms":"3600000"}}
+//	  201 {"name":"...","partitions":3,"replicationFactor":1,"internal":false}
+//	  400 validation-error | invalid-json | kafka-rejected    403 internal-topic    409 topic-exists
+//
+//	GET /health        200 | 503 {"status":"ok|error","info":{},"error":{},"details":{...}} (NestJS Terminus)
+//	GET /health/live   200 {"status":"ok","info":{},"error":{},"details":{}} while the process serves
+//	GET /health/ready  200 when the required checks pass; 503 when not, or once shutdown began
+//	GET /metrics       Prometheus text exposition of Deps.Gatherer
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/health"
+	"github.com/realtime-service/realtime-service/internal/kafka"
+)
+
+// Kafka is what the API needs of Kafka; *kafka.Client implements it.
+type Kafka interface {
+	// Produce sends recs and returns once every one was acknowledged or failed, with one error per
+	// record in input order (nil when it was written; then its Partition and Offset are set).
+	// Errors match kafka.ErrTopicNotFound, kafka.ErrUnavailable or *kafka.RequestError.
+	Produce(ctx context.Context, recs ...*kgo.Record) []error
+	// CreateTopic creates a topic; errors match kafka.ErrTopicExists, *kafka.RequestError (for
+	// example INVALID_REPLICATION_FACTOR) or kafka.ErrUnavailable.
+	CreateTopic(ctx context.Context, name string, partitions int32, replicationFactor int16, configs map[string]*string) error
+	// ListTopics lists every topic, internal ones included.
+	ListTopics(ctx context.Context) ([]kafka.TopicInfo, error)
+}
+
+// Deps are the server's collaborators. Kafka and Health are required; the rest may be nil.
+type Deps struct {
+	// Kafka produces records and manages topics.
+	Kafka Kafka
+	// Health answers GET /health, /health/live and /health/ready.
+	Health *health.Checker
+	// Gatherer is exposed on GET /metrics; nil leaves /metrics unmounted (404).
+	Gatherer prometheus.Gatherer
+	// Registerer receives the server's own metrics (see metrics.go); nil keeps them in a private
+	// registry that nothing exposes. Registering on a Registerer that already holds them (a second
+	// NewServer in one process) reuses them.
+	Registerer prometheus.Registerer
+
+	// The handlers below come from other packages and are mounted only when non-nil. They are not
+	// behind the API key: they authenticate their users themselves.
+
+	// WebSocket serves GET /v1/ws.
+	WebSocket http.Handler
+	// SSE serves GET /v1/events.
+	SSE http.Handler
+	// SocketIO serves /socket.io/ (every method: Engine.IO polls with GET and POST).
+	SocketIO http.Handler
+	// Web serves the demo page: every GET or HEAD request that matches no route, "/" included.
+	// Its 404 answers are replaced by the API's 404 problem.
+	Web http.Handler
+	// DevToken serves GET /v1/dev/token; main sets it only in development (embedded broker).
+	DevToken http.Handler
+}
+
+// NewServer returns the service's HTTP handler: the routes of routes.go behind the middleware of
+// middleware.go (panic recovery answering 500, one log line per request, request metrics), with
+// problem+json answers for unknown routes (404) and wrong methods (405, with Allow).
+//
+// cfg.HTTP.MaxBodyBytes (zero: 1 MiB) caps request bodies, cfg.HTTP.APIKeys guard the service
+// API, cfg.Kafka.RequestTimeout (zero: 25s) bounds a produce or topic request, and cfg.Kafka.Topics
+// picks the topic of each notification endpoint. NewServer panics if deps.Kafka or deps.Health is
+// nil, or if deps.Registerer holds a different metric under one of the server's metric names: those
+// are wiring mistakes, found at start-up.
+func NewServer(log *slog.Logger, cfg config.Config, deps Deps) http.Handler {
+	if deps.Kafka == nil || deps.Health == nil {
+		panic("httpapi: NewServer needs deps.Kafka and deps.Health")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := newMetrics(deps.Registerer)
+	mux := http.NewServeMux()
+	addRoutes(mux, log, settingsFrom(cfg), deps, m)
+	var h http.Handler = fallback(mux, deps.Web)
+	h = recoverPanics(log, h)
+	h = logRequests(log, m, h)
+	return h
+}
+
+// settings are the parts of config.Config the handlers use, with zero values filled in.
+type settings struct {
+	maxBodyBytes   int64
+	requestTimeout time.Duration
+	apiKeys        []string
+	topics         []config.TopicEvent
+}
+
+// Defaults for zero fields of config.Config; they equal config.Load's defaults.
+const (
+	defaultMaxBodyBytes   = 1 << 20
+	defaultRequestTimeout = 25 * time.Second
+)
+
+func settingsFrom(cfg config.Config) settings {
+	s := settings{
+		maxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		requestTimeout: cfg.Kafka.RequestTimeout,
+		apiKeys:        cfg.HTTP.APIKeys,
+		topics:         cfg.Kafka.Topics,
+	}
+	if s.maxBodyBytes <= 0 {
+		s.maxBodyBytes = defaultMaxBodyBytes
+	}
+	if s.requestTimeout <= 0 {
+		s.requestTimeout = defaultRequestTimeout
+	}
+	return s
+}
