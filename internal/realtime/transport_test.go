@@ -1,0 +1,200 @@
+package realtime
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
+)
+
+// asUser stands in for the HTTP layer: it authenticates every request as user.
+func asUser(user string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := auth.WithClaims(r.Context(), auth.Claims{UserID: user, Expires: time.Now().Add(time.Hour)})
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func dialWS(t *testing.T, srv *httptest.Server, query string) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/" + query
+	ws, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Sec-WebSocket-Protocol": {auth.Subprotocol}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != auth.Subprotocol {
+		t.Errorf("selected subprotocol %q, want %q", got, auth.Subprotocol)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+func TestWebSocketFramesAndShutdownClose(t *testing.T) {
+	h := newResumeHub(t, nil)
+	srv := httptest.NewServer(asUser("alice", NewWebSocketHandler(h, EndpointConfig{})))
+	defer srv.Close()
+	ws := dialWS(t, srv, "")
+	waitFor(t, "registration", func() bool { return h.Connections() == 1 })
+
+	n := event("concept-notifications", 0, 42, "alice")
+	n.Data = []byte(`{"conceptId":"c1","userIds":["alice"],"conceptName":"JavaScript Arrays","masteryLevel":0.9}`)
+	h.Publish(n)
+
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	typ, msg, err := ws.ReadMessage()
+	if err != nil || typ != websocket.TextMessage {
+		t.Fatalf("read: %v type %d", err, typ)
+	}
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &f); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"id":    `"concept-notifications:0:42"`,
+		"event": `"concept-mastered"`,
+		"data":  string(n.Data),
+		"time":  `"2023-11-14T22:13:20.000Z"`,
+	}
+	for k, v := range want {
+		if string(f[k]) != v {
+			t.Errorf("%s = %s, want %s", k, f[k], v)
+		}
+	}
+	if len(f) != 5 || len(f["cursor"]) < 3 {
+		t.Errorf("frame %s: want exactly id, event, data, time and a cursor", msg)
+	}
+
+	go h.Shutdown(t.Context())
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1001 {
+		t.Fatalf("after shutdown: %v, want close 1001", err)
+	}
+}
+
+func TestWebSocketSlowClientIsClosedWith4008(t *testing.T) {
+	h := NewHub(HubConfig{SendQueueBytes: 64 << 10})
+	srv := httptest.NewServer(asUser("alice", NewWebSocketHandler(h, EndpointConfig{WriteTimeout: time.Minute})))
+	defer srv.Close()
+	ws := dialWS(t, srv, "") // never reads until the end
+	waitFor(t, "registration", func() bool { return h.Connections() == 1 })
+
+	big := event("concept-notifications", 0, 0, "alice")
+	big.Data = []byte(`{"pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	for i := range 2000 { // 32 MB: more than socket buffers plus the queue
+		big.Offset = int64(i)
+		h.Publish(big)
+		if h.Connections() == 0 {
+			break
+		}
+	}
+	waitFor(t, "the slow close", func() bool { return h.Connections() == 0 })
+	ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			if ce.Code != 4008 {
+				t.Errorf("close code %d, want 4008", ce.Code)
+			}
+		} else {
+			t.Logf("no close frame reached the client (%v): the socket was cut after the grace period", err)
+		}
+		return
+	}
+}
+
+func TestWebSocketKeepalivePings(t *testing.T) {
+	h := NewHub(HubConfig{})
+	srv := httptest.NewServer(asUser("alice", NewWebSocketHandler(h, EndpointConfig{PingInterval: 20 * time.Millisecond})))
+	defer srv.Close()
+	ws := dialWS(t, srv, "")
+	pings := make(chan struct{}, 10)
+	ws.SetPingHandler(func(string) error { pings <- struct{}{}; return nil })
+	go ws.ReadMessage() // processes control frames
+	for range 3 {
+		select {
+		case <-pings:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ping")
+		}
+	}
+}
+
+func TestWebSocketSilentClientIsDropped(t *testing.T) {
+	h := NewHub(HubConfig{})
+	srv := httptest.NewServer(asUser("alice", NewWebSocketHandler(h, EndpointConfig{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond})))
+	defer srv.Close()
+	dialWS(t, srv, "") // never reads, so never answers pings
+	waitFor(t, "registration", func() bool { return h.Connections() == 1 })
+	waitFor(t, "the silent client dropped", func() bool { return h.Connections() == 0 })
+}
+
+func TestSSEStream(t *testing.T) {
+	h := newResumeHub(t, nil)
+	srv := httptest.NewServer(asUser("alice", NewSSEHandler(h, EndpointConfig{PingInterval: 30 * time.Millisecond})))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for k, v := range map[string]string{
+		"Content-Type":      "text/event-stream; charset=utf-8",
+		"Cache-Control":     "no-cache, no-store, no-transform",
+		"X-Accel-Buffering": "no",
+	} {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	waitFor(t, "registration", func() bool { return h.Connections() == 1 })
+	h.Publish(event("concept-notifications", 0, 5, "alice"))
+
+	rd := bufio.NewReader(resp.Body)
+	var sawHeartbeat, sawEvent bool
+	var id string
+	for !(sawHeartbeat && sawEvent) {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended: %v", err)
+		}
+		switch {
+		case line == ": ping\n":
+			sawHeartbeat = true
+		case strings.HasPrefix(line, "id: "):
+			id = strings.TrimSpace(strings.TrimPrefix(line, "id: "))
+		case strings.HasPrefix(line, "data: "):
+			var f frameJSON
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &f); err != nil {
+				t.Fatal(err)
+			}
+			if f.ID != "concept-notifications:0:5" || f.Cursor != id || id == "" {
+				t.Fatalf("event %+v with id line %q: want the event and its cursor as the id", f, id)
+			}
+			sawEvent = true
+		}
+	}
+
+	go h.Shutdown(t.Context())
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal("stream ended without a disconnect frame")
+		}
+		if strings.Contains(line, `"event":"disconnect"`) && strings.Contains(line, `"code":1001`) {
+			return
+		}
+	}
+}
