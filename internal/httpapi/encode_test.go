@@ -1,0 +1,90 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestBodyTooLarge(t *testing.T) {
+	// MaxBodyBytes is 4096 in testConfig; this body is a valid notification of about 5 kB.
+	big := `{"conceptId":"c","userIds":["` + strings.Repeat("u", 5000) + `"],"conceptName":"n","masteryLevel":0.5}`
+	tests := []struct {
+		name          string
+		path          string
+		contentLength bool // false: length unknown (chunked), so the limit trips while reading
+	}{
+		{"notification, Content-Length", conceptPath, true},
+		{"notification, chunked", conceptPath, false},
+		{"records, Content-Length", "/v1/topics/t/records", true},
+		{"records, chunked", "/v1/topics/t/records", false},
+		{"create topic, chunked", "/v1/topics", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			body := big
+			if tc.path == "/v1/topics/t/records" {
+				body = `{"value":` + big + `}`
+			}
+			r := request(http.MethodPost, tc.path, body)
+			if !tc.contentLength {
+				r.ContentLength = -1
+			}
+			p := problemOf(t, s.serve(r), http.StatusRequestEntityTooLarge, "body-too-large")
+			if !strings.Contains(p.Detail, "4096") {
+				t.Errorf("detail %q does not state the limit", p.Detail)
+			}
+			if n := s.kafka.calls(); n != 0 {
+				t.Errorf("Produce called %d times", n)
+			}
+			if len(s.kafka.created) != 0 {
+				t.Errorf("topic created")
+			}
+		})
+	}
+}
+
+func TestUnsupportedMediaType(t *testing.T) {
+	tests := []struct {
+		name        string
+		contentType string // "" : no header
+		want        int
+	}{
+		{"missing", "", http.StatusUnsupportedMediaType},
+		{"text/plain", "text/plain", http.StatusUnsupportedMediaType},
+		{"form", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"json with a suffix is not json", "application/problem+json", http.StatusUnsupportedMediaType},
+		{"malformed", "application/json;;", http.StatusUnsupportedMediaType},
+		{"json", "application/json", http.StatusCreated},
+		{"json with charset", "application/json; charset=utf-8", http.StatusCreated},
+		{"json in capitals", "Application/JSON", http.StatusCreated},
+	}
+	for _, path := range []string{conceptPath, "/v1/topics/t/records"} {
+		for _, tc := range tests {
+			t.Run(path+" "+tc.name, func(t *testing.T) {
+				s := newServer(t)
+				body := validConcept
+				if path != conceptPath {
+					body = `{"value":1}`
+				}
+				r := request(http.MethodPost, path, body)
+				r.Header.Del("Content-Type")
+				if tc.contentType != "" {
+					r.Header.Set("Content-Type", tc.contentType)
+				}
+				w := s.serve(r)
+				if tc.want != http.StatusUnsupportedMediaType {
+					if w.Code != tc.want {
+						t.Fatalf("status = %d, want %d: %s", w.Code, tc.want, w.Body)
+					}
+					return
+				}
+				problemOf(t, w, tc.want, "unsupported-media-type")
+				if n := s.kafka.calls(); n != 0 {
+					t.Errorf("Produce called %d times", n)
+				}
+			})
+		}
+	}
+}
