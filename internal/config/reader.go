@@ -94,13 +94,16 @@ func validHostPort(s string) bool {
 	return err == nil && n >= 1 && n <= 65535
 }
 
+// hostPort reads a host:port to listen on; port 0 picks a free port.
 func (r *reader) hostPort(name, def string) string {
 	v := r.get(name)
 	if v == "" {
 		return def
 	}
-	if !validHostPort(v) {
-		r.fail(name, v, "host:port, e.g. "+def)
+	host, port, err := net.SplitHostPort(v)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || host == "" || n < 0 || n > 65535 {
+		r.fail(name, v, "host:port (port 0 picks a free one), e.g. "+def)
 		return def
 	}
 	return v

@@ -128,7 +128,7 @@ func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(dst); err != nil {
-		return &ValidationError{Fields: []FieldError{jsonError(err)}}
+		return &ValidationError{Fields: []FieldError{jsonError(err, reflect.TypeOf(dst))}}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &ValidationError{Fields: []FieldError{{Code: "syntax", Message: "must be a single JSON value with nothing after it"}}}
@@ -139,8 +139,8 @@ func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
 	return nil
 }
 
-// jsonError describes an encoding/json error as a FieldError.
-func jsonError(err error) FieldError {
+// jsonError describes an encoding/json error as a FieldError; dst is the type decoded into.
+func jsonError(err error, dst reflect.Type) FieldError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -149,13 +149,34 @@ func jsonError(err error) FieldError {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return FieldError{Code: "syntax", Message: "malformed JSON: the document is empty or cut short"}
 	case errors.As(err, &typ):
-		return FieldError{Field: jsonPath(typ.Field), Code: "type", Message: "must be " + jsonType(typ.Type) + ", not " + typ.Value}
+		want := typ.Type
+		if f, ok := jsonField(dst, typ.Field); ok && f.Kind() == reflect.Slice && f.Elem() == typ.Type {
+			want = f // an entry of an array has the wrong type
+		}
+		return FieldError{Field: jsonPath(typ.Field), Code: "type", Message: "must be " + jsonType(want) + ", not " + typ.Value}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		return FieldError{Field: name, Code: "unknown_field", Message: "is not a known field"}
 	default:
 		return FieldError{Code: "syntax", Message: err.Error()}
 	}
+}
+
+// jsonField finds the type of the top-level field with JSON name name in struct type t.
+func jsonField(t reflect.Type, name string) (reflect.Type, bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 // jsonPath turns encoding/json's dotted path ("userIds.2") into "userIds[2]".

@@ -147,7 +147,7 @@ func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 func TestResumeWithUnusableCursorSendsResyncThenLive(t *testing.T) {
 	for _, tc := range []struct {
 		name, cursor, reason string
-		replayErr             error
+		replayErr            error
 	}{
 		{"garbage", "garbage", "malformed", nil},
 		{"event id", "x:7:1", "malformed", nil},

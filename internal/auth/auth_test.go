@@ -1,0 +1,100 @@
+package auth
+
+import (
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var secret = []byte(strings.Repeat("k", 32))
+
+func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVerify(t *testing.T) {
+	v := NewVerifier(secret)
+	now := time.Now()
+	good, err := Issue(secret, "alice", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := now.Add(time.Hour).Unix()
+	for _, tc := range []struct {
+		name, token, reason string
+	}{
+		{"issued", good, ""},
+		{"expired", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": now.Add(-time.Minute).Unix()}), "expired"},
+		{"no exp", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice"}), "exp is missing"},
+		{"no sub", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": exp}), "sub"},
+		{"wrong key", sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), jwt.MapClaims{"sub": "alice", "exp": exp}), "bad signature"},
+		{"HS512", sign(t, jwt.SigningMethodHS512, secret, jwt.MapClaims{"sub": "alice", "exp": exp}), "bad signature"},
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "alice", "exp": exp}), "bad signature"},
+		{"not yet valid", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "nbf": now.Add(time.Hour).Unix()}), "not valid yet"},
+		{"garbage", "not.a.jwt", "malformed"},
+		{"huge", strings.Repeat("a", 9000), "longer than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := v.Verify(tc.token)
+			if tc.reason == "" {
+				if err != nil || c.UserID != "alice" || c.Expires.Unix() != exp {
+					t.Fatalf("claims %+v err %v", c, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("err = %v, want ErrInvalidToken with %q", err, tc.reason)
+			}
+		})
+	}
+}
+
+func TestTokenFromRequestIgnoresUserIDParameters(t *testing.T) {
+	v := NewVerifier(secret)
+	tok, _ := Issue(secret, "alice", time.Hour, time.Now())
+	cases := map[string]func() (string, map[string]string){
+		"bearer header": func() (string, map[string]string) {
+			return "/?userId=bob", map[string]string{"Authorization": "Bearer " + tok}
+		},
+		"query": func() (string, map[string]string) { return "/?userId=bob&access_token=" + tok, nil },
+		"subprotocol": func() (string, map[string]string) {
+			return "/?userId=bob", map[string]string{"Sec-WebSocket-Protocol": Subprotocol + ", " + SubprotocolTokenPrefix + tok}
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			target, hdr := mk()
+			r := httptest.NewRequest("GET", target, nil)
+			for k, v := range hdr {
+				r.Header.Set(k, v)
+			}
+			c, err := v.Authenticate(r)
+			if err != nil || c.UserID != "alice" {
+				t.Errorf("claims %+v err %v: want alice whatever userId says", c, err)
+			}
+		})
+	}
+	if _, err := v.Authenticate(httptest.NewRequest("GET", "/?userId=bob", nil)); !errors.Is(err, ErrNoToken) {
+		t.Errorf("no token: err = %v", err)
+	}
+}
+
+func TestClaimsInContext(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	if _, ok := FromContext(r.Context()); ok {
+		t.Fatal("claims in a bare context")
+	}
+	ctx := WithClaims(r.Context(), Claims{UserID: "alice"})
+	if c, ok := FromContext(ctx); !ok || c.UserID != "alice" {
+		t.Errorf("got %+v %v", c, ok)
+	}
+}

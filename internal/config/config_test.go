@@ -1,0 +1,237 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "node-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Kafka
+	if !k.Embedded() || k.EmbeddedAddr != "127.0.0.1:9092" || k.EmbeddedDataDir != "" || k.EmbeddedPartitions != 3 {
+		t.Errorf("embedded defaults: %+v", k)
+	}
+	if k.ClientID != "realtime-service" || k.ConnectionTimeout != 3*time.Second || k.RequestTimeout != 25*time.Second ||
+		k.RetryBackoff != 100*time.Millisecond || k.Retries != 8 || k.GroupID != "realtime-service" {
+		t.Errorf("kafka defaults: %+v", k)
+	}
+	if k.ConsumerGroup() != "realtime-service.node-1" {
+		t.Errorf("ConsumerGroup() = %q", k.ConsumerGroup())
+	}
+	if !slices.Equal(k.TopicNames(), []string{"session-notifications", "concept-notifications"}) ||
+		k.Topics[0].Event != "session-starting-soon" || k.Topics[1].Event != "concept-mastered" {
+		t.Errorf("topics: %+v", k.Topics)
+	}
+	if k.DLQTopic != "realtime-service.dlq" || k.SASL != (SASL{}) || k.TLS {
+		t.Errorf("dlq/sasl/tls: %+v", k)
+	}
+	h := c.HTTP
+	if h.Addr != ":3000" || h.MaxBodyBytes != 1<<20 || h.ShutdownTimeout != 10*time.Second || h.APIKeys != nil {
+		t.Errorf("http defaults: %+v", h)
+	}
+	r := c.Realtime
+	if r.JWTSecret != "" || r.AllowedOrigins != nil || r.SendQueueBytes != 1<<20 || r.PingInterval != 25*time.Second ||
+		r.PongTimeout != 20*time.Second || r.WriteTimeout != 10*time.Second || r.HistorySize != 100 ||
+		r.HistoryTTL != 5*time.Minute || r.ReplayMaxRecords != 100000 {
+		t.Errorf("realtime defaults: %+v", r)
+	}
+	if c.Log.Level != "info" || c.Log.Format != "text" || c.DebugAddr != "" {
+		t.Errorf("log/debug defaults: %+v %q", c.Log, c.DebugAddr)
+	}
+}
+
+func TestNodeIDDefaultsToHostname(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.NodeID == "" {
+		t.Error("no node ID")
+	}
+}
+
+func TestGoodValues(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	c, err := Load(env(map[string]string{
+		"KAFKA_BROKERS":                  "kafka-1:9092, kafka-2:9093",
+		"KAFKA_EMBEDDED_ADDR":            "127.0.0.1:0",
+		"KAFKA_EMBEDDED_DATA_DIR":        "/tmp/x",
+		"KAFKA_EMBEDDED_PARTITIONS":      "6",
+		"KAFKA_CLIENT_ID":                "rt",
+		"KAFKA_CONNECTION_TIMEOUT":       "1500",
+		"KAFKA_REQUEST_TIMEOUT":          "4000",
+		"KAFKA_RETRY_INITIAL_RETRY_TIME": "250",
+		"KAFKA_RETRY_RETRIES":            "0",
+		"KAFKAJS_NO_PARTITIONER_WARNING": "1",
+		"KAFKA_GROUP_ID":                 "grp",
+		"KAFKA_NODE_ID":                  "pod-7",
+		"KAFKA_SASL_MECHANISM":           "scram-sha-512",
+		"KAFKA_SASL_USERNAME":            "u",
+		"KAFKA_SASL_PASSWORD":            "p",
+		"KAFKA_TLS":                      "true",
+		"KAFKA_TLS_CA_FILE":              "/etc/ca.pem",
+		"REALTIME_TOPICS":                "a=ev-a,b",
+		"REALTIME_DLQ_TOPIC":             "dead",
+		"HTTP_ADDR":                      "127.0.0.1:8080",
+		"HTTP_MAX_BODY_BYTES":            "2048",
+		"HTTP_SHUTDOWN_TIMEOUT":          "500",
+		"REALTIME_API_KEYS":              "0123456789abcdef,fedcba9876543210",
+		"REALTIME_JWT_SECRET":            secret,
+		"REALTIME_ALLOWED_ORIGINS":       "https://app.example.com/, http://localhost:5173",
+		"REALTIME_SEND_QUEUE_BYTES":      "65536",
+		"REALTIME_PING_INTERVAL":         "1000",
+		"REALTIME_PONG_TIMEOUT":          "2000",
+		"REALTIME_WRITE_TIMEOUT":         "3000",
+		"REALTIME_HISTORY_SIZE":          "0",
+		"REALTIME_HISTORY_TTL":           "60000",
+		"REALTIME_REPLAY_MAX_RECORDS":    "10",
+		"LOG_LEVEL":                      "DEBUG",
+		"LOG_FORMAT":                     "json",
+		"DEBUG_ADDR":                     "127.0.0.1:6060",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Kafka
+	if k.Embedded() || !slices.Equal(k.Brokers, []string{"kafka-1:9092", "kafka-2:9093"}) {
+		t.Errorf("brokers %v", k.Brokers)
+	}
+	if k.EmbeddedAddr != "127.0.0.1:0" || k.EmbeddedDataDir != "/tmp/x" || k.EmbeddedPartitions != 6 || k.ClientID != "rt" ||
+		k.ConnectionTimeout != 1500*time.Millisecond || k.RequestTimeout != 4*time.Second || k.RetryBackoff != 250*time.Millisecond ||
+		k.Retries != 0 || k.ConsumerGroup() != "grp.pod-7" || k.DLQTopic != "dead" {
+		t.Errorf("kafka %+v", k)
+	}
+	if k.SASL != (SASL{Mechanism: SASLScramSHA512, Username: "u", Password: "p"}) || !k.TLS || k.TLSCAFile != "/etc/ca.pem" {
+		t.Errorf("sasl/tls %+v", k)
+	}
+	if !slices.Equal(k.Topics, []TopicEvent{{"a", "ev-a"}, {"b", "b"}}) {
+		t.Errorf("topics %+v", k.Topics)
+	}
+	if c.HTTP.Addr != "127.0.0.1:8080" || c.HTTP.MaxBodyBytes != 2048 || c.HTTP.ShutdownTimeout != 500*time.Millisecond ||
+		len(c.HTTP.APIKeys) != 2 {
+		t.Errorf("http %+v", c.HTTP)
+	}
+	r := c.Realtime
+	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173"}) ||
+		r.SendQueueBytes != 65536 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
+		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.ReplayMaxRecords != 10 {
+		t.Errorf("realtime %+v", r)
+	}
+	if c.Log.Level != "debug" || c.Log.Format != "json" || c.DebugAddr != "127.0.0.1:6060" {
+		t.Errorf("log %+v debug %q", c.Log, c.DebugAddr)
+	}
+}
+
+func TestMalformedValuesNameVariableValueAndForm(t *testing.T) {
+	for _, tc := range []struct {
+		name, value, want string
+	}{
+		{"KAFKA_REQUEST_TIMEOUT", "abc", "whole number of milliseconds"},
+		{"KAFKA_REQUEST_TIMEOUT", "0", "whole number of milliseconds"},
+		{"KAFKA_REQUEST_TIMEOUT", "-5", "whole number of milliseconds"},
+		{"KAFKA_CONNECTION_TIMEOUT", "3s", "whole number of milliseconds"},
+		{"KAFKA_RETRY_INITIAL_RETRY_TIME", "1.5", "whole number of milliseconds"},
+		{"KAFKA_RETRY_RETRIES", "many", "whole number from 0 to 1000"},
+		{"KAFKA_BROKERS", "kafka-1:9092,,kafka-2:9092", "no empty entry"},
+		{"KAFKA_BROKERS", "kafka-1:9092,", "no empty entry"},
+		{"KAFKA_BROKERS", "kafka-1", "host:port"},
+		{"KAFKA_BROKERS", "kafka-1:99999", "host:port"},
+		{"KAFKA_EMBEDDED_ADDR", "localhost", "host:port"},
+		{"KAFKA_EMBEDDED_PARTITIONS", "0", "whole number from 1 to 1000"},
+		{"KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{"KAFKA_TLS", "maybe", "true or false"},
+		{"REALTIME_TOPICS", "a=,b", "topic=event-name"},
+		{"REALTIME_TOPICS", "bad topic=x", "topic=event-name"},
+		{"REALTIME_TOPICS", "a=x,a=y", "distinct"},
+		{"REALTIME_DLQ_TOPIC", "..", "Kafka topic name"},
+		{"HTTP_ADDR", "3000", "listen address"},
+		{"HTTP_MAX_BODY_BYTES", "10", "whole number from 1024"},
+		{"HTTP_SHUTDOWN_TIMEOUT", "soon", "milliseconds"},
+		{"REALTIME_API_KEYS", "short", "at least 16 characters"},
+		{"REALTIME_API_KEYS", "0123456789abcdef,", "at least 16 characters"},
+		{"REALTIME_JWT_SECRET", "too-short", "at least 32 bytes"},
+		{"REALTIME_ALLOWED_ORIGINS", "app.example.com", "scheme://host"},
+		{"REALTIME_ALLOWED_ORIGINS", "https://app.example.com/path", "scheme://host"},
+		{"REALTIME_SEND_QUEUE_BYTES", "1", "whole number from 1024"},
+		{"REALTIME_PING_INTERVAL", "x", "milliseconds"},
+		{"REALTIME_PONG_TIMEOUT", "x", "milliseconds"},
+		{"REALTIME_WRITE_TIMEOUT", "x", "milliseconds"},
+		{"REALTIME_HISTORY_SIZE", "-1", "whole number from 0"},
+		{"REALTIME_HISTORY_TTL", "forever", "milliseconds"},
+		{"REALTIME_REPLAY_MAX_RECORDS", "0", "whole number from 1"},
+		{"LOG_LEVEL", "verbose", "one of debug, info, warn, error"},
+		{"LOG_FORMAT", "xml", "one of text, json"},
+		{"DEBUG_ADDR", "6060", "listen address"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			_, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", tc.name: tc.value}))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("message spans lines: %q", msg)
+			}
+			if !strings.Contains(msg, tc.name+"=") || !strings.Contains(msg, tc.want) {
+				t.Errorf("message %q: want the variable %s and %q", msg, tc.name, tc.want)
+			}
+			secret := tc.name == "REALTIME_API_KEYS" || tc.name == "REALTIME_JWT_SECRET"
+			if !secret && !strings.Contains(msg, `"`+tc.value+`"`) {
+				t.Errorf("message %q does not quote the value %q", msg, tc.value)
+			}
+			if secret && strings.Contains(msg, tc.value) {
+				t.Errorf("message %q leaks the secret", msg)
+			}
+		})
+	}
+}
+
+func TestSeveralProblemsOnOneLine(t *testing.T) {
+	_, err := Load(env(map[string]string{"KAFKA_REQUEST_TIMEOUT": "abc", "HTTP_ADDR": "x", "KAFKA_NODE_ID": "n"}))
+	if err == nil || strings.Count(err.Error(), "; ") != 1 || strings.Contains(err.Error(), "\n") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestSASLNeedsCredentials(t *testing.T) {
+	_, err := Load(env(map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_NODE_ID": "n"}))
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_SASL_USERNAME") || !strings.Contains(err.Error(), "KAFKA_SASL_PASSWORD") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRealBrokerNeedsAPIKeysAndJWTSecret(t *testing.T) {
+	_, err := Load(env(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_NODE_ID": "n"}))
+	if err == nil || !strings.Contains(err.Error(), "REALTIME_API_KEYS") {
+		t.Errorf("no keys: err = %v", err)
+	}
+	_, err = Load(env(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_NODE_ID": "n", "REALTIME_API_KEYS": "0123456789abcdef"}))
+	if err == nil || !strings.Contains(err.Error(), "REALTIME_JWT_SECRET") {
+		t.Errorf("no secret: err = %v", err)
+	}
+	_, err = Load(env(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_NODE_ID": "n",
+		"REALTIME_API_KEYS": "0123456789abcdef", "REALTIME_JWT_SECRET": strings.Repeat("s", 32)}))
+	if err != nil {
+		t.Errorf("complete: err = %v", err)
+	}
+}
+
+func TestValidTopic(t *testing.T) {
+	for name, want := range map[string]bool{
+		"concept-notifications": true, "a.b_c-D9": true, strings.Repeat("a", 249): true,
+		"": false, ".": false, "..": false, "a b": false, "a/b": false, strings.Repeat("a", 250): false,
+	} {
+		if ValidTopic(name) != want {
+			t.Errorf("ValidTopic(%q) = %v", name, !want)
+		}
+	}
+}

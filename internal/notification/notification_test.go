@@ -1,0 +1,181 @@
+package notification
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func fields(err error) []string {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	var out []string
+	for _, f := range ve.Fields {
+		out = append(out, f.Field+":"+f.Code)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestValidateSessionStartingSoon(t *testing.T) {
+	v := NewValidator()
+	for _, tc := range []struct {
+		name, body string
+		want       []string // field:code, sorted; nil = valid
+	}{
+		{"valid", `{"sessionId":"s1","userIds":["u1","u2"],"message":"starts in 5 minutes","scheduledTime":"2026-11-29T10:00:00Z"}`, nil},
+		{"valid with offset and fraction", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00.123+01:00"}`, nil},
+		{"everything missing", `{}`, []string{"message:required", "scheduledTime:required", "sessionId:required", "userIds:required"}},
+		{"empty userIds", `{"sessionId":"s1","userIds":[],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:min"}},
+		{"empty user id", `{"sessionId":"s1","userIds":["u1",""],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds[1]:required"}},
+		{"scheduledTime tomorrow", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"tomorrow"}`, []string{"scheduledTime:rfc3339"}},
+		{"userIds not a list", `{"sessionId":"s1","userIds":"u1","message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:type"}},
+		{"user id a number", `{"sessionId":"s1","userIds":["u1",7],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:type"}},
+		{"unknown field", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z","extra":1}`, []string{"extra:unknown_field"}},
+		{"truncated", `{"sessionId":"s1","userIds":["u1"`, []string{":syntax"}},
+		{"trailing garbage", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"} x`, []string{":syntax"}},
+		{"not an object", `[1,2]`, []string{":type"}},
+		{"empty", ``, []string{":syntax"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s SessionStartingSoon
+			err := v.DecodeJSON([]byte(tc.body), &s, true)
+			if got := fields(err); !slices.Equal(got, tc.want) {
+				t.Errorf("fields = %v (err %v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateConceptMastered(t *testing.T) {
+	v := NewValidator()
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"valid", `{"conceptId":"c1","userIds":["u1"],"conceptName":"JavaScript Arrays","masteryLevel":0.92}`, nil},
+		{"mastery 0 is a value", `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0}`, nil},
+		{"mastery 1 is a value", `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":1}`, nil},
+		{"mastery 1.7", `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":1.7}`, []string{"masteryLevel:lte"}},
+		{"mastery negative", `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":-0.1}`, []string{"masteryLevel:gte"}},
+		{"mastery missing", `{"conceptId":"c1","userIds":["u1"],"conceptName":"n"}`, []string{"masteryLevel:required"}},
+		{"mastery a string", `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":"high"}`, []string{"masteryLevel:type"}},
+		{"too many users", `{"conceptId":"c1","userIds":[` + strings.Repeat(`"u",`, 10000) + `"u"],"conceptName":"n","masteryLevel":1}`, []string{"userIds:max"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c ConceptMastered
+			err := v.DecodeJSON([]byte(tc.body), &c, true)
+			if got := fields(err); !slices.Equal(got, tc.want) {
+				t.Errorf("fields = %v (err %v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	d := NewDecoder(NewValidator(), map[string]string{
+		TopicConcepts: EventConceptMastered, TopicSessions: EventSessionStartingSoon, "custom": "custom-event",
+	})
+	concept := `{"conceptId":"c1","userIds":["u1","u2","u1"],"conceptName":"n","masteryLevel":0.5,"newField":true}`
+	for _, tc := range []struct {
+		name    string
+		rec     *kgo.Record
+		event   string
+		users   []string
+		errCode string
+	}{
+		{"concept with unknown field kept", &kgo.Record{Topic: TopicConcepts, Value: []byte(concept)}, EventConceptMastered, []string{"u1", "u2"}, ""},
+		{"header overrides the event", &kgo.Record{Topic: TopicConcepts, Value: []byte(`{"userIds":["u9"],"anything":1}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("badge-earned")}}}, "badge-earned", []string{"u9"}, ""},
+		{"header naming a known event applies its schema", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u9"]}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte(EventConceptMastered)}}}, "", nil, "invalid-value"},
+		{"binary header is fine", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
+			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte{0, 0xff, 0x80}}}}, "custom-event", []string{"u1"}, ""},
+		{"truncated JSON", &kgo.Record{Topic: TopicConcepts, Value: []byte(`{"conceptId":"c1","userIds":["u1"`)}, "", nil, "invalid-json"},
+		{"empty value", &kgo.Record{Topic: TopicConcepts}, "", nil, "invalid-json"},
+		{"userIds not a list", &kgo.Record{Topic: TopicConcepts, Value: []byte(`{"conceptId":"c1","userIds":"u1","conceptName":"n","masteryLevel":0.5}`)}, "", nil, "invalid-value"},
+		{"mastery 1.7", &kgo.Record{Topic: TopicConcepts, Value: []byte(`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":1.7}`)}, "", nil, "invalid-value"},
+		{"empty userIds", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":[]}`)}, "", nil, "invalid-value"},
+		{"unmapped topic", &kgo.Record{Topic: "elsewhere", Value: []byte(`{"userIds":["u"]}`)}, "", nil, "unknown-topic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := d.Decode(tc.rec)
+			if tc.errCode != "" {
+				var de *DecodeError
+				if !errors.As(err, &de) || de.Code != tc.errCode {
+					t.Fatalf("err = %v, want code %s", err, tc.errCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Name != tc.event || !slices.Equal(ev.UserIDs, tc.users) {
+				t.Errorf("event %q users %v, want %q %v", ev.Name, ev.UserIDs, tc.event, tc.users)
+			}
+		})
+	}
+}
+
+func TestDecodeCompactsTheValueAndSetsThePosition(t *testing.T) {
+	d := NewDecoder(NewValidator(), map[string]string{TopicConcepts: EventConceptMastered})
+	ev, err := d.Decode(&kgo.Record{Topic: TopicConcepts, Partition: 2, Offset: 41,
+		Value: []byte("{ \"conceptId\": \"c1\",\n \"userIds\": [\"u1\"], \"conceptName\": \"n\", \"masteryLevel\": 1 }")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ev.Data) != `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":1}` {
+		t.Errorf("data %s", ev.Data)
+	}
+	if ev.ID() != "concept-notifications:2:41" {
+		t.Errorf("id %s", ev.ID())
+	}
+}
+
+func TestDedup(t *testing.T) {
+	long := make([]string, 40)
+	for i := range long {
+		long[i] = string(rune('a' + i%20))
+	}
+	for _, tc := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"a"}, []string{"a"}},
+		{[]string{"a", "b", "a", "c", "b"}, []string{"a", "b", "c"}},
+		{long, long[:20]},
+	} {
+		if got := dedup(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("dedup(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	d := NewDecoder(NewValidator(), map[string]string{TopicConcepts: EventConceptMastered, TopicSessions: EventSessionStartingSoon})
+	f.Add(`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`, TopicConcepts)
+	f.Add(`{"sessionId":"s","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, TopicSessions)
+	f.Add(`{"userIds":[`, TopicConcepts)
+	f.Fuzz(func(t *testing.T, value, topic string) {
+		ev, err := d.Decode(&kgo.Record{Topic: topic, Value: []byte(value)})
+		if err == nil && (len(ev.UserIDs) == 0 || len(ev.Data) == 0) {
+			t.Fatalf("accepted a record without users: %q", value)
+		}
+	})
+}
+func TestTypeErrorMessagesNameTheExpectedShape(t *testing.T) {
+	v := NewValidator()
+	for body, want := range map[string]string{
+		`{"userIds":"u1"}`:    "userIds: must be an array of strings, not string",
+		`{"userIds":["u",7]}`: "userIds: must be an array of strings, not number",
+	} {
+		var a addressed
+		err := v.DecodeJSON([]byte(body), &a, true)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", body, err, want)
+		}
+	}
+}
