@@ -159,7 +159,7 @@ type Log struct {
 }
 
 // Load reads the configuration through getenv (os.Getenv in production). It returns an *Error
-// listing every malformed variable, or a contradiction such as a real broker without API keys.
+// listing every malformed variable. What serving needs beyond that is CheckServe's.
 func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	var c Config
@@ -215,16 +215,31 @@ func Load(getenv func(string) string) (Config, error) {
 		c.DebugAddr = r.listenAddr("DEBUG_ADDR", "")
 	}
 
-	if !c.Kafka.Embedded() && len(c.HTTP.APIKeys) == 0 && len(r.problems) == 0 {
-		r.fail("REALTIME_API_KEYS", "", "at least one API key: with a real broker (KAFKA_BROKERS set) the service API is never open")
-	}
-	if !c.Kafka.Embedded() && c.Realtime.JWTSecret == "" && len(r.problems) == 0 {
-		r.fail("REALTIME_JWT_SECRET", "", "a secret of at least 32 bytes: with a real broker (KAFKA_BROKERS set) clients need real tokens")
-	}
 	if len(r.problems) > 0 {
 		return Config{}, &Error{Problems: r.problems}
 	}
 	return c, nil
+}
+
+// CheckServe reports what serving needs beyond well-formed values: with a real broker
+// (KAFKA_BROKERS set) the service API is never open and clients need real tokens, so
+// REALTIME_API_KEYS and REALTIME_JWT_SECRET are required. Only the embedded development broker
+// runs without them. The error is an *Error.
+func (c Config) CheckServe() error {
+	if c.Kafka.Embedded() {
+		return nil
+	}
+	var problems []Problem
+	if len(c.HTTP.APIKeys) == 0 {
+		problems = append(problems, Problem{Var: "REALTIME_API_KEYS", Want: "at least one API key: with a real broker (KAFKA_BROKERS set) the service API is never open"})
+	}
+	if c.Realtime.JWTSecret == "" {
+		problems = append(problems, Problem{Var: "REALTIME_JWT_SECRET", Want: "a secret of at least 32 bytes: with a real broker (KAFKA_BROKERS set) clients need real tokens"})
+	}
+	if problems != nil {
+		return &Error{Problems: problems}
+	}
+	return nil
 }
 
 // Problem is one malformed variable.

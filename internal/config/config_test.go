@@ -209,19 +209,39 @@ func TestSASLNeedsCredentials(t *testing.T) {
 	}
 }
 
-func TestRealBrokerNeedsAPIKeysAndJWTSecret(t *testing.T) {
-	_, err := Load(env(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_NODE_ID": "n"}))
-	if err == nil || !strings.Contains(err.Error(), "REALTIME_API_KEYS") {
-		t.Errorf("no keys: err = %v", err)
-	}
-	_, err = Load(env(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_NODE_ID": "n", "REALTIME_API_KEYS": "0123456789abcdef"}))
-	if err == nil || !strings.Contains(err.Error(), "REALTIME_JWT_SECRET") {
-		t.Errorf("no secret: err = %v", err)
-	}
-	_, err = Load(env(map[string]string{"KAFKA_BROKERS": "k:9092", "KAFKA_NODE_ID": "n",
-		"REALTIME_API_KEYS": "0123456789abcdef", "REALTIME_JWT_SECRET": strings.Repeat("s", 32)}))
-	if err != nil {
-		t.Errorf("complete: err = %v", err)
+func TestServingWithARealBrokerNeedsAPIKeysAndJWTSecret(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // variables named by CheckServe; nil = fine
+	}{
+		{"embedded needs nothing", map[string]string{}, nil},
+		{"real broker, nothing", map[string]string{"KAFKA_BROKERS": "k:9092"}, []string{"REALTIME_API_KEYS", "REALTIME_JWT_SECRET"}},
+		{"real broker, keys only", map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef"}, []string{"REALTIME_JWT_SECRET"}},
+		{"real broker, complete", map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef", "REALTIME_JWT_SECRET": strings.Repeat("s", 32)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.env["KAFKA_NODE_ID"] = "n"
+			c, err := Load(env(tc.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err) // Load itself never asks for them: check and token run without
+			}
+			err = c.CheckServe()
+			if tc.want == nil {
+				if err != nil {
+					t.Errorf("CheckServe: %v", err)
+				}
+				return
+			}
+			if err == nil || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("CheckServe: %v", err)
+			}
+			for _, v := range tc.want {
+				if !strings.Contains(err.Error(), v) {
+					t.Errorf("CheckServe: %v, want it to name %s", err, v)
+				}
+			}
+		})
 	}
 }
 
