@@ -1,0 +1,57 @@
+package socketio
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// allowOrigin applies the origin rule of Config.AllowedOrigins to r and, for an allowed browser
+// origin, sets the CORS response headers of the Fetch standard with credentials (the origin
+// echoed, Access-Control-Allow-Credentials: true, Vary: Origin), which socket.io-client's
+// long-polling with withCredentials needs. It reports whether r may proceed: requests without an
+// Origin header always may.
+func (h *Handler) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if !originAllowed(h.cfg.AllowedOrigins, origin, r.Host) {
+		return false
+	}
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Origin", origin)
+	hdr.Set("Access-Control-Allow-Credentials", "true")
+	hdr.Add("Vary", "Origin")
+	return true
+}
+
+// originAllowed: "*" in allowed admits any origin; otherwise origin must be listed
+// ("scheme://host[:port]", compared case-insensitively); an empty list admits only the request's
+// own host (same origin).
+func originAllowed(allowed []string, origin, host string) bool {
+	if len(allowed) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+	}
+	o := strings.ToLower(strings.TrimRight(origin, "/"))
+	for _, a := range allowed {
+		if a == "*" || strings.ToLower(a) == o {
+			return true
+		}
+	}
+	return false
+}
+
+// preflight answers a CORS preflight (OPTIONS) for the long-polling requests: GET and POST with
+// whatever headers the client asks for (socket.io-client's extraHeaders).
+func preflight(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Methods", "GET, POST")
+	if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+		hdr.Set("Access-Control-Allow-Headers", rh)
+		hdr.Add("Vary", "Access-Control-Request-Headers")
+	}
+	hdr.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}

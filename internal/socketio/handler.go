@@ -1,0 +1,290 @@
+package socketio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
+	"github.com/realtime-service/realtime-service/internal/realtime"
+)
+
+// Handler serves Engine.IO v4 / Socket.IO v5 clients; make one with NewHandler and mount it at
+// /socket.io/ for every method. Safe for concurrent use.
+type Handler struct {
+	hub      *realtime.Hub
+	cfg      Config
+	upgrader websocket.Upgrader
+	m        *metrics
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	down     bool
+	empty    chan struct{} // closed when the last session leaves after Shutdown began
+}
+
+// NewHandler returns the handler of /socket.io/ delivering hub's events (see the package doc). It
+// starts no goroutine; sessions start theirs and end them when they close. It panics if
+// cfg.Verifier is nil, and registers its metrics on cfg.Metrics (panicking if they are already
+// registered).
+//
+// Requests (engine.io-protocol v4, "Transports"): `?EIO=4&transport=polling|websocket[&sid=<id>]`.
+// A request the protocol refuses gets HTTP 400 (403 for a refused Origin) with the JSON body
+// `{"code":<n>,"message":<text>}` of the reference server: 0 "Transport unknown", 1 "Session ID
+// unknown", 2 "Bad handshake method", 3 "Bad request", 4 "Forbidden", 5 "Unsupported protocol
+// version" (so EIO=3 clients are refused with 5). A POST body over MaxPayload gets 413 with code 3,
+// and new sessions after Shutdown 503 with code 3.
+func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
+	if cfg.Verifier == nil {
+		panic("socketio: Config.Verifier is required")
+	}
+	cfg = cfg.withDefaults()
+	return &Handler{
+		hub: hub,
+		cfg: cfg,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  512,
+			WriteBufferPool: &sync.Pool{}, // gorilla's writer is never used; hold no buffer
+			CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
+		},
+		m:        newMetrics(cfg.Metrics),
+		sessions: make(map[string]*session),
+	}
+}
+
+// eioError is an Engine.IO error answer: HTTP status and the JSON body {"code","message"}.
+type eioError struct {
+	status  int
+	code    int
+	message string
+}
+
+// The Engine.IO errors (codes and messages of the reference server, engine.io's Server.errors).
+var (
+	errTransportUnknown    = eioError{http.StatusBadRequest, 0, "Transport unknown"}
+	errSessionUnknown      = eioError{http.StatusBadRequest, 1, "Session ID unknown"}
+	errBadHandshakeMethod  = eioError{http.StatusBadRequest, 2, "Bad handshake method"}
+	errBadRequest          = eioError{http.StatusBadRequest, 3, "Bad request"}
+	errForbidden           = eioError{http.StatusForbidden, 4, "Forbidden"}
+	errUnsupportedProtocol = eioError{http.StatusBadRequest, 5, "Unsupported protocol version"}
+	errTooLarge            = eioError{http.StatusRequestEntityTooLarge, 3, "Bad request"}
+	errShuttingDown        = eioError{http.StatusServiceUnavailable, 3, "Server shutting down"}
+)
+
+func writeError(w http.ResponseWriter, e eioError) {
+	body, _ := json.Marshal(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{e.code, e.message})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.status)
+	w.Write(body)
+}
+
+// ServeHTTP routes an Engine.IO request: CORS and preflight first, then the query
+// (transport, EIO), then the session named by sid or a new one.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.allowOrigin(w, r) {
+		h.m.protocolErrors.WithLabelValues("origin").Inc()
+		writeError(w, errForbidden)
+		return
+	}
+	if r.Method == http.MethodOptions {
+		preflight(w, r)
+		return
+	}
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" {
+		writeError(w, errTransportUnknown)
+		return
+	}
+	if q.Get("EIO") != "4" {
+		writeError(w, errUnsupportedProtocol)
+		return
+	}
+	isWS := transport == "websocket"
+	if isWS && !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, errBadRequest)
+		return
+	}
+	if sid := q.Get("sid"); sid != "" {
+		s := h.session(sid)
+		switch {
+		case s == nil:
+			writeError(w, errSessionUnknown)
+		case isWS:
+			s.serveUpgrade(w, r)
+		case r.Method == http.MethodGet:
+			s.poll(w, r)
+		case r.Method == http.MethodPost:
+			s.post(w, r)
+		default:
+			writeError(w, errBadRequest)
+		}
+		return
+	}
+	if r.Method != http.MethodGet {
+		writeError(w, errBadHandshakeMethod)
+		return
+	}
+	if h.isDown() {
+		writeError(w, errShuttingDown)
+		return
+	}
+	token := auth.TokenFromRequest(r)
+	if isWS {
+		h.serveWebSocketHandshake(w, r, token)
+		return
+	}
+	h.servePollingHandshake(w, r, token)
+}
+
+// openPacket is the Engine.IO open packet (engine.io-protocol v4, "Handshake"): the session id,
+// the upgrades (["websocket"] on polling, none on WebSocket) and the heartbeat and payload limits
+// in milliseconds and bytes.
+func (h *Handler) openPacket(sid string, polling bool) []byte {
+	upgrades := []string{}
+	if polling {
+		upgrades = []string{"websocket"}
+	}
+	data, _ := json.Marshal(struct {
+		SID          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int      `json:"maxPayload"`
+	}{sid, upgrades, h.cfg.PingInterval.Milliseconds(), h.cfg.PongTimeout.Milliseconds(), h.cfg.MaxPayload})
+	return appendEIOPacket(nil, eioOpen, data)
+}
+
+// newID returns a random, URL-safe 20-character id (120 bits), for session ids, socket ids and
+// recovery pids.
+func newID() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (h *Handler) newSession(kind transportKind, token string) *session {
+	return &session{h: h, id: newID(), kind: kind, token: token}
+}
+
+// addSession registers s and starts its timers; false once Shutdown has begun.
+func (h *Handler) addSession(s *session) bool {
+	h.mu.Lock()
+	if h.down {
+		h.mu.Unlock()
+		return false
+	}
+	h.sessions[s.id] = s
+	h.mu.Unlock()
+	h.m.sessions.WithLabelValues(s.kind.String()).Inc()
+	s.start()
+	return true
+}
+
+func (h *Handler) session(sid string) *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[sid]
+}
+
+// removeSession forgets a closed session that used transport kind.
+func (h *Handler) removeSession(s *session, kind transportKind) {
+	h.mu.Lock()
+	if h.sessions[s.id] != s {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.sessions, s.id)
+	if h.down && len(h.sessions) == 0 && h.empty != nil {
+		close(h.empty)
+		h.empty = nil
+	}
+	h.mu.Unlock()
+	h.m.sessions.WithLabelValues(kind.String()).Dec()
+}
+
+func (h *Handler) isDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.down
+}
+
+// Shutdown refuses new sessions (HTTP 503) and closes the sessions that never connected to the
+// default namespace; a pending long-poll gets the Engine.IO close packet, so the client
+// reconnects, to another node. Sessions attached to the hub are closed by Hub.Shutdown (call it
+// too, in either order). Shutdown waits until every session is gone or ctx is done; then it
+// closes the rest at once and returns ctx's error.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.down = true
+	all := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		if s.conn.Load() == nil {
+			s.close()
+		}
+	}
+	h.mu.Lock()
+	if len(h.sessions) == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	if h.empty == nil {
+		h.empty = make(chan struct{})
+	}
+	empty := h.empty
+	h.mu.Unlock()
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+		h.mu.Lock()
+		all = all[:0]
+		for _, s := range h.sessions {
+			all = append(all, s)
+		}
+		h.mu.Unlock()
+		for _, s := range all {
+			s.close()
+		}
+		return ctx.Err()
+	}
+}
+
+func (h *Handler) logDebug(msg string, s *session) {
+	h.cfg.Log.Debug("socketio: "+msg, "sid", s.id)
+}
+
+// protocolError counts and logs input that breaks the protocol; the caller closes the session.
+func (h *Handler) protocolError(s *session, reason string, err error) {
+	h.m.protocolErrors.WithLabelValues(reason).Inc()
+	h.cfg.Log.Debug("socketio: protocol error", "sid", s.id, "reason", reason, "err", err)
+}
+
+func (h *Handler) upgraded() {
+	h.m.upgrades.Inc()
+	h.m.sessions.WithLabelValues(kindPolling.String()).Dec()
+	h.m.sessions.WithLabelValues(kindWebSocket.String()).Inc()
+}
+
+func (h *Handler) connected(recovered bool) {
+	if recovered {
+		h.m.connects.WithLabelValues("recovered").Inc()
+	} else {
+		h.m.connects.WithLabelValues("ok").Inc()
+	}
+}

@@ -1,0 +1,167 @@
+package socketio
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Content types of long-polling responses, as the reference server sends them.
+const (
+	contentTypePayload = "text/plain; charset=UTF-8"
+	contentTypeOK      = "text/html"
+)
+
+// servePollingHandshake opens a long-polling session (engine.io-protocol v4, "Handshake"): the
+// response is the open packet, announcing the WebSocket upgrade.
+func (h *Handler) servePollingHandshake(w http.ResponseWriter, r *http.Request, token string) {
+	s := h.newSession(kindPolling, token)
+	if !h.addSession(s) {
+		writeError(w, errShuttingDown)
+		return
+	}
+	writePayload(w, r, h.cfg.WriteTimeout, [][]byte{h.openPacket(s.id, true)})
+}
+
+// poll answers a long-polling GET (engine.io-protocol v4, "Receiving data"): it waits until
+// packets are queued, then sends them all as one payload. During an upgrade an empty wait ends
+// with a noop packet; a closed session answers a close packet. A second concurrent GET breaks the
+// protocol: it gets HTTP 400 and the session is closed ("the server MUST return an HTTP 400 error
+// status and close the session").
+func (s *session) poll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.kind != kindPolling {
+		s.mu.Unlock()
+		writeError(w, errBadRequest) // upgraded: polling requests are refused
+		return
+	}
+	if s.getting {
+		s.mu.Unlock()
+		s.h.protocolError(s, "duplicate_poll", errors.New("overlapping GET"))
+		writeError(w, errBadRequest)
+		s.close()
+		return
+	}
+	s.getting = true
+	for len(s.out) == 0 && !s.closed.Load() && !s.upgrading && s.kind == kindPolling {
+		wake := make(chan struct{})
+		s.getWake = wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			s.getting = false
+			if s.getWake == wake {
+				s.getWake = nil
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Lock()
+	}
+	batch, taken := s.out, s.outTaken
+	s.out, s.outTaken = nil, nil
+	s.getting = false
+	closed := s.closed.Load()
+	s.mu.Unlock()
+	if taken != nil {
+		close(taken)
+	}
+	switch {
+	case closed:
+		batch = append(batch, closePacket)
+	case len(batch) == 0:
+		batch = [][]byte{noopPacket}
+	}
+	writePayload(w, r, s.h.cfg.WriteTimeout, batch)
+}
+
+// writePayload writes packets as one long-polling payload (joined by the record separator).
+func writePayload(w http.ResponseWriter, r *http.Request, timeout time.Duration, packets [][]byte) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout))
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentTypePayload)
+	hdr.Set("Content-Length", strconv.Itoa(payloadLen(packets)))
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	for i, p := range packets {
+		if i > 0 {
+			w.Write([]byte{recordSeparator})
+		}
+		if _, err := w.Write(p); err != nil {
+			return
+		}
+	}
+}
+
+// post reads a long-polling POST (engine.io-protocol v4, "Sending data"): a payload of packets
+// split on the record separator, handled in order, answered "ok". A second concurrent POST gets
+// HTTP 400 and closes the session; a body over MaxPayload gets HTTP 413 and a malformed one
+// HTTP 400, both closing the session.
+func (s *session) post(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.kind != kindPolling {
+		s.mu.Unlock()
+		writeError(w, errBadRequest)
+		return
+	}
+	if s.posting {
+		s.mu.Unlock()
+		s.h.protocolError(s, "duplicate_post", errors.New("overlapping POST"))
+		writeError(w, errBadRequest)
+		s.close()
+		return
+	}
+	s.posting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
+	}()
+
+	max := s.h.cfg.MaxPayload
+	if r.ContentLength > int64(max) {
+		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
+		writeError(w, errTooLarge)
+		s.close()
+		return
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		s.h.logDebug("POST read: "+err.Error(), s)
+		writeError(w, errBadRequest)
+		s.close()
+		return
+	}
+	if len(body) > max {
+		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
+		writeError(w, errTooLarge)
+		s.close()
+		return
+	}
+	packets, err := decodeEIOPayload(body)
+	if err != nil {
+		s.h.protocolError(s, "engineio", err)
+		writeError(w, errBadRequest)
+		s.close()
+		return
+	}
+	for _, p := range packets {
+		if !s.onPacket(p) {
+			break
+		}
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentTypeOK)
+	hdr.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "ok")
+}

@@ -1,0 +1,290 @@
+package socketio
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime-service/realtime-service/internal/realtime"
+)
+
+// transportKind is the transport a session currently uses.
+type transportKind uint8
+
+const (
+	kindPolling transportKind = iota
+	kindWebSocket
+)
+
+func (k transportKind) String() string {
+	if k == kindWebSocket {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// Errors the write path returns to realtime.Conn; both mean the connection is gone.
+var (
+	errSessionClosed = errors.New("socketio: session closed")
+	errPollTimeout   = errors.New("socketio: no long-polling GET took the packets within the write timeout")
+)
+
+// session is one Engine.IO session (engine.io-protocol v4) and, once the client has connected
+// to the default namespace, the realtime.Transport of its hub connection.
+//
+// Every packet to the client goes through one of two paths, both ordered and serialized:
+// WriteFrames (the hub Conn's writer goroutine: events, and pings and acks queued with
+// Conn.Send) and writeDirect (handshake replies, and pings before the Socket.IO CONNECT). Over
+// WebSocket both take wmu around one writev; over long-polling both append to out, which the next
+// GET takes whole.
+//
+// An idle WebSocket session holds this struct, one timer, the gorilla connection (512-byte read
+// buffer, no write buffer) and one goroutine, its reader.
+type session struct {
+	h  *Handler
+	id string
+
+	closed atomic.Bool
+	conn   atomic.Pointer[realtime.Conn] // the hub connection, once connected to "/"
+
+	mu        sync.Mutex
+	kind      transportKind
+	probing   bool // a WebSocket upgrade is being probed
+	upgrading bool // the probe was answered: long-polls get a noop until the upgrade packet
+	// long-polling
+	out      [][]byte      // packets waiting for the next GET
+	outTaken chan struct{} // closed once out is taken (or the session closes); nil until a writer waits
+	getWake  chan struct{} // closed to wake the pending GET; nil when no GET waits
+	getting  bool          // a GET is pending
+	posting  bool          // a POST is being read
+	// WebSocket: ws is the session's connection after the handshake or the upgrade; probe is
+	// the one being probed.
+	ws    *websocket.Conn
+	nc    net.Conn
+	probe *websocket.Conn
+	// heartbeat: one timer alternates between the ping interval and the pong timeout.
+	timer        *time.Timer
+	awaitingPong bool
+	// Socket.IO, before the CONNECT: connectTimer closes a session that never connects; token
+	// is the handshake request's token (access_token query parameter or Authorization header).
+	connectTimer *time.Timer
+	token        string
+	// rmu serializes the handling of client messages (a POST and the upgraded WebSocket could
+	// overlap); bin is the binary packet whose attachments are being received.
+	rmu sync.Mutex
+	bin *pendingBinary
+
+	wmu sync.Mutex // serializes writes to nc
+}
+
+// start arms the heartbeat and the connect timeout; the session is registered and its open
+// packet queued or written.
+func (s *session) start() {
+	s.mu.Lock()
+	s.timer = time.AfterFunc(s.h.cfg.PingInterval, s.heartbeat)
+	s.connectTimer = time.AfterFunc(s.h.cfg.PingInterval+s.h.cfg.PongTimeout, s.connectTimeout)
+	s.mu.Unlock()
+}
+
+// heartbeat runs when the timer fires: it sends a ping and waits PongTimeout for the pong, or,
+// when the pong is overdue, closes the session (engine.io-protocol v4, "Heartbeat").
+func (s *session) heartbeat() {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return
+	}
+	if s.awaitingPong {
+		s.mu.Unlock()
+		s.h.logDebug("ping timeout", s)
+		s.close()
+		return
+	}
+	s.awaitingPong = true
+	s.timer.Reset(s.h.cfg.PongTimeout)
+	s.mu.Unlock()
+	s.sendControl(pingPacket)
+}
+
+// pong records the client's heartbeat answer and schedules the next ping.
+func (s *session) pong() {
+	s.mu.Lock()
+	if s.awaitingPong && !s.closed.Load() {
+		s.awaitingPong = false
+		s.timer.Reset(s.h.cfg.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) connectTimeout() {
+	if s.conn.Load() == nil {
+		s.h.logDebug("no Socket.IO CONNECT in time", s)
+		s.close()
+	}
+}
+
+// sendControl sends an engine-level packet: through the hub Conn's queue once it exists (so
+// that it is ordered and bounded with the events), directly before.
+func (s *session) sendControl(p []byte) {
+	if c := s.conn.Load(); c != nil {
+		c.Send(p)
+		return
+	}
+	s.writeDirect(p)
+}
+
+// writeDirect writes packets without the hub Conn: over WebSocket at once, over long-polling
+// into the buffer of the next GET, without waiting for it. A failed write closes the session.
+func (s *session) writeDirect(packets ...[]byte) {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return
+	}
+	if s.kind == kindPolling {
+		s.out = append(s.out, packets...)
+		s.wakeGETLocked()
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if err := s.writeWS(packets); err != nil {
+		s.close()
+	}
+}
+
+// Format implements realtime.Transport: event frames are Socket.IO EVENT packets in Engine.IO
+// message packets, `42["<event>",<data>,"<cursor>"]`, shared by every Socket.IO connection.
+func (s *session) Format() realtime.Format { return realtime.FormatSocketIO }
+
+// WriteFrames implements realtime.Transport. Over WebSocket each frame becomes one text
+// message, the whole batch one writev bounded by WriteTimeout. Over long-polling the frames join
+// the next GET's payload and WriteFrames returns once a GET has taken them (or the session
+// upgraded and wrote them over WebSocket); a client that stops polling makes it fail after
+// WriteTimeout (errPollTimeout), so the Conn's bounded queue fills meanwhile and a client that
+// stopped reading is closed as slow. errSessionClosed once the session is closed.
+func (s *session) WriteFrames(frames [][]byte) error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return errSessionClosed
+	}
+	if s.kind == kindWebSocket {
+		s.mu.Unlock()
+		return s.writeWS(frames)
+	}
+	s.out = append(s.out, frames...)
+	if s.outTaken == nil {
+		s.outTaken = make(chan struct{})
+	}
+	taken := s.outTaken
+	s.wakeGETLocked()
+	s.mu.Unlock()
+
+	t := time.NewTimer(s.h.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case <-taken:
+		if s.closed.Load() {
+			return errSessionClosed
+		}
+		return nil
+	case <-t.C:
+		return errPollTimeout
+	}
+}
+
+// CloseFrame implements realtime.Transport: the Engine.IO close packet "1", after which
+// socket.io-client reconnects by itself (over WebSocket the closed connection does the same).
+// Not a Socket.IO DISCONNECT: after a server-side namespace disconnect socket.io-client does not
+// reconnect. Nil when the client is gone.
+func (s *session) CloseFrame(d realtime.Disconnect) []byte {
+	if d == realtime.DisconnectClientGone {
+		return nil
+	}
+	return closePacket
+}
+
+// Close implements realtime.Transport: it closes the session (idempotent) and makes a blocked
+// WriteFrames return.
+func (s *session) Close() { s.close() }
+
+// close ends the session: it leaves the handler's table (later requests with its sid get
+// "Session ID unknown"), a pending GET is answered with a close packet, blocked writers return,
+// the WebSocket is closed and the hub connection, if any, with DisconnectClientGone. Idempotent.
+func (s *session) close() {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return
+	}
+	wake, taken := s.getWake, s.outTaken
+	s.getWake, s.outTaken = nil, nil
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.connectTimer != nil {
+		s.connectTimer.Stop()
+	}
+	s.token = ""
+	nc, probe, kind := s.nc, s.probe, s.kind
+	s.mu.Unlock()
+
+	if wake != nil {
+		close(wake)
+	}
+	if taken != nil {
+		close(taken)
+	}
+	if nc != nil {
+		nc.Close()
+	}
+	if probe != nil {
+		probe.NetConn().Close()
+	}
+	s.h.removeSession(s, kind)
+	if c := s.conn.Load(); c != nil {
+		c.Close(realtime.DisconnectClientGone)
+	}
+}
+
+// wakeGETLocked wakes the pending GET, if any; s.mu is held.
+func (s *session) wakeGETLocked() {
+	if s.getWake != nil {
+		close(s.getWake)
+		s.getWake = nil
+	}
+}
+
+// onPacket handles one packet from the client, from either transport, and reports whether the
+// session is still open. Pings from the client break the v4 heartbeat direction and upgrade
+// packets belong to the probing WebSocket only: both close the session, as malformed input does.
+// Open and noop packets are ignored (engine.io does the same).
+func (s *session) onPacket(p eioPacket) bool {
+	switch p.typ {
+	case eioClose:
+		s.close()
+		return false
+	case eioPong:
+		s.pong()
+	case eioMessage:
+		if err := s.onMessage(p); err != nil {
+			s.h.protocolError(s, "socketio", err)
+			s.close()
+			return false
+		}
+	case eioPing:
+		s.h.protocolError(s, "heartbeat", errors.New("ping from the client (Engine.IO v4 pings come from the server)"))
+		s.close()
+		return false
+	case eioUpgrade:
+		s.h.protocolError(s, "engineio", errors.New("upgrade packet outside an upgrade"))
+		s.close()
+		return false
+	}
+	return !s.closed.Load()
+}

@@ -1,0 +1,200 @@
+package socketio
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/realtime-service/realtime-service/internal/realtime"
+)
+
+// The default namespace; the only one this server has.
+const defaultNamespace = "/"
+
+// maxPIDLen bounds the recovery pid a client may send back (ours are 20 characters).
+const maxPIDLen = 64
+
+// pendingBinary is a BINARY_EVENT or BINARY_ACK waiting for its attachments (socket.io-protocol
+// v5: the attachments follow the packet as binary Engine.IO messages). Their bytes are counted,
+// not kept: no client event of this server reads binary data.
+type pendingBinary struct {
+	packet sioPacket
+	left   int
+}
+
+// onMessage handles an Engine.IO message: a Socket.IO packet, or one binary attachment of the
+// pending binary packet. Text while attachments are awaited, an attachment when none is, or a
+// malformed packet is an error, and the caller closes the session (as socket.io-parser throws).
+func (s *session) onMessage(p eioPacket) error {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if p.binary {
+		if s.bin == nil {
+			return errors.New("socket.io: binary data without a binary packet")
+		}
+		if s.bin.left--; s.bin.left > 0 {
+			return nil
+		}
+		pkt := s.bin.packet
+		s.bin = nil
+		return s.handle(pkt)
+	}
+	if s.bin != nil {
+		return errors.New("socket.io: text data while binary attachments are awaited")
+	}
+	pkt, err := decodeSIO(p.data)
+	if err != nil {
+		return err
+	}
+	if pkt.attachments > 0 {
+		s.bin = &pendingBinary{packet: pkt, left: pkt.attachments}
+		return nil
+	}
+	return s.handle(pkt)
+}
+
+// handle acts on a complete Socket.IO packet (socket.io-protocol v5, "Exchange protocol").
+// Another namespace's CONNECT is refused with CONNECT_ERROR "Invalid namespace", as the reference
+// server answers, and its other packets ignored. On "/": CONNECT authenticates and attaches to the
+// hub; DISCONNECT closes the session (the client closes its Engine.IO connection too); EVENT with
+// an ack id gets an ACK; ACK is ignored (the server asks for none). A packet before CONNECT, a
+// second CONNECT, or a CONNECT_ERROR from the client is an error.
+func (s *session) handle(p sioPacket) error {
+	if p.nsp != defaultNamespace {
+		if p.typ == sioConnect {
+			s.sendControl(messagePacket(sioPacket{typ: sioConnectError, nsp: p.nsp, data: invalidNamespace}))
+		}
+		return nil
+	}
+	connected := s.conn.Load() != nil
+	switch p.typ {
+	case sioConnect:
+		if connected {
+			return errors.New("socket.io: second CONNECT to /")
+		}
+		return s.connect(p.data)
+	case sioDisconnect:
+		s.close()
+		return nil
+	case sioConnectError:
+		return errors.New("socket.io: CONNECT_ERROR from a client")
+	}
+	if !connected {
+		return errors.New("socket.io: packet before CONNECT")
+	}
+	if (p.typ == sioEvent || p.typ == sioBinaryEvent) && p.hasID {
+		s.ack(p)
+	}
+	return nil
+}
+
+var invalidNamespace = []byte(`{"message":"Invalid namespace"}`)
+
+// connectPayload is what socket.io-client sends in CONNECT: its auth object, plus pid and offset
+// when it attempts connection state recovery. Fields are kept raw: a non-string is "absent".
+type connectPayload struct {
+	Token  json.RawMessage `json:"token"`
+	PID    json.RawMessage `json:"pid"`
+	Offset json.RawMessage `json:"offset"`
+}
+
+// connect authenticates a CONNECT to "/" and attaches the session to the hub. The token is the
+// payload's "token" (socket.io-client's `auth: { token }`), else the handshake request's. A
+// missing or invalid token gets CONNECT_ERROR {"message": <reason>, "data": {"code":
+// "unauthorized"}}, and the session stays open for the client to close. On success the CONNECT
+// reply {"sid","pid"} is written before the hub connection exists, so it precedes every event.
+//
+// Recovery (socket.io v4.6 connection state recovery): a client that sends back its pid and an
+// offset (the cursor of the last event it got) that the hub can read keeps its pid, so
+// socket.io-client reports `socket.recovered`, and the hub replays what it missed from that
+// cursor (or sends a "resync" event). Otherwise it gets a new pid and only live events.
+func (s *session) connect(data []byte) error {
+	var cp connectPayload
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &cp); err != nil {
+			return err
+		}
+	}
+	token := jsonString(cp.Token)
+	if token == "" {
+		s.mu.Lock()
+		token = s.token
+		s.mu.Unlock()
+	}
+	if token == "" {
+		s.connectError("no token: connect with io(url, { auth: { token } })")
+		return nil
+	}
+	claims, err := s.h.cfg.Verifier.Verify(token)
+	if err != nil {
+		s.connectError(err.Error())
+		return nil
+	}
+
+	pid, cursor := newID(), ""
+	if old, offset := jsonString(cp.PID), jsonString(cp.Offset); old != "" && len(old) <= maxPIDLen &&
+		offset != "" && s.h.hub.CheckCursor(offset) == nil {
+		pid, cursor = old, offset
+	}
+	reply, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid"`
+	}{newID(), pid})
+	s.writeDirect(messagePacket(sioPacket{typ: sioConnect, nsp: defaultNamespace, data: reply}))
+
+	if s.h.isDown() {
+		s.close()
+		return nil
+	}
+	c, err := s.h.hub.Attach(realtime.ConnOptions{User: claims.UserID, Transport: s, Expires: claims.Expires}, cursor)
+	if err != nil { // the hub is shutting down: the client reconnects elsewhere
+		s.close()
+		return nil
+	}
+	s.conn.Store(c)
+	if s.closed.Load() { // closed before it could see c
+		c.Close(realtime.DisconnectClientGone)
+		return nil
+	}
+	s.mu.Lock()
+	s.token = ""
+	if s.connectTimer != nil {
+		s.connectTimer.Stop()
+		s.connectTimer = nil
+	}
+	s.mu.Unlock()
+	s.h.connected(cursor != "")
+	return nil
+}
+
+// connectError refuses a CONNECT to "/" with a message a UI can show.
+func (s *session) connectError(message string) {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+		Data    any    `json:"data"`
+	}{message, map[string]string{"code": "unauthorized"}})
+	s.h.m.connects.WithLabelValues("unauthorized").Inc()
+	s.writeDirect(messagePacket(sioPacket{typ: sioConnectError, nsp: defaultNamespace, data: body}))
+}
+
+// ack answers a client event that asked for an acknowledgement: "whoami" gets
+// [{"userId": <the connection's user>}], any other event [{"error": "unknown-event"}]. The ACK is
+// queued on the hub connection, after the events already queued.
+func (s *session) ack(p sioPacket) {
+	c := s.conn.Load()
+	var payload []byte
+	if name, isString, _ := eventName(p.data); isString && name == "whoami" {
+		payload, _ = json.Marshal([]map[string]string{{"userId": c.User()}})
+	} else {
+		payload = []byte(`[{"error":"unknown-event"}]`)
+	}
+	c.Send(messagePacket(sioPacket{typ: sioAck, nsp: defaultNamespace, hasID: true, id: p.id, data: payload}))
+}
+
+// jsonString returns raw as a string if it is a JSON string, else "".
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
