@@ -61,7 +61,9 @@ func TestConformance(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	args := append([]string{"--test", "--test-reporter=spec"}, files...)
+	// --test-force-exit: a file ends when its tests do, whatever sockets a failed test left open;
+	// --test-timeout bounds any single test (none should come near it).
+	args := append([]string{"--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=60000"}, files...)
 	cmd := exec.CommandContext(ctx, nodeBin, args...)
 	cmd.Env = append(os.Environ(),
 		"SIO_URL="+main.url(),

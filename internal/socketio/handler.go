@@ -50,7 +50,7 @@ func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 		cfg: cfg,
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512,
-			WriteBufferPool: &sync.Pool{}, // gorilla's writer is never used; hold no buffer
+			WriteBufferPool: &sync.Pool{},                             // gorilla's writer is never used; hold no buffer
 			CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
 		},
 		m:        newMetrics(cfg.Metrics),

@@ -70,6 +70,7 @@ type node struct {
 	hub     *realtime.Hub
 	handler *Handler
 	fast    *Handler
+	slow    *Handler
 	srv     *http.Server
 	replay  *memReplayer
 	offsets map[string]int64
@@ -91,6 +92,13 @@ func testConfig() Config {
 func fastConfig() Config {
 	c := testConfig()
 	c.PingInterval, c.PongTimeout = 100*time.Millisecond, 150*time.Millisecond
+	return c
+}
+
+// slowConfig pings once a minute: for tests of long-polling that a ping must not disturb.
+func slowConfig() Config {
+	c := testConfig()
+	c.PingInterval, c.PongTimeout = time.Minute, time.Minute
 	return c
 }
 
@@ -118,10 +126,11 @@ func (n *node) start() error {
 	hub := realtime.NewHub(realtime.HubConfig{Replayer: replay})
 	hub.SetCursorCodec(codec)
 	hub.Assigned(map[string]map[int32]int64{testTopics[0]: {0: 0}, testTopics[1]: {0: 0}})
-	h, fast := NewHandler(hub, testConfig()), NewHandler(hub, fastConfig())
+	h, fast, slow := NewHandler(hub, testConfig()), NewHandler(hub, fastConfig()), NewHandler(hub, slowConfig())
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", h)
 	mux.Handle("/fast/socket.io/", fast)
+	mux.Handle("/slow/socket.io/", slow)
 	mux.HandleFunc("GET /control/token", handleToken)
 	mux.HandleFunc("POST /control/publish", n.handlePublish)
 	if n.extra != nil {
@@ -129,7 +138,7 @@ func (n *node) start() error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.mu.Lock()
-	n.hub, n.handler, n.fast, n.srv, n.replay, n.offsets = hub, h, fast, srv, replay, map[string]int64{}
+	n.hub, n.handler, n.fast, n.slow, n.srv, n.replay, n.offsets = hub, h, fast, slow, srv, replay, map[string]int64{}
 	n.mu.Unlock()
 	go srv.Serve(ln)
 	return nil
@@ -139,13 +148,14 @@ func (n *node) start() error {
 // the server.
 func (n *node) stop() {
 	n.mu.Lock()
-	hub, h, fast, srv := n.hub, n.handler, n.fast, n.srv
+	hub, h, fast, slow, srv := n.hub, n.handler, n.fast, n.slow, n.srv
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hub.Shutdown(ctx)
 	h.Shutdown(ctx)
 	fast.Shutdown(ctx)
+	slow.Shutdown(ctx)
 	srv.Shutdown(ctx)
 	srv.Close()
 }

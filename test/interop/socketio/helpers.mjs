@@ -1,8 +1,9 @@
 // Shared helpers of the Socket.IO conformance suite. The Go test (internal/socketio,
 // TestConformance) starts the server and passes its address in the environment:
 //   SIO_URL      the server under test: Socket.IO at /socket.io/ (pingInterval 300 ms,
-//                pingTimeout 5 s) and at /fast/socket.io/ (pingInterval 100 ms, pingTimeout
-//                150 ms), plus the test-only /control/ endpoints
+//                pingTimeout 5 s), at /fast/socket.io/ (pingInterval 100 ms, pingTimeout
+//                150 ms) and at /slow/socket.io/ (pingInterval 1 min), plus the test-only
+//                /control/ endpoints
 //   SIO_AUX_URL  a second server that /control/restart restarts
 //   SIO_ORIGIN   the one browser origin the server allows
 import WebSocket from "ws";
@@ -18,6 +19,8 @@ export const SEP = "\x1e";
 export const PING_INTERVAL = 300;
 export const PING_TIMEOUT = 5000;
 export const MAX_PAYLOAD = 1000000;
+export const SLOW = "/slow/socket.io/";
+export const FAST = "/fast/socket.io/";
 
 // Per-test timeout: generous, so that only a hang fails on time (no assertion is timed).
 export const T = { timeout: 30000 };
@@ -76,9 +79,18 @@ export function eioURL(query = {}, path = "/socket.io/") {
  * A raw WebSocket that queues what it receives, so that no message is lost between awaits.
  * With autoPong (the default) it answers the server's pings "2" with "3" and hides them.
  */
+const openSockets = new Set();
+
+/** Closes every RawWS still open (register it with node:test's after()). */
+export function closeAll() {
+  for (const ws of openSockets) ws.close();
+}
+
 export class RawWS {
   constructor(url, { autoPong = true, headers } = {}) {
     this.ws = new WebSocket(url, { headers });
+    openSockets.add(this);
+    this.ws.once("close", () => openSockets.delete(this));
     this.ws.binaryType = "nodebuffer";
     this.autoPong = autoPong;
     this.queue = [];
@@ -142,7 +154,7 @@ export async function wsSession(query = {}, path = "/socket.io/", opts = {}) {
 }
 
 /** Opens a WebSocket session and connects it to "/" as user; returns {ws, open, connect}. */
-export async function wsConnected(user, { path } = {}) {
+export async function wsConnected(user, path = "/socket.io/") {
   const s = await wsSession({}, path);
   s.ws.send("40" + JSON.stringify({ token: await token(user) }));
   const reply = await s.ws.next();
@@ -191,11 +203,11 @@ export async function pollPackets(sid, count = 1, path = "/socket.io/") {
 }
 
 /** Opens a long-polling session connected to "/" as user; returns {sid, open, connect}. */
-export async function pollConnected(user) {
-  const s = await pollSession();
-  const r = await post(s.sid, "40" + JSON.stringify({ token: await token(user) }));
+export async function pollConnected(user, path = "/socket.io/") {
+  const s = await pollSession({}, path);
+  const r = await post(s.sid, "40" + JSON.stringify({ token: await token(user) }), path);
   if (r.status !== 200) throw new Error(`POST CONNECT: ${r.status}`);
-  const { packets } = await pollPackets(s.sid, 1);
+  const { packets } = await pollPackets(s.sid, 1, path);
   if (!packets[0]?.startsWith("40{")) throw new Error(`CONNECT refused: ${packets}`);
   return { ...s, connect: JSON.parse(packets[0].slice(2)) };
 }
