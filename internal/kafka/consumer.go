@@ -1,0 +1,478 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/realtime-service/realtime-service/internal/config"
+)
+
+const (
+	defaultHealthGrace    = 10 * time.Second
+	defaultMaxPollRecords = 500
+)
+
+// ConsumerConfig holds what the Consumer hands records to. Handler is required.
+type ConsumerConfig struct {
+	// Handler receives every record of the consumed topics, in offset order within each
+	// partition, one at a time (never concurrently). It must not block for long: rebalances
+	// wait for it. A nil error means the record was handed off; its offset may then be
+	// committed. A non-nil error marks the record as poison: it is copied to the dead-letter
+	// topic (see dlq.go) and consumption goes on; it is never handed to Handler again. An error
+	// that wraps ctx's error while ctx is done (shutdown) is not poison: the record is not
+	// committed and comes back on the next start.
+	Handler func(ctx context.Context, rec *kgo.Record) error
+
+	// Assigned, if set, is called when partitions are assigned to this node, before any record
+	// of them is handed off and never concurrently with Handler, with each newly assigned
+	// partition's starting offset: its committed offset, or its log start offset when it has no
+	// commit (a partition or topic created after this node's first start) or when its commit
+	// fell below the log start (retention). The map is the callee's.
+	Assigned func(start map[string]map[int32]int64)
+
+	// Revoked, if set, is called with the partitions this node stopped consuming (revoked in a
+	// rebalance, lost with the group session, or all of them at shutdown), after what was handed
+	// off from them has been committed (not tried for lost partitions: their commit would be
+	// refused). Never called concurrently with Handler or Assigned.
+	Revoked func(map[string][]int32)
+
+	// HealthGrace is how long connection or group errors may go on before Health reports them
+	// (zero: 10 s).
+	HealthGrace time.Duration
+
+	// MaxPollRecords bounds the records taken from one poll, i.e. handed off between two commits
+	// (zero: 500).
+	MaxPollRecords int
+}
+
+// Consumer consumes this node's consumer group on the configured topics and hands every record
+// to ConsumerConfig.Handler, implementing DESIGN.md's "Delivery semantics":
+//   - The group is cfg.ConsumerGroup() ("<KAFKA_GROUP_ID>.<KAFKA_NODE_ID>"): every node sees
+//     every record.
+//   - At-least-once: an offset is committed only after its record was handed off (or copied to
+//     the dead-letter topic): after each poll's records, when partitions are revoked, and at
+//     shutdown.
+//   - The node's first start (its group has no committed offset on the consumed topics) begins
+//     at the end of every partition: before joining, the current end offsets are committed for
+//     the group (an empty group accepts such admin commits). From then on every partition
+//     resumes at its commit, including partitions that had no record before the stop. A
+//     partition with no commit after that (created later) is read from its start.
+//   - Per-partition order is kept; records are handed off from one goroutine.
+//
+// Make it with NewConsumer and call Run once at a time.
+type Consumer struct {
+	cfg     config.Kafka
+	cc      ConsumerConfig
+	opts    []kgo.Opt // ClientOpts, producerOpts (dead-letter produces) and the logger
+	reg     prometheus.Registerer
+	log     *slog.Logger
+	m       *consumerMetrics
+	health  health
+	running atomic.Bool
+}
+
+// NewConsumer returns a Consumer of cfg.TopicNames() in group cfg.ConsumerGroup() at brokers
+// (seed host:port list). It connects to nothing until Run. Its metrics (kafka_consumer_*, see
+// metrics.go) are registered on reg now, and kprom's client metrics (kafka_client_*,
+// role="consumer") while Run runs; reg nil means no metrics. Errors: a nil Handler, no topics,
+// no dead-letter topic or one that is also consumed (a poison record would loop), ClientOpts's
+// errors, or a metric registration conflict.
+func NewConsumer(cfg config.Kafka, brokers []string, cc ConsumerConfig, reg prometheus.Registerer, log *slog.Logger) (*Consumer, error) {
+	cfg = withDefaults(cfg)
+	switch {
+	case cc.Handler == nil:
+		return nil, errors.New("kafka: consumer: no Handler")
+	case len(cfg.Topics) == 0:
+		return nil, errors.New("kafka: consumer: no topics to consume")
+	case cfg.DLQTopic == "":
+		return nil, errors.New("kafka: consumer: no dead-letter topic")
+	case slices.Contains(cfg.TopicNames(), cfg.DLQTopic):
+		return nil, fmt.Errorf("kafka: consumer: the dead-letter topic %s is also consumed", cfg.DLQTopic)
+	}
+	if cc.HealthGrace <= 0 {
+		cc.HealthGrace = defaultHealthGrace
+	}
+	if cc.MaxPollRecords <= 0 {
+		cc.MaxPollRecords = defaultMaxPollRecords
+	}
+	opts, err := ClientOpts(cfg, brokers)
+	if err != nil {
+		return nil, err
+	}
+	log = orDiscard(log)
+	opts = append(opts, producerOpts()...)
+	opts = append(opts, kgo.WithLogger(kgoLogger{log}))
+	m, err := newConsumerMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: consumer metrics: %w", err)
+	}
+	return &Consumer{
+		cfg:    cfg,
+		cc:     cc,
+		opts:   opts,
+		reg:    reg,
+		log:    log,
+		m:      m,
+		health: health{grace: cc.HealthGrace, group: cfg.ConsumerGroup()},
+	}, nil
+}
+
+// Run consumes until ctx is done, then commits what was handed off, leaves the group (which
+// calls Revoked with every partition) and returns nil. Broker and group errors do not end it:
+// they are retried, logged, and reported by Health. It returns an error only when it cannot
+// start: Run already running, or the client cannot be built.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("kafka: consumer: Run is already running")
+	}
+	defer c.running.Store(false)
+	c.health.begin(time.Now())
+	defer c.health.end()
+
+	admin, err := kgo.NewClient(append(slices.Clone(c.opts), kgo.WithHooks(&c.health))...)
+	if err != nil {
+		return fmt.Errorf("kafka: consumer: %w", err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	adm.SetTimeoutMillis(int32(min(c.cfg.RequestTimeout.Milliseconds(), 1<<31-1)))
+	if err := c.initOffsets(ctx, adm); err != nil {
+		return nil // ctx is done
+	}
+
+	s := &session{
+		c:         c,
+		adm:       adm,
+		handed:    map[string]map[int32]kgo.EpochOffset{},
+		committed: map[string]map[int32]int64{},
+	}
+	opts := append(slices.Clone(c.opts),
+		kgo.ConsumerGroup(c.cfg.ConsumerGroup()),
+		kgo.ConsumeTopics(c.cfg.TopicNames()...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(s.adjust),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+		kgo.WithHooks(&c.health),
+	)
+	if c.reg != nil {
+		opts = append(opts, kgo.WithHooks(newKprom(c.reg, "consumer")))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: consumer: %w", err)
+	}
+	s.poll(ctx, cl)
+	s.commit(context.WithoutCancel(ctx), cl, nil)
+	cl.CloseAllowingRebalance() // leaves the group: revoked runs once more, for every partition
+	return nil
+}
+
+// Health returns nil while the consumer is running and healthy, and an error saying why
+// otherwise: not running, no broker reachable (wrapping ErrUnavailable), or group, fetch or
+// commit errors, each only once it has lasted ConsumerConfig.HealthGrace.
+func (c *Consumer) Health() error { return c.health.err(time.Now()) }
+
+// initOffsets implements the first start (see Consumer), retrying until it succeeds or ctx is
+// done; it returns only ctx's error.
+func (c *Consumer) initOffsets(ctx context.Context, adm *kadm.Client) error {
+	backoff := retryBackoff(c.cfg.RetryBackoff)
+	for try := 1; ; try++ {
+		err := c.commitFirstStart(ctx, adm)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.health.groupFailed(err)
+		c.log.Warn("kafka consumer: cannot read or set the group's starting offsets; retrying",
+			"group", c.cfg.ConsumerGroup(), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff(try)):
+		}
+	}
+}
+
+// commitFirstStart commits the end offset of every partition of the consumed topics when the
+// group has no committed offset on them yet.
+func (c *Consumer) commitFirstStart(ctx context.Context, adm *kadm.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	group := c.cfg.ConsumerGroup()
+	topics := c.cfg.TopicNames()
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) { // Kafka answers no offsets, kfake this
+		return fmt.Errorf("fetch the offsets of group %s: %w", group, err)
+	}
+	for _, t := range topics {
+		for _, o := range committed[t] {
+			if o.Err == nil && o.At >= 0 {
+				return nil // not the first start
+			}
+		}
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("list end offsets: %w", err)
+	}
+	start := kadm.Offsets{}
+	var lerr error
+	ends.Each(func(o kadm.ListedOffset) {
+		switch {
+		case o.Err == nil:
+			start.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1})
+		case errors.Is(o.Err, kerr.UnknownTopicOrPartition) && o.Partition < 0:
+			// The topic does not exist yet: it will be read from its start once it does.
+		default:
+			lerr = fmt.Errorf("list end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+	})
+	if lerr != nil {
+		return lerr // all or nothing: a partition left out would be read from its start
+	}
+	if len(start) == 0 {
+		return nil
+	}
+	if err := adm.CommitAllOffsets(ctx, group, start); err != nil {
+		return fmt.Errorf("commit the end offsets for group %s: %w", group, err)
+	}
+	n := 0
+	start.Each(func(kadm.Offset) { n++ })
+	c.log.Info("kafka consumer: first start of this node's group: starting at the end of every partition",
+		"group", group, "partitions", n)
+	return nil
+}
+
+// session is the state of one Run.
+type session struct {
+	c   *Consumer
+	adm *kadm.Client // the admin client, apart from the group client
+
+	// mu serialises hand-offs with Assigned and Revoked, and guards the maps.
+	mu sync.Mutex
+	// handed is, per partition, the offset after the last record handed off (what to commit).
+	handed map[string]map[int32]kgo.EpochOffset
+	// committed is, per partition, the last offset committed or the starting offset.
+	committed map[string]map[int32]int64
+}
+
+// adjust runs once partitions are assigned and their committed offsets fetched, before they
+// are consumed (kgo.AdjustFetchOffsetsFn). It turns "no commit" (AtStart) and commits below the
+// log start into the exact log start offset, so that what Assigned reports is exactly where
+// consumption begins. An error ends the group session; franz-go rejoins and tries again.
+func (s *session) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	if len(offsets) == 0 {
+		return offsets, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
+	defer cancel()
+	starts, err := s.adm.ListStartOffsets(rctx, slices.Collect(maps.Keys(offsets))...)
+	if err != nil {
+		err = fmt.Errorf("list start offsets of the assigned partitions: %w", err)
+		s.c.health.groupFailed(err)
+		return nil, err
+	}
+	begin := make(map[string]map[int32]int64, len(offsets))
+	for t, ps := range offsets {
+		begin[t] = make(map[int32]int64, len(ps))
+		for p, o := range ps {
+			ls, ok := starts.Lookup(t, p)
+			if !ok || ls.Err != nil {
+				err := fmt.Errorf("list start offset of %s/%d: %v", t, p, ls.Err)
+				s.c.health.groupFailed(err)
+				return nil, err
+			}
+			at := o.EpochOffset().Offset
+			if at < ls.Offset {
+				at = ls.Offset
+				ps[p] = kgo.NewOffset().At(at)
+			}
+			begin[t][p] = at
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range begin {
+		for p, at := range ps {
+			set(s.committed, t, p, at)
+			delete(s.handed[t], p)
+		}
+	}
+	if s.c.cc.Assigned != nil {
+		s.c.cc.Assigned(begin)
+	}
+	s.c.health.groupOK()
+	return offsets, nil
+}
+
+// poll hands off records until ctx is done or the client is closed.
+func (s *session) poll(ctx context.Context, cl *kgo.Client) {
+	for {
+		fetches := cl.PollRecords(ctx, s.c.cc.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			s.c.health.groupFailed(fmt.Errorf("fetch %s/%d: %w", topic, partition, err))
+			s.c.log.Warn("kafka consumer: fetch error", "topic", topic, "partition", partition, "err", err)
+		})
+		stopped := s.handOff(ctx, cl, fetches)
+		s.commit(context.WithoutCancel(ctx), cl, nil) // what was handed off is committed, shutdown or not
+		if stopped {
+			return
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// handOff hands the polled records to the Handler, partition by partition in offset order. It
+// reports whether it stopped early because ctx is done.
+func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) (stopped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if stopped || len(p.Records) == 0 {
+			return
+		}
+		next := int64(-1)
+		for _, rec := range p.Records {
+			if ctx.Err() != nil || !s.deliver(ctx, cl, rec) {
+				stopped = true
+				break
+			}
+			set(s.handed, rec.Topic, rec.Partition, kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1})
+			next = rec.Offset + 1
+		}
+		if next >= 0 {
+			s.c.m.setLag(p.Topic, p.Partition, p.HighWatermark-next)
+		}
+	})
+	return stopped
+}
+
+// deliver hands rec to the Handler, or to the dead-letter topic when the Handler refuses it.
+// It reports whether rec was handed off (false only when ctx ended first).
+func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) bool {
+	s.c.m.records.WithLabelValues(rec.Topic).Inc()
+	err := s.c.cc.Handler(ctx, rec)
+	if err == nil {
+		return true
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return false // shutting down: not poison; the record comes back on the next start
+	}
+	return s.deadLetter(ctx, cl, rec, err)
+}
+
+// commit commits what was handed off and not yet committed, for the partitions in only (all
+// when nil), bounded by RequestTimeout. A failure is counted and logged; the offsets are
+// committed with the next commit.
+func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) {
+	s.mu.Lock()
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range s.handed {
+		for p, eo := range ps {
+			if only != nil && !slices.Contains(only[t], p) {
+				continue
+			}
+			if c, ok := s.committed[t][p]; ok && eo.Offset <= c {
+				continue
+			}
+			set(offsets, t, p, eo)
+		}
+	}
+	s.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
+	defer cancel()
+	var cerr error
+	cl.CommitOffsetsSync(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					cerr = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		s.c.m.commitErrors.Inc()
+		s.c.health.groupFailed(fmt.Errorf("commit: %w", cerr))
+		s.c.log.Warn("kafka consumer: offset commit failed; the next commit retries it",
+			"group", s.c.cfg.ConsumerGroup(), "err", cerr)
+		return
+	}
+	s.c.health.groupOK()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range offsets {
+		for p, eo := range ps {
+			if c, ok := s.committed[t][p]; !ok || eo.Offset > c {
+				set(s.committed, t, p, eo.Offset)
+			}
+		}
+	}
+}
+
+// revoked commits what was handed off from the revoked partitions, forgets them and tells
+// Revoked (kgo.OnPartitionsRevoked; with BlockRebalanceOnPoll it never runs during a hand-off).
+func (s *session) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	s.commit(ctx, cl, parts)
+	s.forget(parts)
+}
+
+// lost forgets partitions whose group session is gone; committing them would be refused
+// (kgo.OnPartitionsLost).
+func (s *session) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	s.forget(parts)
+}
+
+func (s *session) forget(parts map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(s.handed[t], p)
+			delete(s.committed[t], p)
+			n++
+		}
+	}
+	s.c.m.dropLag(parts)
+	if n > 0 && s.c.cc.Revoked != nil {
+		s.c.cc.Revoked(parts)
+	}
+}
+
+// set stores v at m[t][p], making the inner map when needed.
+func set[V any](m map[string]map[int32]V, t string, p int32, v V) {
+	if m[t] == nil {
+		m[t] = map[int32]V{}
+	}
+	m[t][p] = v
+}
