@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -65,6 +66,13 @@ func (f *fakeKafka) Produce(ctx context.Context, recs ...*kgo.Record) []error {
 		panic("fake kafka exploded")
 	}
 	if f.waitForContext {
+		if _, ok := ctx.Deadline(); !ok { // would wait forever: fail instead of hanging the test
+			errs := make([]error, len(recs))
+			for i := range errs {
+				errs[i] = errors.New("fake kafka: Produce without a deadline")
+			}
+			return errs
+		}
 		<-ctx.Done()
 	}
 	f.mu.Lock()
