@@ -17,12 +17,12 @@ import (
 func TestMetrics(t *testing.T) {
 	s := newServer(t)
 	s.kafka.produceErr = failValues(kafka.ErrUnavailable, "3")
-	s.post(conceptPath, validConcept)                                                      // 201
-	s.post(conceptPath, `{}`)                                                              // 400, one invalid
+	s.post(conceptPath, validConcept)                                                        // 201
+	s.post(conceptPath, `{}`)                                                                // 400, one invalid
 	s.post("/v1/topics/orders/records", `{"records":[{"value":1},{"value":3},{"key":"k"}]}`) // 207
-	s.post("/v1/topics/payments/records", `{"value":1}`)                                   // 201
-	s.serve(httptest.NewRequest(http.MethodGet, "/no/such/page", nil))                     // 404
-	s.serve(httptest.NewRequest("BREW", "/v1/topics", nil))                                // 405
+	s.post("/v1/topics/payments/records", `{"value":1}`)                                     // 201
+	s.serve(httptest.NewRequest(http.MethodGet, "/no/such/page", nil))                       // 404
+	s.serve(httptest.NewRequest("BREW", "/v1/topics", nil))                                  // 405
 
 	w := s.serve(httptest.NewRequest(http.MethodGet, "/metrics", nil)) // no API key needed
 	if w.Code != http.StatusOK {

@@ -76,7 +76,7 @@ func TestCreateTopicFails(t *testing.T) {
 		{name: "exists", body: `{"name":"orders","partitions":1,"replicationFactor":1}`,
 			err: fmt.Errorf("create topic orders: %w", kafka.ErrTopicExists), status: http.StatusConflict, code: "topic-exists", called: true},
 		{name: "replication factor above the broker count", body: `{"name":"orders","partitions":1,"replicationFactor":3}`,
-			err: fmt.Errorf("create topic orders: %w", &kafka.RequestError{Code: "INVALID_REPLICATION_FACTOR", Message: "Replication factor: 3 larger than available brokers: 1."}),
+			err:    fmt.Errorf("create topic orders: %w", &kafka.RequestError{Code: "INVALID_REPLICATION_FACTOR", Message: "Replication factor: 3 larger than available brokers: 1."}),
 			status: http.StatusBadRequest, code: "kafka-rejected", kafkaCode: "INVALID_REPLICATION_FACTOR", called: true},
 		{name: "partitions refused", body: `{"name":"orders","partitions":100000,"replicationFactor":1}`,
 			err:    &kafka.RequestError{Code: "INVALID_PARTITIONS", Message: "too many"},
