@@ -55,13 +55,16 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, e
 	if err != nil || mt != contentTypeJSON {
 		return nil, errUnsupportedMediaType
 	}
+	// The rest of a body that is too large is not read: the connection is closed after the answer.
 	if r.ContentLength > maxBytes {
+		w.Header().Set("Connection", "close")
 		return nil, &http.MaxBytesError{Limit: maxBytes}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			w.Header().Set("Connection", "close")
 			return nil, tooLarge
 		}
 		return nil, fmt.Errorf("%w: %w", errReadBody, err)

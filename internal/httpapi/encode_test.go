@@ -31,7 +31,11 @@ func TestBodyTooLarge(t *testing.T) {
 			if !tc.contentLength {
 				r.ContentLength = -1
 			}
-			p := problemOf(t, s.serve(r), http.StatusRequestEntityTooLarge, "body-too-large")
+			w := s.serve(r)
+			p := problemOf(t, w, http.StatusRequestEntityTooLarge, "body-too-large")
+			if c := w.Header().Get("Connection"); c != "close" {
+				t.Errorf("Connection = %q, want close: the rest of the body is not read", c)
+			}
 			if !strings.Contains(p.Detail, "4096") {
 				t.Errorf("detail %q does not state the limit", p.Detail)
 			}

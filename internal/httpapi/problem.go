@@ -47,8 +47,14 @@ const (
 	codeUnsupportedMedia    = "unsupported-media-type"
 	codeInternal            = "internal-error"
 	codeKafkaUnavailable    = "kafka-unavailable"
-	problemTypePrefix       = "/problems/"
-	problemFieldSyntaxError = "syntax"
+)
+
+const (
+	// problemTypePrefix makes a problem's type URI from its code: a relative reference
+	// (RFC 9457 §3.1.1 allows one; it resolves against the request URI).
+	problemTypePrefix = "/problems/"
+	// fieldCodeSyntax is the notification.FieldError code of a body that is not JSON.
+	fieldCodeSyntax = "syntax"
 )
 
 // problem is an RFC 9457 problem details object, with the extension members code, errors (always
@@ -165,10 +171,17 @@ func unauthorizedProblem(detail string) problem {
 // validation-error otherwise.
 func validationProblem(fields []notification.FieldError) problem {
 	code := codeValidation
-	if len(fields) == 1 && fields[0].Code == problemFieldSyntaxError {
+	if len(fields) == 1 && fields[0].Code == fieldCodeSyntax {
 		code = codeInvalidJSON
 	}
-	p := newProblem(code, (&notification.ValidationError{Fields: fields}).Error())
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.Message
+		if f.Field != "" {
+			parts[i] = f.Field + " " + f.Message
+		}
+	}
+	p := newProblem(code, strings.Join(parts, "; ")+".")
 	p.Errors = fields
 	return p
 }
@@ -205,7 +218,7 @@ func problemFor(err error, topic string) problem {
 		return newProblem(codeUnsupportedMedia, "The request body must be JSON, sent with Content-Type: application/json.")
 	case errors.Is(err, errReadBody):
 		p := newProblem(codeInvalidJSON, err.Error())
-		p.Errors = []notification.FieldError{{Code: problemFieldSyntaxError, Message: "the body could not be read"}}
+		p.Errors = []notification.FieldError{{Code: fieldCodeSyntax, Message: "the body could not be read"}}
 		return p
 	case errors.Is(err, kafka.ErrTopicNotFound):
 		return newProblem(codeTopicNotFound, fmt.Sprintf("Topic %q does not exist; create it with POST /v1/topics.", topic))

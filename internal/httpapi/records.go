@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -251,7 +252,8 @@ func severity(status int) int {
 // fieldsOf returns the failing fields of a *notification.ValidationError (what
 // notification.Validator.DecodeJSON returns), or err as one document-level field error.
 func fieldsOf(err error) []notification.FieldError {
-	if verr, ok := err.(*notification.ValidationError); ok {
+	var verr *notification.ValidationError
+	if errors.As(err, &verr) {
 		return verr.Fields
 	}
 	return []notification.FieldError{{Code: "invalid", Message: err.Error()}}

@@ -248,3 +248,16 @@ func TestNewServerNeedsKafkaAndHealth(t *testing.T) {
 		}()
 	}
 }
+
+func TestUncleanPathsRedirect(t *testing.T) {
+	s := newServer(t)
+	for path, want := range map[string]string{
+		"/v1//topics":     "/v1/topics", // a route
+		"/x/../elsewhere": "/elsewhere", // no route: still the ServeMux's redirect, not a problem
+	} {
+		w := s.serve(request(http.MethodGet, path, ""))
+		if w.Code < 300 || w.Code > 399 || w.Header().Get("Location") != want {
+			t.Errorf("GET %s: %d Location %q, want a redirect to %s", path, w.Code, w.Header().Get("Location"), want)
+		}
+	}
+}

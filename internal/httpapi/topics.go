@@ -3,6 +3,7 @@ package httpapi
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -68,11 +69,12 @@ func handleCreateTopic(log *slog.Logger, v *notification.Validator, k Kafka, s s
 		req, _, err := decodeValid[request](w, r, s.maxBodyBytes, v)
 		var fields []notification.FieldError
 		if err != nil {
-			if _, isValidation := err.(*notification.ValidationError); !isValidation {
+			var verr *notification.ValidationError
+			if !errors.As(err, &verr) {
 				writeError(w, r, log, err, "")
 				return
 			}
-			fields = fieldsOf(err)
+			fields = verr.Fields
 		}
 		if req.Name != "" && !validTopicName(req.Name) {
 			fields = append(fields, topicNameFieldError("name"))
