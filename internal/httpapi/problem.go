@@ -33,20 +33,20 @@ import (
 //	internal-error          500     a bug; the server log has the details
 //	kafka-unavailable       503     Kafka is unreachable or did not answer within KAFKA_REQUEST_TIMEOUT
 const (
-	codeValidation          = "validation-error"
-	codeInvalidJSON         = "invalid-json"
-	codeInvalidTopicName    = "invalid-topic-name"
-	codeKafkaRejected       = "kafka-rejected"
-	codeUnauthorized        = "unauthorized"
-	codeInternalTopic       = "internal-topic"
-	codeNotFound            = "not-found"
-	codeTopicNotFound       = "topic-not-found"
-	codeMethodNotAllowed    = "method-not-allowed"
-	codeTopicExists         = "topic-exists"
-	codeBodyTooLarge        = "body-too-large"
-	codeUnsupportedMedia    = "unsupported-media-type"
-	codeInternal            = "internal-error"
-	codeKafkaUnavailable    = "kafka-unavailable"
+	codeValidation       = "validation-error"
+	codeInvalidJSON      = "invalid-json"
+	codeInvalidTopicName = "invalid-topic-name"
+	codeKafkaRejected    = "kafka-rejected"
+	codeUnauthorized     = "unauthorized"
+	codeInternalTopic    = "internal-topic"
+	codeNotFound         = "not-found"
+	codeTopicNotFound    = "topic-not-found"
+	codeMethodNotAllowed = "method-not-allowed"
+	codeTopicExists      = "topic-exists"
+	codeBodyTooLarge     = "body-too-large"
+	codeUnsupportedMedia = "unsupported-media-type"
+	codeInternal         = "internal-error"
+	codeKafkaUnavailable = "kafka-unavailable"
 )
 
 const (
