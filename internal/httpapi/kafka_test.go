@@ -125,4 +125,3 @@ func fetch(t *testing.T, addr, topic string, partition int32, offset int64) *kgo
 	}
 	return recs[0]
 }
-
