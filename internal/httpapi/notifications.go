@@ -27,7 +27,8 @@ type keyed[T any] interface {
 // body as compact JSON, header event-type = event. The answer comes once Kafka acknowledged it:
 //
 //	201 {"id":"<topic>:<partition>:<offset>","topic":"...","partition":0,"offset":12}
-//	400 validation-error (every failing field) or invalid-json; 413; 415; 503 kafka-unavailable
+//	400 validation-error (every failing field) or invalid-json; 404 topic-not-found (the topic is
+//	missing: it is not created); 413; 415; 503 kafka-unavailable
 func handleNotification[T any, P keyed[T]](log *slog.Logger, v *notification.Validator, p producer, s settings, event string) http.Handler {
 	topic := topicFor(s.topics, event)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -9,8 +9,10 @@
 // "Authorization: Bearer <key>" (RFC 6750 §2.1) or "X-API-Key: <key>". A missing or unknown key
 // gets 401 with "WWW-Authenticate: Bearer realm=\"realtime-service\"" (RFC 6750 §3). With no keys
 // configured the API is open (config.Load allows that only with the embedded development broker).
-// The health, metrics, client transport (/v1/ws, /v1/events, /socket.io/), development token and
-// demo page routes need no key: clients authenticate with their own tokens.
+// The client transport (/v1/ws, /v1/events, /socket.io/), development token and demo page
+// routes need no key: clients authenticate with their own tokens. Neither do the health and
+// metrics routes, for load balancers and Prometheus; keep them off the public network if their
+// details matter.
 //
 // # Requests
 //
@@ -27,9 +29,12 @@
 //	POST /v1/notifications/session-starting-soon   body: notification.SessionStartingSoon
 //	POST /v1/notifications/concept-mastered        body: notification.ConceptMastered
 //	  201 {"id":"<topic>:<partition>:<offset>","topic":"...","partition":0,"offset":12}
-//	  400 validation-error | invalid-json    401    413    415    503 kafka-unavailable
+//	  400 validation-error | invalid-json    401    404 topic-not-found    413    415    503 kafka-unavailable
 //
-//	POST /v1/topics/{topic}/records                see handleProduceRecords
+//	POST /v1/topics/{topic}/records   {"key"?,"value","headers"?} or {"records":[...]} (see handleProduceRecords)
+//	  one record: 201 {"id","topic","partition","offset"}; 400, 403 internal-topic, 404 topic-not-found, 413, 415, 503
+//	  a batch:    201 | 207 {"results":[{"partition":0,"offset":12},{"error":{"code","message","errors"?}}]},
+//	              or when every record failed the problem of the most severe cause, with "results"
 //
 //	GET  /v1/topics
 //	  200 {"topics":[{"name":"...","partitions":3,"replicationFactor":1,"internal":false}]}
@@ -105,7 +110,9 @@ type Deps struct {
 //
 // cfg.HTTP.MaxBodyBytes (zero: 1 MiB) caps request bodies, cfg.HTTP.APIKeys guard the service
 // API, cfg.Kafka.RequestTimeout (zero: 25s) bounds a produce or topic request, and cfg.Kafka.Topics
-// picks the topic of each notification endpoint. NewServer panics if deps.Kafka or deps.Health is
+// picks the topic of each notification endpoint. A nil log discards the logs. The server's own
+// metrics (http_requests_total, http_request_duration_seconds, kafka_produce_duration_seconds,
+// http_produced_records_total) are described in metrics.go. NewServer panics if deps.Kafka or deps.Health is
 // nil, or if deps.Registerer holds a different metric under one of the server's metric names: those
 // are wiring mistakes, found at start-up.
 func NewServer(log *slog.Logger, cfg config.Config, deps Deps) http.Handler {
