@@ -207,9 +207,9 @@ func TestValidationProblemBody(t *testing.T) {
 	s := newServer(t)
 	w := s.post(conceptPath, `{"conceptId":"c","userIds":[],"conceptName":"n","masteryLevel":1.7}`)
 	want := `{"type":"/problems/validation-error","title":"The request has invalid fields","status":400,` +
-		`"detail":"userIds must have at least 1 entries; masteryLevel must be at most 1.",` +
+		`"detail":"userIds must have at least 1 entry; masteryLevel must be at most 1.",` +
 		`"instance":"/v1/notifications/concept-mastered","code":"validation-error",` +
-		`"errors":[{"field":"userIds","code":"min","message":"must have at least 1 entries"},` +
+		`"errors":[{"field":"userIds","code":"min","message":"must have at least 1 entry"},` +
 		`{"field":"masteryLevel","code":"lte","message":"must be at most 1"}]}`
 	if got := strings.TrimSpace(w.Body.String()); got != want {
 		t.Errorf("body:\n got %s\nwant %s", got, want)

@@ -35,8 +35,12 @@ func TestValidateSessionStartingSoon(t *testing.T) {
 		{"empty user id", `{"sessionId":"s1","userIds":["u1",""],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds[1]:required"}},
 		{"scheduledTime tomorrow", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"tomorrow"}`, []string{"scheduledTime:rfc3339"}},
 		{"userIds not a list", `{"sessionId":"s1","userIds":"u1","message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:type"}},
-		{"user id a number", `{"sessionId":"s1","userIds":["u1",7],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:type"}},
+		{"user id a number", `{"sessionId":"s1","userIds":["u1",7],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds[1]:type"}},
 		{"unknown field", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z","extra":1}`, []string{"extra:unknown_field"}},
+		{"every failure at once", `{"sessionId":7,"userIds":"u1","scheduledTime":"tomorrow","extra":1}`,
+			[]string{"extra:unknown_field", "message:required", "scheduledTime:rfc3339", "sessionId:type", "userIds:type"}},
+		{"null is missing", `{"sessionId":null,"userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"sessionId:required"}},
+		{"null document", `null`, []string{":type"}},
 		{"truncated", `{"sessionId":"s1","userIds":["u1"`, []string{":syntax"}},
 		{"trailing garbage", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"} x`, []string{":syntax"}},
 		{"not an object", `[1,2]`, []string{":type"}},
@@ -170,7 +174,7 @@ func TestTypeErrorMessagesNameTheExpectedShape(t *testing.T) {
 	v := NewValidator()
 	for body, want := range map[string]string{
 		`{"userIds":"u1"}`:    "userIds: must be an array of strings, not string",
-		`{"userIds":["u",7]}`: "userIds: must be an array of strings, not number",
+		`{"userIds":["u",7]}`: "userIds[1]: must be a string, not number",
 	} {
 		var a addressed
 		err := v.DecodeJSON([]byte(body), &a, true)

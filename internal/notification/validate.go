@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,15 +97,15 @@ func fieldError(fe validator.FieldError) FieldError {
 		f.Message = "is required"
 	case "min":
 		if fe.Kind() == reflect.Slice {
-			f.Message = "must have at least " + fe.Param() + " entries"
+			f.Message = "must have at least " + fe.Param() + " " + plural(fe.Param(), "entry", "entries")
 		} else {
-			f.Message = "must be at least " + fe.Param() + " characters"
+			f.Message = "must be at least " + fe.Param() + " " + plural(fe.Param(), "character", "characters")
 		}
 	case "max":
 		if fe.Kind() == reflect.Slice {
-			f.Message = "must have at most " + fe.Param() + " entries"
+			f.Message = "must have at most " + fe.Param() + " " + plural(fe.Param(), "entry", "entries")
 		} else {
-			f.Message = "must be at most " + fe.Param() + " characters"
+			f.Message = "must be at most " + fe.Param() + " " + plural(fe.Param(), "character", "characters")
 		}
 	case "gte":
 		f.Message = "must be at least " + fe.Param()
@@ -119,28 +120,124 @@ func fieldError(fe validator.FieldError) FieldError {
 }
 
 // DecodeJSON decodes data, which must be one JSON object, into dst (a pointer to an event type or
-// another validated struct) and validates it. With strict set, unknown fields are errors (the HTTP
-// API); without it they are kept in the record but ignored here (records from other producers).
-// The error, if any, is a *ValidationError.
+// another validated struct) and validates it, listing every failing field: wrong JSON types,
+// unknown fields (with strict set: the HTTP API) and rule failures together. Without strict,
+// unknown fields are ignored here (records from other producers keep them). The error, if any,
+// is a *ValidationError; for malformed JSON it holds one "syntax" entry.
 func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
+	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(dst); err != nil {
-		return &ValidationError{Fields: []FieldError{jsonError(err, reflect.TypeOf(dst))}}
+	if err := dec.Decode(&obj); err != nil {
+		return &ValidationError{Fields: []FieldError{jsonError(err)}}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &ValidationError{Fields: []FieldError{{Code: "syntax", Message: "must be a single JSON value with nothing after it"}}}
 	}
-	if fields := v.Struct(dst); fields != nil {
-		return &ValidationError{Fields: fields}
+	if obj == nil {
+		return &ValidationError{Fields: []FieldError{{Code: "type", Message: "must be an object, not null"}}}
+	}
+
+	rv := reflect.ValueOf(dst).Elem()
+	rt := rv.Type()
+	typeErrs := map[string]FieldError{}
+	known := map[string]bool{}
+	for i := range rt.NumField() {
+		name := jsonName(rt.Field(i))
+		if name == "" {
+			continue
+		}
+		known[name] = true
+		raw, ok := obj[name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, rv.Field(i).Addr().Interface()); err != nil {
+			typeErrs[name] = typeError(name, rt.Field(i).Type, raw)
+			rv.Field(i).SetZero()
+		}
+	}
+	rules := v.Struct(dst)
+
+	// Every failing field, in the struct's field order, then unknown fields by name.
+	var out []FieldError
+	for i := range rt.NumField() {
+		name := jsonName(rt.Field(i))
+		if fe, bad := typeErrs[name]; bad {
+			out = append(out, fe) // its zero value's rule failures would only repeat it
+			continue
+		}
+		for _, fe := range rules {
+			if fe.Field == name || strings.HasPrefix(fe.Field, name+"[") || strings.HasPrefix(fe.Field, name+".") {
+				out = append(out, fe)
+			}
+		}
+	}
+	if strict {
+		var unknown []string
+		for k := range obj {
+			if !known[k] {
+				unknown = append(unknown, k)
+			}
+		}
+		slices.Sort(unknown)
+		for _, k := range unknown {
+			out = append(out, FieldError{Field: k, Code: "unknown_field", Message: "is not a known field"})
+		}
+	}
+	if len(out) > 0 {
+		return &ValidationError{Fields: out}
 	}
 	return nil
 }
 
-// jsonError describes an encoding/json error as a FieldError; dst is the type decoded into.
-func jsonError(err error, dst reflect.Type) FieldError {
+// typeError says which part of raw does not fit type t: the value itself, or for an array the
+// first entry that does not fit t's element type.
+func typeError(name string, t reflect.Type, raw json.RawMessage) FieldError {
+	var entries []json.RawMessage
+	if t.Kind() == reflect.Slice && json.Unmarshal(raw, &entries) == nil {
+		for i, e := range entries {
+			if json.Unmarshal(e, reflect.New(t.Elem()).Interface()) != nil {
+				return FieldError{Field: name + "[" + strconv.Itoa(i) + "]", Code: "type",
+					Message: "must be " + jsonType(t.Elem()) + ", not " + jsonKind(e)}
+			}
+		}
+	}
+	return FieldError{Field: name, Code: "type", Message: "must be " + jsonType(t) + ", not " + jsonKind(raw)}
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "-" || !f.IsExported() {
+		return ""
+	}
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+// jsonKind names the JSON type of a raw value, for "must be X, not Y" messages.
+func jsonKind(raw json.RawMessage) string {
+	switch t := bytes.TrimSpace(raw); {
+	case len(t) == 0:
+		return "nothing"
+	case t[0] == '"':
+		return "string"
+	case t[0] == '{':
+		return "object"
+	case t[0] == '[':
+		return "array"
+	case t[0] == 't' || t[0] == 'f':
+		return "boolean"
+	case t[0] == 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// jsonError describes an encoding/json error as a FieldError.
+func jsonError(err error) FieldError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -149,34 +246,10 @@ func jsonError(err error, dst reflect.Type) FieldError {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return FieldError{Code: "syntax", Message: "malformed JSON: the document is empty or cut short"}
 	case errors.As(err, &typ):
-		want := typ.Type
-		if f, ok := jsonField(dst, typ.Field); ok && f.Kind() == reflect.Slice && f.Elem() == typ.Type {
-			want = f // an entry of an array has the wrong type
-		}
-		return FieldError{Field: jsonPath(typ.Field), Code: "type", Message: "must be " + jsonType(want) + ", not " + typ.Value}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		return FieldError{Field: name, Code: "unknown_field", Message: "is not a known field"}
+		return FieldError{Field: jsonPath(typ.Field), Code: "type", Message: "must be " + jsonType(typ.Type) + ", not " + typ.Value}
 	default:
 		return FieldError{Code: "syntax", Message: err.Error()}
 	}
-}
-
-// jsonField finds the type of the top-level field with JSON name name in struct type t.
-func jsonField(t reflect.Type, name string) (reflect.Type, bool) {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil || t.Kind() != reflect.Struct {
-		return nil, false
-	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n == name {
-			return f.Type, true
-		}
-	}
-	return nil, false
 }
 
 // jsonPath turns encoding/json's dotted path ("userIds.2") into "userIds[2]".
@@ -212,4 +285,11 @@ func jsonType(t reflect.Type) string {
 	default:
 		return fmt.Sprint("of type ", t)
 	}
+}
+
+func plural(n, one, many string) string {
+	if n == "1" {
+		return one
+	}
+	return many
 }
