@@ -23,6 +23,13 @@ import (
 const (
 	defaultHealthGrace    = 10 * time.Second
 	defaultMaxPollRecords = 500
+
+	// fetchMaxWait is how long the broker may hold a fetch when it has no new record (franz-go's
+	// default is 5 s, Kafka's fetch.max.wait.ms 500 ms). New records are answered at once either
+	// way; a partition that joins the fetch later (after a rebalance, or after its committed
+	// leader epoch was validated at start-up) waits for the fetch in flight, so this bounds that
+	// delay, at the cost of one idle fetch a second per broker.
+	fetchMaxWait = time.Second
 )
 
 // ConsumerConfig holds what the Consumer hands records to. Handler is required.
@@ -164,6 +171,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(c.cfg.TopicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
