@@ -113,19 +113,31 @@ func startNode(t *testing.T, extra func(mux *http.ServeMux, n *node)) *node {
 }
 
 func (n *node) start() error {
-	ln, err := net.Listen("tcp", n.addr)
+	n.mu.Lock()
+	addr := n.addr
+	n.mu.Unlock()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	n.addr = ln.Addr().String()
 	codec, err := realtime.NewCursorCodec("socketio-test-cluster", testTopics)
 	if err != nil {
 		return err
 	}
-	replay := &memReplayer{}
+	// The "Kafka log" (offsets and replayer) outlives a restart, as Kafka does.
+	n.mu.Lock()
+	if n.replay == nil {
+		n.replay, n.offsets = &memReplayer{}, map[string]int64{}
+	}
+	replay := n.replay
+	start := map[string]map[int32]int64{}
+	for _, topic := range testTopics {
+		start[topic] = map[int32]int64{0: n.offsets[topic]}
+	}
+	n.mu.Unlock()
 	hub := realtime.NewHub(realtime.HubConfig{Replayer: replay})
 	hub.SetCursorCodec(codec)
-	hub.Assigned(map[string]map[int32]int64{testTopics[0]: {0: 0}, testTopics[1]: {0: 0}})
+	hub.Assigned(start)
 	h, fast, slow := NewHandler(hub, testConfig()), NewHandler(hub, fastConfig()), NewHandler(hub, slowConfig())
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", h)
@@ -138,7 +150,8 @@ func (n *node) start() error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.mu.Lock()
-	n.hub, n.handler, n.fast, n.slow, n.srv, n.replay, n.offsets = hub, h, fast, slow, srv, replay, map[string]int64{}
+	n.addr = ln.Addr().String()
+	n.hub, n.handler, n.fast, n.slow, n.srv = hub, h, fast, slow, srv
 	n.mu.Unlock()
 	go srv.Serve(ln)
 	return nil
@@ -173,7 +186,11 @@ func (n *node) restart() error {
 	return err
 }
 
-func (n *node) url() string { return "http://" + n.addr }
+func (n *node) url() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return "http://" + n.addr
+}
 
 // handleToken issues a test token: ?user=<id>, &ttl=<seconds> (negative: already expired), and
 // &secret=wrong to sign with another secret (a bad signature).
