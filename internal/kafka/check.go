@@ -17,21 +17,23 @@ import (
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
-// Check is `realtime-service check`, the successor of the original service's test-kafka.js: it
-// runs these steps against the cluster at brokers and prints one line for each to out,
+// Check is `realtime-service check`, the successor of the original service's test-kafka.js. It
+// runs these steps against the cluster at brokers:
 //
-//		PASS  connect    127.0.0.1:9092 cluster realtime-service-1a2b3c4d, 1 broker(s) (3 ms)
-//		PASS  topic      test-realtime-service already exists (1 ms)
-//		PASS  produce    test-realtime-service/0@41 (2 ms)
-//		PASS  consume    test-realtime-service/0@41 read back (5 ms)
-//		PASS  list       5 topics, test-realtime-service among them (1 ms)
+//  1. connect: Ping;
+//  2. topic: create notification.TopicTest with the broker's default partitions and replication
+//     (already existing is a pass);
+//  3. produce: one record with a unique value, acknowledged by all in-sync replicas;
+//  4. consume: read that partition from the returned offset until that value comes back;
+//  5. list: the topic list includes the test topic.
 //
-//	 1. connect: Ping;
-//	 2. topic: create notification.TopicTest with the broker's default partitions and replication
-//	    (already existing is a pass);
-//	 3. produce: one record with a unique value, acknowledged by all in-sync replicas;
-//	 4. consume: read that partition from the returned offset until that value comes back;
-//	 5. list: the topic list includes the test topic.
+// and prints one line for each to out:
+//
+//	PASS  connect    127.0.0.1:9092 cluster realtime-service-1a2b3c4d, 1 broker(s) (3 ms)
+//	PASS  topic      test-realtime-service already exists (1 ms)
+//	PASS  produce    test-realtime-service/0@41 (2 ms)
+//	PASS  consume    test-realtime-service/0@41 read back (5 ms)
+//	PASS  list       5 topics, test-realtime-service among them (1 ms)
 //
 // Each step is bounded by ctx and cfg.RequestTimeout. When connecting fails, the remaining
 // steps are skipped and Check prints what to check: the address in KAFKA_BROKERS, the

@@ -530,3 +530,102 @@ func countSeries(c prometheus.Collector) int {
 	}
 	return n
 }
+
+func TestConsumerStopMidBatch(t *testing.T) {
+	cfg := testConfig(t)
+	b := startBroker(t, cfg)
+	prod := rawClient(t, b.Addr())
+	adm := kadm.NewClient(prod)
+	blocked := make(chan struct{})
+	var first sync.Once
+	rec := newRecorder(nil)
+	cc := rec.config()
+	handler := cc.Handler
+	cc.Handler = func(ctx context.Context, r *kgo.Record) error {
+		if string(r.Value) == "2" {
+			first.Do(func() { close(blocked) })
+			<-ctx.Done() // shutdown arrives while this record is being handed off
+			return fmt.Errorf("hub: %w", ctx.Err())
+		}
+		return handler(ctx, r)
+	}
+	reg := prometheus.NewRegistry()
+	c, stop := runConsumer(t, cfg, b.Addr(), cc, reg)
+	eventually(t, "assignment", func() bool { return rec.nAssigned() == 6 })
+	in := make([]*kgo.Record, 5)
+	for i := range in {
+		in[i] = &kgo.Record{Topic: notification.TopicConcepts, Partition: 1, Value: []byte(strconv.Itoa(i))}
+	}
+	if err := prod.ProduceSync(context.Background(), in...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	<-blocked
+	stop()
+	if got := values(rec.records()); !slices.Equal(got, []string{"0", "1"}) {
+		t.Fatalf("handed off before the stop: %v, want [0 1]", got)
+	}
+	if got := committed(t, adm, cfg.ConsumerGroup())[notification.TopicConcepts][1]; got != in[2].Offset {
+		t.Fatalf("committed: got %d, want %d (after the two records handed off)", got, in[2].Offset)
+	}
+	if n := countSeries(c.m.deadLetters); n != 0 {
+		t.Errorf("a record interrupted by shutdown went to the dead-letter topic")
+	}
+
+	rec2 := newRecorder(nil)
+	_, stop2 := runConsumer(t, cfg, b.Addr(), rec2.config(), reg)
+	eventually(t, "the rest", func() bool { return len(rec2.records()) == 3 })
+	stop2()
+	if got := values(rec2.records()); !slices.Equal(got, []string{"2", "3", "4"}) {
+		t.Errorf("after restart: %v, want [2 3 4]", got)
+	}
+}
+
+func TestConsumerDeadLetterFails(t *testing.T) {
+	cfg := testConfig(t)
+	b := startBroker(t, cfg)
+	prod := rawClient(t, b.Addr())
+	adm := kadm.NewClient(prod)
+	cfg.DLQTopic = "no-such-dlq" // the copy cannot be written
+	rec := newRecorder(func(r *kgo.Record) error {
+		if string(r.Value) == "bad" {
+			return errors.New("bad record")
+		}
+		return nil
+	})
+	c, stop := runConsumer(t, cfg, b.Addr(), rec.config(), nil)
+	eventually(t, "assignment", func() bool { return rec.nAssigned() == 6 })
+	produceAt(t, prod, notification.TopicSessions, 0, "bad")
+	last := produceAt(t, prod, notification.TopicSessions, 0, "good")
+	eventually(t, "the good record after the bad one", func() bool { return len(rec.records()) == 2 })
+	eventually(t, "commit past both", func() bool {
+		return committed(t, adm, cfg.ConsumerGroup())[notification.TopicSessions][0] == last+1
+	})
+	stop()
+	if got := metricValue(t, c.m.deadLetterErrors.WithLabelValues(notification.TopicSessions)); got != 1 {
+		t.Errorf("dead_letter_errors_total: got %v, want 1", got)
+	}
+	if got := values(rec.records()); !slices.Equal(got, []string{"bad", "good"}) {
+		t.Errorf("handed off %v, want [bad good], each once", got)
+	}
+}
+
+func TestConsumerTopicCreatedLater(t *testing.T) {
+	cfg := testConfig(t)
+	b := startBroker(t, cfg) // creates the two default topics, not "late"
+	cfg.Topics = append(cfg.Topics, config.TopicEvent{Topic: "late", Event: "late"})
+	rec := newRecorder(nil)
+	_, stop := runConsumer(t, cfg, b.Addr(), rec.config(), nil)
+	eventually(t, "assignment", func() bool { return rec.nAssigned() == 6 })
+
+	c := newTestClient(t, cfg, b.Addr(), nil)
+	if err := c.CreateTopic(context.Background(), "late", 1, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	prod := rawClient(t, b.Addr())
+	produceAt(t, prod, "late", 0, "early-bird") // before the consumer is assigned the topic
+	eventually(t, "the new topic's first record", func() bool { return len(rec.records()) == 1 })
+	stop()
+	if got := rec.records()[0]; got.Topic != "late" || got.Offset != 0 {
+		t.Errorf("got %s@%d, want late@0: a topic created after the first start is read from its start", got.Topic, got.Offset)
+	}
+}
