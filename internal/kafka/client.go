@@ -52,8 +52,11 @@ func producerOpts() []kgo.Opt {
 
 // TopicInfo describes one topic as ListTopics reports it.
 type TopicInfo struct {
-	Name              string
-	Partitions        int32
+	// Name is the topic's name.
+	Name string
+	// Partitions is the partition count.
+	Partitions int32
+	// ReplicationFactor is the number of replicas of each partition (that of partition 0).
 	ReplicationFactor int16
 	// Internal is set for the cluster's internal topics: those the broker flags internal
 	// (__consumer_offsets, __transaction_state) and any other whose name starts with "__",
@@ -114,17 +117,30 @@ func NewClient(cfg config.Kafka, brokers []string, reg prometheus.Registerer, lo
 //     is not created);
 //   - ErrUnavailable: no broker answered within RequestTimeout, or the cluster refused for a
 //     reason of its own. The record may still have been written (see producerOpts);
-//   - *RequestError: Kafka refused the record itself (e.g. MESSAGE_TOO_LARGE);
+//   - *RequestError: the topic name is not legal (INVALID_TOPIC_EXCEPTION), or Kafka refused
+//     the record itself (e.g. MESSAGE_TOO_LARGE);
 //   - ctx's error when ctx ended first.
 func (c *Client) Produce(ctx context.Context, recs ...*kgo.Record) []error {
 	errs := make([]error, len(recs))
 	if len(recs) == 0 {
 		return errs
 	}
+	var send []*kgo.Record
+	for i, r := range recs {
+		if !config.ValidTopic(r.Topic) { // Kafka answers such a name with an unknown topic
+			errs[i] = fmt.Errorf("produce to %q: %w", r.Topic, newRequestError(kerr.InvalidTopicException,
+				"topic name must be 1-249 of a-z A-Z 0-9 . _ - and not \".\" or \"..\""))
+			continue
+		}
+		send = append(send, r)
+	}
+	if len(send) == 0 {
+		return errs
+	}
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	byRecord := make(map[*kgo.Record]error, len(recs))
-	for _, r := range c.cl.ProduceSync(pctx, recs...) {
+	for _, r := range c.cl.ProduceSync(pctx, send...) {
 		byRecord[r.Record] = r.Err
 	}
 	// A topic deleted and re-created under the same name (or a broker that lost its state)
@@ -149,7 +165,7 @@ func (c *Client) Produce(ctx context.Context, recs ...*kgo.Record) []error {
 	var missing []string
 	for i, r := range recs {
 		err := byRecord[r]
-		if err == nil {
+		if err == nil || errs[i] != nil {
 			continue
 		}
 		errs[i] = classify(ctx, "produce to "+r.Topic, err)

@@ -88,10 +88,19 @@ func TestProduceOrderAndResults(t *testing.T) {
 		{Topic: notification.TopicSessions, Key: []byte("k"), Value: []byte("1")},
 		{Topic: "no-such-topic", Value: []byte("2")},
 		{Topic: notification.TopicSessions, Key: []byte("k"), Value: []byte("3")},
+		{Topic: "", Value: []byte("4")},
+		{Topic: "bad/name", Value: []byte("5")},
+		{Topic: notification.TopicConcepts, Value: make([]byte, 2<<20)}, // above Kafka's 1 MB default
 	}
 	errs := c.Produce(context.Background(), recs...)
-	if len(errs) != 3 || errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], ErrTopicNotFound) {
-		t.Fatalf("got %v, want [nil ErrTopicNotFound nil]", errs)
+	if len(errs) != 6 || errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], ErrTopicNotFound) {
+		t.Fatalf("got %v, want [nil ErrTopicNotFound nil ...]", errs)
+	}
+	for i, code := range map[int]string{3: "INVALID_TOPIC_EXCEPTION", 4: "INVALID_TOPIC_EXCEPTION", 5: "MESSAGE_TOO_LARGE"} {
+		var re *RequestError
+		if !errors.As(errs[i], &re) || re.Code != code {
+			t.Errorf("record %d: got %v, want a RequestError %s", i, errs[i], code)
+		}
 	}
 	if recs[2].Offset != recs[0].Offset+1 || recs[0].Partition != recs[2].Partition {
 		t.Errorf("same key: got %d@%d and %d@%d, want consecutive offsets on one partition",

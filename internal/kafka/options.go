@@ -72,7 +72,7 @@ func withDefaults(cfg config.Kafka) config.Kafka {
 //     RecordDeliveryTimeout (Kafka's request.timeout.ms and delivery.timeout.ms).
 //   - RetryBackoffFn: cfg.RetryBackoff doubled on every retry, ±20 % jitter, capped at 5 s or
 //     cfg.RetryBackoff if that is larger (Kafka's retry.backoff.ms / retry.backoff.max.ms, KIP-580).
-//   - RequestRetries(cfg.Retries).
+//   - RequestRetries(cfg.Retries), used as is (0 means no retry; config.Load defaults it to 8).
 //   - MetadataMinAge(cfg.RetryBackoff, at least 100 ms and at most 5 s): how soon metadata is
 //     refreshed after an error, Kafka's metadata back-off; it decides how fast a missing topic is
 //     reported (see ErrTopicNotFound).
