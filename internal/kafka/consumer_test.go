@@ -629,3 +629,36 @@ func TestConsumerTopicCreatedLater(t *testing.T) {
 		t.Errorf("got %s@%d, want late@0: a topic created after the first start is read from its start", got.Topic, got.Offset)
 	}
 }
+
+// TestSharedRegistry wires a Client and a running Consumer on one registry, as main does.
+func TestSharedRegistry(t *testing.T) {
+	cfg := testConfig(t)
+	b := startBroker(t, cfg)
+	reg := prometheus.NewRegistry()
+	c := newTestClient(t, cfg, b.Addr(), reg)
+	rec := newRecorder(nil)
+	_, stop := runConsumer(t, cfg, b.Addr(), rec.config(), reg)
+	eventually(t, "assignment", func() bool { return rec.nAssigned() == 6 })
+	if err := c.Produce(context.Background(), &kgo.Record{Topic: notification.TopicSessions, Value: []byte("x")})[0]; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hand-off", func() bool { return len(rec.records()) == 1 })
+	roles := map[string]bool{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "role" {
+					roles[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if !roles["producer"] || !roles["consumer"] {
+		t.Errorf("client metrics by role: got %v, want producer and consumer", roles)
+	}
+	stop()
+}
