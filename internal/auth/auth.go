@@ -153,3 +153,24 @@ func FromContext(ctx context.Context) (Claims, bool) {
 	c, ok := ctx.Value(ctxKey{}).(Claims)
 	return c, ok
 }
+
+// OriginAllowed applies REALTIME_ALLOWED_ORIGINS to a browser request: a request without an
+// Origin header (not a browser) and a same-origin request (Origin's host is the request's Host)
+// are always allowed; otherwise the origin must be listed, or the list must hold "*". Origins
+// compare case-insensitively as scheme://host[:port] (RFC 6454 §6.1).
+func OriginAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	origin = strings.ToLower(origin)
+	if _, host, ok := strings.Cut(origin, "://"); ok && host == strings.ToLower(r.Host) {
+		return true
+	}
+	for _, a := range allowed {
+		if a == "*" || a == origin {
+			return true
+		}
+	}
+	return false
+}

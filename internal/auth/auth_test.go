@@ -98,3 +98,29 @@ func TestClaimsInContext(t *testing.T) {
 		t.Errorf("got %+v %v", c, ok)
 	}
 }
+
+func TestOriginAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		origin  string
+		allowed []string
+		want    bool
+	}{
+		{"", nil, true},
+		{"http://svc.example:3000", nil, true}, // same origin as the Host below
+		{"HTTP://SVC.EXAMPLE:3000", nil, true},
+		{"https://evil.example", nil, false},
+		{"https://app.example.com", []string{"https://app.example.com"}, true},
+		{"https://app.example.com:444", []string{"https://app.example.com"}, false},
+		{"https://evil.example", []string{"https://app.example.com"}, false},
+		{"https://evil.example", []string{"*"}, true},
+		{"null", nil, false},
+	} {
+		r := httptest.NewRequest("GET", "http://svc.example:3000/v1/ws", nil)
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if got := OriginAllowed(r, tc.allowed); got != tc.want {
+			t.Errorf("Origin %q with %v: %v, want %v", tc.origin, tc.allowed, got, tc.want)
+		}
+	}
+}

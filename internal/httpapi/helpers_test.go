@@ -124,6 +124,24 @@ func (f *fakeKafka) ListTopics(context.Context) ([]kafka.TopicInfo, error) {
 	return slices.Clone(f.topics), f.listErr
 }
 
+// Offsets reports, for each known topic asked about, every partition starting at 0 and ending
+// after the records produced to the topic.
+func (f *fakeKafka) Offsets(_ context.Context, topics []string) (map[string]map[int32]kafka.PartitionOffsets, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]map[int32]kafka.PartitionOffsets{}
+	for _, t := range f.topics {
+		if !slices.Contains(topics, t.Name) {
+			continue
+		}
+		out[t.Name] = map[int32]kafka.PartitionOffsets{}
+		for p := range t.Partitions {
+			out[t.Name][p] = kafka.PartitionOffsets{Start: 0, End: f.offsets[t.Name]}
+		}
+	}
+	return out, f.listErr
+}
+
 // records returns the acknowledged records.
 func (f *fakeKafka) records() []*kgo.Record {
 	f.mu.Lock()

@@ -23,6 +23,8 @@ import (
 //	invalid-topic-name      400     the {topic} path segment breaks Kafka's rule: 1-249 of [a-zA-Z0-9._-], not "." or ".."
 //	kafka-rejected          400     Kafka refused the request; "kafkaError" has its error code and message
 //	unauthorized            401     no or an unknown API key (with WWW-Authenticate: Bearer, RFC 6750 §3)
+//	user-unauthorized       401     a client endpoint without a valid user token (missing, expired, bad signature, alg none)
+//	forbidden-origin        403     a browser page whose origin is not in REALTIME_ALLOWED_ORIGINS
 //	internal-topic          403     the topic starts with "__": Kafka's internal topics are off limits
 //	not-found               404     no such route
 //	topic-not-found         404     the topic does not exist (it is not created by producing)
@@ -38,6 +40,8 @@ const (
 	codeInvalidTopicName = "invalid-topic-name"
 	codeKafkaRejected    = "kafka-rejected"
 	codeUnauthorized     = "unauthorized"
+	codeUserUnauthorized = "user-unauthorized"
+	codeForbiddenOrigin  = "forbidden-origin"
 	codeInternalTopic    = "internal-topic"
 	codeNotFound         = "not-found"
 	codeTopicNotFound    = "topic-not-found"
@@ -93,6 +97,10 @@ func newProblem(code, detail string) problem {
 		p.Status, p.Title = http.StatusBadRequest, "Kafka rejected the request"
 	case codeUnauthorized:
 		p.Status, p.Title = http.StatusUnauthorized, "Missing or invalid API key"
+	case codeUserUnauthorized:
+		p.Status, p.Title = http.StatusUnauthorized, "Missing or invalid user token"
+	case codeForbiddenOrigin:
+		p.Status, p.Title = http.StatusForbidden, "Origin not allowed"
 	case codeInternalTopic:
 		p.Status, p.Title = http.StatusForbidden, "Kafka internal topics cannot be used"
 	case codeNotFound:

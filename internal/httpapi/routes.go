@@ -19,6 +19,7 @@ func addRoutes(mux *http.ServeMux, log *slog.Logger, s settings, deps Deps, m *m
 	mux.Handle("POST /v1/notifications/concept-mastered", key(handleNotification[notification.ConceptMastered](log, v, p, s, notification.EventConceptMastered)))
 	mux.Handle("POST /v1/topics/{topic}/records", key(handleProduceRecords(log, v, p, s)))
 	mux.Handle("GET /v1/topics", key(handleListTopics(log, deps.Kafka, s)))
+	mux.Handle("GET /v1/topics/{topic}", key(handleDescribeTopic(log, deps.Kafka, s)))
 	mux.Handle("POST /v1/topics", key(handleCreateTopic(log, v, deps.Kafka, s)))
 
 	mux.Handle("GET /health", handleHealth(deps.Health))
@@ -26,10 +27,19 @@ func addRoutes(mux *http.ServeMux, log *slog.Logger, s settings, deps Deps, m *m
 	mux.Handle("GET /health/ready", handleReady(deps.Health))
 	mountIf(mux, "GET /metrics", handleMetrics(deps.Gatherer))
 
-	mountIf(mux, "GET /v1/ws", deps.WebSocket)
-	mountIf(mux, "GET /v1/events", deps.SSE)
+	user := requireUser(deps.Users, s.origins)
+	mountIf(mux, "GET /v1/ws", guard(user, deps.WebSocket))
+	mountIf(mux, "GET /v1/events", guard(user, deps.SSE))
 	mountIf(mux, "/socket.io/", deps.SocketIO)
 	mountIf(mux, "GET /v1/dev/token", deps.DevToken)
+}
+
+// guard wraps h in mw unless h is nil.
+func guard(mw func(http.Handler) http.Handler, h http.Handler) http.Handler {
+	if h == nil {
+		return nil
+	}
+	return mw(h)
 }
 
 // mountIf registers h for pattern unless h is nil.

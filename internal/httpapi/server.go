@@ -73,6 +73,9 @@ type Kafka interface {
 	CreateTopic(ctx context.Context, name string, partitions int32, replicationFactor int16, configs map[string]*string) error
 	// ListTopics lists every topic, internal ones included.
 	ListTopics(ctx context.Context) ([]kafka.TopicInfo, error)
+	// Offsets returns the log start and end offsets of every partition of the topics; errors
+	// match kafka.ErrTopicNotFound (a topic does not exist) or kafka.ErrUnavailable.
+	Offsets(ctx context.Context, topics []string) (map[string]map[int32]kafka.PartitionOffsets, error)
 }
 
 // Deps are the server's collaborators. Kafka and Health are required; the rest may be nil.
@@ -90,6 +93,11 @@ type Deps struct {
 
 	// The handlers below come from other packages and are mounted only when non-nil. They are not
 	// behind the API key: they authenticate their users themselves.
+
+	// Users authenticates the users of WebSocket and SSE (required when either is set): the
+	// HTTP layer refuses a missing or invalid token (401) and a foreign origin (403) before the
+	// handler runs, and passes the claims on the request context.
+	Users Users
 
 	// WebSocket serves GET /v1/ws.
 	WebSocket http.Handler
@@ -119,6 +127,9 @@ func NewServer(log *slog.Logger, cfg config.Config, deps Deps) http.Handler {
 	if deps.Kafka == nil || deps.Health == nil {
 		panic("httpapi: NewServer needs deps.Kafka and deps.Health")
 	}
+	if (deps.WebSocket != nil || deps.SSE != nil) && deps.Users == nil {
+		panic("httpapi: NewServer needs deps.Users to guard deps.WebSocket and deps.SSE")
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -137,6 +148,7 @@ type settings struct {
 	requestTimeout time.Duration
 	apiKeys        []string
 	topics         []config.TopicEvent
+	origins        []string
 }
 
 // Defaults for zero fields of config.Config; they equal config.Load's defaults.
@@ -151,6 +163,7 @@ func settingsFrom(cfg config.Config) settings {
 		requestTimeout: cfg.Kafka.RequestTimeout,
 		apiKeys:        cfg.HTTP.APIKeys,
 		topics:         cfg.Kafka.Topics,
+		origins:        cfg.Realtime.AllowedOrigins,
 	}
 	if s.maxBodyBytes <= 0 {
 		s.maxBodyBytes = defaultMaxBodyBytes

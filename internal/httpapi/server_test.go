@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/config"
 	"github.com/realtime-service/realtime-service/internal/health"
 	"github.com/realtime-service/realtime-service/internal/httpapi"
@@ -24,6 +25,7 @@ func marker(name string) http.Handler {
 
 // withClients mounts marker handlers for every optional dependency.
 func withClients(_ *config.Config, d *httpapi.Deps) {
+	d.Users = auth.NewVerifier([]byte(userSecret))
 	d.WebSocket = marker("ws")
 	d.SSE = marker("sse")
 	d.SocketIO = marker("socket.io")
@@ -42,8 +44,8 @@ func TestClientRoutesNeedNoAPIKey(t *testing.T) {
 	tests := []struct {
 		method, path, want string
 	}{
-		{http.MethodGet, "/v1/ws", "ws"},
-		{http.MethodGet, "/v1/events", "sse"},
+		{http.MethodGet, "/v1/ws?access_token=" + userToken, "ws"},
+		{http.MethodGet, "/v1/events?access_token=" + userToken, "sse"},
 		{http.MethodGet, "/socket.io/?EIO=4&transport=polling", "socket.io"},
 		{http.MethodPost, "/socket.io/?EIO=4&transport=polling&sid=x", "socket.io"},
 		{http.MethodGet, "/v1/dev/token", "dev-token"},
@@ -134,6 +136,7 @@ func TestPanicBecomesProblem(t *testing.T) {
 
 func TestPanicAfterResponseBegan(t *testing.T) {
 	s := newServer(t, func(_ *config.Config, d *httpapi.Deps) {
+		d.Users = auth.NewVerifier([]byte(userSecret))
 		d.SSE = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			panic("mid-stream")
@@ -147,7 +150,7 @@ func TestPanicAfterResponseBegan(t *testing.T) {
 			t.Errorf("panic not logged:\n%s", s.logs)
 		}
 	}()
-	s.serve(httptest.NewRequest(http.MethodGet, "/v1/events", nil))
+	s.serve(httptest.NewRequest(http.MethodGet, "/v1/events?access_token="+userToken, nil))
 }
 
 func TestRequestLog(t *testing.T) {
@@ -168,6 +171,7 @@ func TestRequestLog(t *testing.T) {
 // (WebSocket, as gorilla/websocket asserts w.(http.Hijacker)) through the middleware.
 func TestStreamingHandlers(t *testing.T) {
 	s := newServer(t, func(_ *config.Config, d *httpapi.Deps) {
+		d.Users = auth.NewVerifier([]byte(userSecret))
 		d.SSE = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f, ok := w.(http.Flusher)
 			if !ok {
@@ -203,7 +207,7 @@ func TestStreamingHandlers(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	resp, err := http.Get(srv.URL + "/v1/events")
+	resp, err := http.Get(srv.URL + "/v1/events?access_token=" + userToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +222,7 @@ func TestStreamingHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprint(conn, "GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+	fmt.Fprint(conn, "GET /v1/ws?access_token="+userToken+" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {

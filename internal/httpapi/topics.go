@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/kafka"
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
@@ -42,6 +43,49 @@ func handleListTopics(log *slog.Logger, k Kafka, s settings) http.Handler {
 			resp.Topics = append(resp.Topics, topicJSON{Name: t.Name, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor, Internal: t.Internal})
 		}
 		slices.SortFunc(resp.Topics, func(a, b topicJSON) int { return cmp.Compare(a.Name, b.Name) })
+		encode(w, r, http.StatusOK, resp)
+	})
+}
+
+// handleDescribeTopic serves GET /v1/topics/{topic}: each partition's log start offset and end
+// offset (the high watermark: the offset the next record will get), so that a producer or an
+// operator can see records arrive.
+//
+//	200 {"name":"concept-notifications","partitions":[{"partition":0,"startOffset":0,"endOffset":42}]}
+//	400 invalid-topic-name    403 internal-topic    404 topic-not-found    503 kafka-unavailable
+func handleDescribeTopic(log *slog.Logger, k Kafka, s settings) http.Handler {
+	type partition struct {
+		Partition   int32 `json:"partition"`
+		StartOffset int64 `json:"startOffset"`
+		EndOffset   int64 `json:"endOffset"`
+	}
+	type response struct {
+		Name       string      `json:"name"`
+		Partitions []partition `json:"partitions"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		topic := r.PathValue("topic")
+		if p, bad := topicNameProblem("topic", topic); bad {
+			writeProblem(w, r, p)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+		defer cancel()
+		offsets, err := k.Offsets(ctx, []string{topic})
+		if err != nil {
+			writeError(w, r, log, err, topic)
+			return
+		}
+		parts, ok := offsets[topic]
+		if !ok {
+			writeError(w, r, log, kafka.ErrTopicNotFound, topic)
+			return
+		}
+		resp := response{Name: topic, Partitions: make([]partition, 0, len(parts))}
+		for p, o := range parts {
+			resp.Partitions = append(resp.Partitions, partition{Partition: p, StartOffset: o.Start, EndOffset: o.End})
+		}
+		slices.SortFunc(resp.Partitions, func(a, b partition) int { return cmp.Compare(a.Partition, b.Partition) })
 		encode(w, r, http.StatusOK, resp)
 	})
 }

@@ -260,6 +260,12 @@ func (c *Client) ClusterID(ctx context.Context) (string, error) {
 	return info.ClusterID, err
 }
 
+// Offsets returns the log start offset and high watermark of every partition of topics, for
+// GET /v1/topics/{topic}. Errors: ErrTopicNotFound for a missing topic, ErrUnavailable.
+func (c *Client) Offsets(ctx context.Context, topics []string) (map[string]map[int32]PartitionOffsets, error) {
+	return listOffsets(ctx, c.adm, c.cfg.RequestTimeout, topics)
+}
+
 // Close waits for records still being produced (at most RequestTimeout), then closes the
 // connections and unregisters the client metrics. Produce must not be called after Close.
 func (c *Client) Close() {

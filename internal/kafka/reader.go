@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -55,13 +56,18 @@ func NewReader(cfg config.Kafka, brokers []string, log *slog.Logger) (*Reader, e
 // bounded by ctx and RequestTimeout. Errors: ErrTopicNotFound for a missing topic,
 // ErrUnavailable.
 func (r *Reader) Offsets(ctx context.Context, topics []string) (map[string]map[int32]PartitionOffsets, error) {
-	rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	return listOffsets(ctx, r.adm, r.cfg.RequestTimeout, topics)
+}
+
+// listOffsets lists the log start offsets and high watermarks of topics' partitions through adm.
+func listOffsets(ctx context.Context, adm *kadm.Client, timeout time.Duration, topics []string) (map[string]map[int32]PartitionOffsets, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	starts, err := r.adm.ListStartOffsets(rctx, topics...)
+	starts, err := adm.ListStartOffsets(rctx, topics...)
 	if err != nil {
 		return nil, classify(ctx, "list start offsets", err)
 	}
-	ends, err := r.adm.ListEndOffsets(rctx, topics...)
+	ends, err := adm.ListEndOffsets(rctx, topics...)
 	if err != nil {
 		return nil, classify(ctx, "list end offsets", err)
 	}
