@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
+	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/kafka"
+)
+
+// check runs the Kafka smoke test (the successor of the original test-kafka.js) against
+// KAFKA_BROKERS, or against a fresh embedded broker on a free port when it is unset.
+func check(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	brokers := cfg.Kafka.Brokers
+	if cfg.Kafka.Embedded() {
+		kc := cfg.Kafka
+		kc.EmbeddedAddr, kc.EmbeddedDataDir = "127.0.0.1:0", ""
+		b, err := kafka.StartEmbedded(kc, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = []string{b.Addr()}
+		fmt.Fprintf(stdout, "KAFKA_BROKERS is unset: checking a fresh embedded broker on %s\n", b.Addr())
+	}
+	if !kafka.Check(ctx, cfg.Kafka, brokers, stdout) {
+		return errors.New("check failed")
+	}
+	return nil
+}
+
+// token prints a client token for --user, valid for --ttl, signed with REALTIME_JWT_SECRET.
+func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "", "the user ID the token is for (its sub claim); required")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid, e.g. 15m, 1h, 24h")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return errors.New("token: --user is required")
+	}
+	if cfg.Realtime.JWTSecret == "" {
+		return errors.New("token: set REALTIME_JWT_SECRET to the secret the service verifies tokens with (a development server without one issues tokens at GET /v1/dev/token?user=<id>)")
+	}
+	tok, err := auth.Issue([]byte(cfg.Realtime.JWTSecret), *user, *ttl, time.Now())
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// broker runs only the embedded broker on KAFKA_EMBEDDED_ADDR until ctx is done: for running
+// several service nodes against one development broker.
+func broker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	b, err := kafka.StartEmbedded(cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	log.Info("embedded broker running; point nodes at it with KAFKA_BROKERS", "addr", b.Addr())
+	<-ctx.Done()
+	b.Close()
+	log.Info("embedded broker stopped")
+	return nil
+}

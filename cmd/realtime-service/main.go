@@ -1,0 +1,90 @@
+// Command realtime-service turns Kafka records into real-time notifications: it consumes the
+// notification topics and pushes each event to every live WebSocket, SSE and Socket.IO
+// connection of the users it names, and offers an HTTP API to produce records and manage topics.
+//
+// Usage:
+//
+//	realtime-service [serve]                    run the service (embedded broker when KAFKA_BROKERS is unset)
+//	realtime-service check                      check the Kafka connection end to end
+//	realtime-service token --user U [--ttl 1h]  print a client token signed with REALTIME_JWT_SECRET
+//	realtime-service broker                     run only the embedded broker (development)
+//
+// Configuration is read from the environment; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/realtime-service/realtime-service/internal/config"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "realtime-service:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage is returned for a command line that names no known command; run has printed usage.
+var errUsage = errors.New("usage: realtime-service [serve|check|token|broker] (see --help)")
+
+const usage = `Usage:
+  realtime-service [serve]                    run the service (embedded Kafka broker when KAFKA_BROKERS is unset)
+  realtime-service check                      check the Kafka connection: connect, create topic, produce, consume, list
+  realtime-service token --user U [--ttl 1h]  print a client token signed with REALTIME_JWT_SECRET
+  realtime-service broker                     run only the embedded Kafka broker (development)
+Configuration comes from the environment; see README.md.
+`
+
+// run is the whole program: it parses args, reads the configuration through getenv, and runs the
+// command until it finishes or ctx is done or SIGINT/SIGTERM arrives. Output meant for the user
+// goes to stdout, logs to stderr. It returns the first error; main prints it on one line.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cmd, rest := "serve", []string(nil)
+	if len(args) > 1 {
+		cmd, rest = args[1], args[2:]
+	}
+	if cmd == "-h" || cmd == "--help" || cmd == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "check":
+		return check(ctx, cfg, log, stdout)
+	case "token":
+		return token(cfg, rest, stdout, stderr)
+	case "broker":
+		return broker(ctx, cfg, log)
+	default:
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+}
+
+// newLogger returns the service's structured logger: text or JSON lines on w at the level asked.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // config.Load accepted it
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
+	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/health"
+	"github.com/realtime-service/realtime-service/internal/httpapi"
+	"github.com/realtime-service/realtime-service/internal/kafka"
+	"github.com/realtime-service/realtime-service/internal/notification"
+	"github.com/realtime-service/realtime-service/internal/realtime"
+)
+
+// serve wires Kafka -> notification -> hub -> connections and the HTTP API, runs them until ctx
+// is done, then shuts down gracefully within cfg.HTTP.ShutdownTimeout:
+//  1. readiness turns 503 (load balancers stop sending new clients);
+//  2. the consumer stops, commits what it handed to the hub and leaves its group;
+//  3. the HTTP server stops accepting, in-flight API requests finish, and every client connection
+//     gets what was queued for it and a "going away" close (1001), so clients reconnect elsewhere;
+//  4. the producer flushes and closes; the embedded broker, if any, closes last.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.CheckServe(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	brokers := cfg.Kafka.Brokers
+	dev := cfg.Kafka.Embedded()
+	if dev {
+		b, err := kafka.StartEmbedded(cfg.Kafka, log)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = []string{b.Addr()}
+	}
+	secret := []byte(cfg.Realtime.JWTSecret)
+	if len(secret) == 0 { // development only: CheckServe requires a secret with a real broker
+		secret = make([]byte, 32)
+		rand.Read(secret)
+		log.Warn("development mode: REALTIME_JWT_SECRET is unset, so client tokens are signed with a random secret that changes at every start; GET /v1/dev/token?user=<id> issues them (this endpoint exists only in development)")
+	}
+	if len(cfg.HTTP.APIKeys) == 0 {
+		log.Warn("development mode: REALTIME_API_KEYS is unset, so the service API (/v1/notifications, /v1/topics) is open to anyone who can reach it")
+	}
+
+	client, err := kafka.NewClient(cfg.Kafka, brokers, reg, log)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	hub := realtime.NewHub(realtime.HubConfig{
+		SendQueueBytes: cfg.Realtime.SendQueueBytes,
+		Log:            log,
+		Metrics:        reg,
+	})
+	consumer, err := newConsumer(cfg.Kafka, brokers, hub, reg, log)
+	if err != nil {
+		return err
+	}
+
+	checker := health.New(0)
+	checker.Require("kafka", func(ctx context.Context) (map[string]any, error) {
+		info, err := client.Ping(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"clusterId": info.ClusterID, "brokers": info.Brokers}, nil
+	})
+	checker.Require("consumer", func(context.Context) (map[string]any, error) {
+		return map[string]any{"group": cfg.Kafka.ConsumerGroup(), "topics": cfg.Kafka.TopicNames()}, consumer.Health()
+	})
+	checker.Add("realtime", func(context.Context) (map[string]any, error) {
+		return map[string]any{"connections": hub.Connections()}, nil
+	})
+
+	endpoints := realtime.EndpointConfig{
+		PingInterval: cfg.Realtime.PingInterval,
+		PongTimeout:  cfg.Realtime.PongTimeout,
+		WriteTimeout: cfg.Realtime.WriteTimeout,
+		Log:          log,
+	}
+	deps := httpapi.Deps{
+		Kafka:      client,
+		Health:     checker,
+		Gatherer:   reg,
+		Registerer: reg,
+		Users:      auth.NewVerifier(secret),
+		WebSocket:  realtime.NewWebSocketHandler(hub, endpoints),
+		SSE:        realtime.NewSSEHandler(hub, endpoints),
+	}
+	if dev {
+		deps.DevToken = httpapi.DevTokenHandler(secret)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTP.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.NewServer(log, cfg, deps),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("realtime-service listening", "addr", ln.Addr().String(), "brokers", brokers,
+		"group", cfg.Kafka.ConsumerGroup(), "topics", cfg.Kafka.TopicNames())
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumer()
+	consumerDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(consumerDone)
+		if err := consumer.Run(consumerCtx); err != nil {
+			errc <- fmt.Errorf("consumer: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	})
+	wg.Go(func() { watchCluster(ctx, client, hub, cfg.Kafka.TopicNames(), log) })
+	if cfg.DebugAddr != "" {
+		dbg, err := startDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout)
+	case runErr = <-errc:
+		log.Error("stopping after a fatal error", "err", runErr)
+	}
+	cancel()
+
+	sctx, cancelShutdown := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancelShutdown()
+	checker.SetShuttingDown()
+	stopConsumer()
+	select {
+	case <-consumerDone:
+	case <-sctx.Done():
+	}
+	var sg sync.WaitGroup
+	sg.Go(func() {
+		if err := hub.Shutdown(sctx); err != nil {
+			log.Warn("some client connections did not close in time", "err", err)
+		}
+	})
+	sg.Go(func() {
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("some HTTP requests did not finish in time", "err", err)
+			srv.Close()
+		}
+	})
+	sg.Wait()
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+// newConsumer makes this node's consumer: each record is decoded and validated, then handed to
+// the hub; a record that fails goes to the dead-letter topic (the consumer's job).
+func newConsumer(cfg config.Kafka, brokers []string, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
+	events := make(map[string]string, len(cfg.Topics))
+	for _, t := range cfg.Topics {
+		events[t.Topic] = t.Event
+	}
+	decoder := notification.NewDecoder(notification.NewValidator(), events)
+	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
+		Handler: func(_ context.Context, rec *kgo.Record) error {
+			ev, err := decoder.Decode(rec)
+			if err != nil {
+				return err
+			}
+			hub.Publish(ev)
+			return nil
+		},
+		Assigned: hub.Assigned,
+		Revoked:  hub.Revoked,
+	}, reg, log)
+}
+
+// watchCluster gives the hub its cursor codec as soon as the cluster ID is known, retrying while
+// Kafka is unreachable.
+func watchCluster(ctx context.Context, client *kafka.Client, hub *realtime.Hub, topics []string, log *slog.Logger) {
+	for {
+		id, err := client.ClusterID(ctx)
+		if err == nil {
+			codec, err := realtime.NewCursorCodec(id, topics)
+			if err != nil {
+				log.Error("resume cursors are disabled", "err", err)
+				return
+			}
+			hub.SetCursorCodec(codec)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// startDebug serves net/http/pprof on addr (DEBUG_ADDR), apart from the public listener.
+func startDebug(addr string, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on DEBUG_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return srv, nil
+}
