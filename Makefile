@@ -1,0 +1,15 @@
+# realtime-service: developer and CI entry points. `make test` is the test command of README.md.
+.PHONY: run test test-go interop-deps lint bench-smoke
+
+run: ## run the service (embedded Kafka broker when KAFKA_BROKERS is unset)
+	go run ./cmd/realtime-service
+
+interop-deps: ## install the independent Node clients the interop tests drive (pinned in test/interop)
+	npm ci --prefix test/interop --no-audit --no-fund
+
+test: interop-deps lint ## every test, with the race detector
+	go test -race -count=1 -timeout 20m ./...
+
+lint: ## formatting and vet
+	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
+	go vet ./...
