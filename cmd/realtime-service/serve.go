@@ -23,6 +23,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/kafka"
 	"github.com/realtime-service/realtime-service/internal/notification"
 	"github.com/realtime-service/realtime-service/internal/realtime"
+	"github.com/realtime-service/realtime-service/internal/replay"
 )
 
 // serve wires Kafka -> notification -> hub -> connections and the HTTP API, runs them until ctx
@@ -68,12 +69,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer client.Close()
 
+	reader, err := kafka.NewReader(cfg.Kafka, brokers, log)
+	if err != nil {
+		return err
+	}
+	defer reader.Close()
+	decoder := notification.NewDecoder(notification.NewValidator(), topicEvents(cfg.Kafka))
 	hub := realtime.NewHub(realtime.HubConfig{
 		SendQueueBytes: cfg.Realtime.SendQueueBytes,
 		Log:            log,
 		Metrics:        reg,
+		History:        realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL},
+		Replayer:       replay.New(reader, decoder, cfg.Realtime.ReplayMaxRecords, cfg.Kafka.RequestTimeout),
 	})
-	consumer, err := newConsumer(cfg.Kafka, brokers, hub, reg, log)
+	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log)
 	if err != nil {
 		return err
 	}
@@ -186,14 +195,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return runErr
 }
 
-// newConsumer makes this node's consumer: each record is decoded and validated, then handed to
-// the hub; a record that fails goes to the dead-letter topic (the consumer's job).
-func newConsumer(cfg config.Kafka, brokers []string, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
+// topicEvents maps each consumed topic to its event name.
+func topicEvents(cfg config.Kafka) map[string]string {
 	events := make(map[string]string, len(cfg.Topics))
 	for _, t := range cfg.Topics {
 		events[t.Topic] = t.Event
 	}
-	decoder := notification.NewDecoder(notification.NewValidator(), events)
+	return events
+}
+
+// newConsumer makes this node's consumer: each record is decoded and validated, then handed to
+// the hub; a record that fails goes to the dead-letter topic (the consumer's job).
+func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
 	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
 		Handler: func(_ context.Context, rec *kgo.Record) error {
 			ev, err := decoder.Decode(rec)

@@ -34,8 +34,10 @@ type HubConfig struct {
 	Log *slog.Logger
 	// Metrics registers the hub's metrics; nil registers nothing.
 	Metrics prometheus.Registerer
-	// Replayer serves resuming clients the events they missed; nil answers every resume that
-	// missed something with a resync event.
+	// History keeps recent events per user in memory, so that most resumes need no Kafka read.
+	History HistoryConfig
+	// Replayer serves resuming clients the events they missed that the history cannot (it reads
+	// Kafka); nil answers those resumes with a resync event.
 	Replayer Replayer
 }
 
@@ -52,6 +54,7 @@ type Hub struct {
 	// advanced, covers exactly the events queued before it on every connection.
 	pubMu sync.Mutex
 	pos   positions
+	hist  *history
 	codec atomic.Pointer[CursorCodec]
 }
 
@@ -70,6 +73,7 @@ func NewHub(cfg HubConfig) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics)}
+	h.hist = newHistory(cfg.History, h.m)
 	for i := range h.shards {
 		h.shards[i].users = make(map[string][]*Conn)
 	}
@@ -208,6 +212,7 @@ func (h *Hub) Assigned(start map[string]map[int32]int64) {
 	for topic, parts := range start {
 		for p, off := range parts {
 			h.pos.set(topic, p, off)
+			h.hist.assigned(partitionKey{topic, p}, off)
 		}
 	}
 }
@@ -257,6 +262,7 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 		}
 		s.mu.RUnlock()
 	}
+	h.hist.add(ev, time.Now())
 	h.pubMu.Unlock()
 
 	for _, c := range slow {

@@ -10,6 +10,11 @@ type metrics struct {
 	deliveries  prometheus.Counter     // realtime_deliveries_total
 	replayed    prometheus.Counter     // realtime_replayed_events_total
 	resyncs     *prometheus.CounterVec // realtime_resyncs_total{reason}
+	replays     *prometheus.CounterVec // realtime_replays_total{source}
+
+	historyBytes  prometheus.Gauge // realtime_history_bytes
+	historyEvents prometheus.Gauge // realtime_history_events
+	historyUsers  prometheus.Gauge // realtime_history_users
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,12 +43,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "realtime_resyncs_total",
 			Help: "Resumes that could not be honoured, by reason; the client got a resync event.",
 		}, []string{"reason"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_replays_total",
+			Help: "Resumes that missed events, by where the events came from (memory or kafka).",
+		}, []string{"source"}),
+		historyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_history_bytes",
+			Help: "Estimated memory of the in-memory resume history (REALTIME_HISTORY_*).",
+		}),
+		historyEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_history_events",
+			Help: "Events kept in the in-memory resume history (each once, whatever its recipients).",
+		}),
+		historyUsers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_history_users",
+			Help: "Users with events in the in-memory resume history.",
+		}),
 	}
 	for _, f := range []Format{FormatWebSocket, FormatSSE, FormatSocketIO} {
 		m.connections.WithLabelValues(formatName(f))
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.disconnects, m.published, m.deliveries, m.replayed, m.resyncs)
+		reg.MustRegister(m.connections, m.disconnects, m.published, m.deliveries, m.replayed, m.resyncs,
+			m.replays, m.historyBytes, m.historyEvents, m.historyUsers)
 	}
 	return m
 }

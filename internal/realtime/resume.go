@@ -82,10 +82,18 @@ func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr err
 	var events []*notification.Event
 	err := cerr
 	if err == nil {
-		if h.cfg.Replayer == nil {
-			err = &ResyncError{Reason: "unavailable", Detail: "this node keeps no history"}
-		} else {
+		h.pubMu.Lock()
+		kept, ok := h.hist.replay(c.user, from, at)
+		h.pubMu.Unlock()
+		switch {
+		case ok:
+			events = kept
+			h.m.replays.WithLabelValues("memory").Inc()
+		case h.cfg.Replayer == nil:
+			err = &ResyncError{Reason: "unavailable", Detail: "this node keeps no history that far back and cannot read Kafka"}
+		default:
 			events, err = h.cfg.Replayer.Replay(ctx, c.user, from, at)
+			h.m.replays.WithLabelValues("kafka").Inc()
 		}
 	}
 	if err != nil {

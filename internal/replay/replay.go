@@ -1,0 +1,106 @@
+// Package replay reads back from Kafka the events a resuming client missed, when the hub's
+// in-memory history does not reach back far enough. It implements realtime.Replayer.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/realtime-service/realtime-service/internal/kafka"
+	"github.com/realtime-service/realtime-service/internal/notification"
+	"github.com/realtime-service/realtime-service/internal/realtime"
+)
+
+// Source is what a replay needs of Kafka; *kafka.Reader implements it.
+type Source interface {
+	Offsets(ctx context.Context, topics []string) (map[string]map[int32]kafka.PartitionOffsets, error)
+	Read(ctx context.Context, from, until map[string]map[int32]int64, fn func(*kgo.Record) bool) error
+}
+
+// Kafka serves replays by reading the partitions from the client's cursor up to the hub's
+// position and keeping the user's events. Safe for concurrent use.
+type Kafka struct {
+	src        Source
+	decoder    *notification.Decoder
+	maxRecords int64
+	timeout    time.Duration
+}
+
+// New returns a replayer reading from src, decoding with decoder (the consumer's: records it
+// would have sent to the dead-letter topic are skipped), reading at most maxRecords records per
+// replay (REALTIME_REPLAY_MAX_RECORDS) within timeout.
+func New(src Source, decoder *notification.Decoder, maxRecords int, timeout time.Duration) *Kafka {
+	return &Kafka{src: src, decoder: decoder, maxRecords: int64(maxRecords), timeout: timeout}
+}
+
+// Replay returns user's events with offsets in [from, to) of each partition of to, in offset
+// order within a partition. A partition missing from from (created after the cursor) is read
+// from its log start. Errors are *realtime.ResyncError: "expired" when from is below what Kafka
+// still keeps, "too-far-behind" when the range holds more than maxRecords records,
+// "unavailable" when Kafka cannot be read.
+func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Position) ([]*notification.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	var topics []string
+	for _, p := range to {
+		if !slices.Contains(topics, p.Topic) {
+			topics = append(topics, p.Topic)
+		}
+	}
+	bounds, err := k.src.Offsets(ctx, topics)
+	if err != nil {
+		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka's offsets: " + err.Error()}
+	}
+	start := map[string]map[int32]int64{}
+	until := map[string]map[int32]int64{}
+	var total int64
+	for _, p := range to {
+		b, ok := bounds[p.Topic][p.Partition]
+		if !ok {
+			continue // the partition is gone: nothing to read
+		}
+		lo := b.Start
+		if i := slices.IndexFunc(from, func(f realtime.Position) bool { return f.Topic == p.Topic && f.Partition == p.Partition }); i >= 0 {
+			lo = from[i].Offset
+		}
+		if lo >= p.Offset {
+			continue
+		}
+		if lo < b.Start {
+			return nil, &realtime.ResyncError{Reason: "expired", Detail: fmt.Sprintf(
+				"%s partition %d: the cursor is at offset %d but Kafka keeps offsets from %d on", p.Topic, p.Partition, lo, b.Start)}
+		}
+		if start[p.Topic] == nil {
+			start[p.Topic], until[p.Topic] = map[int32]int64{}, map[int32]int64{}
+		}
+		start[p.Topic][p.Partition], until[p.Topic][p.Partition] = lo, p.Offset
+		total += p.Offset - lo
+	}
+	if total > k.maxRecords {
+		return nil, &realtime.ResyncError{Reason: "too-far-behind", Detail: fmt.Sprintf(
+			"%d records were published since the cursor; a resume reads at most %d", total, k.maxRecords)}
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	var events []*notification.Event
+	err = k.src.Read(ctx, start, until, func(rec *kgo.Record) bool {
+		ev, err := k.decoder.Decode(rec)
+		if err == nil && slices.Contains(ev.UserIDs, user) {
+			events = append(events, ev)
+		}
+		return true
+	})
+	switch {
+	case errors.Is(err, kafka.ErrOffsetOutOfRange):
+		return nil, &realtime.ResyncError{Reason: "expired", Detail: err.Error()}
+	case err != nil:
+		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka: " + err.Error()}
+	}
+	return events, nil
+}

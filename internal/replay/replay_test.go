@@ -1,0 +1,125 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/kafka"
+	"github.com/realtime-service/realtime-service/internal/notification"
+	"github.com/realtime-service/realtime-service/internal/realtime"
+)
+
+const topic = "concept-notifications"
+
+// setup starts a broker with one two-partition topic and produces n records per partition, each
+// addressed to alice on even offsets and to bob on odd ones, plus one poison record on partition
+// 0 at offset n.
+func setup(t *testing.T, n int) (*Kafka, *kgo.Client) {
+	t.Helper()
+	kc := config.Kafka{EmbeddedAddr: "127.0.0.1:0", EmbeddedPartitions: 2,
+		Topics: []config.TopicEvent{{Topic: topic, Event: "concept-mastered"}}, DLQTopic: "dlq", RequestTimeout: 5 * time.Second}
+	b, err := kafka.StartEmbedded(kc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	for p := range int32(2) {
+		for i := range n {
+			user := "alice"
+			if i%2 == 1 {
+				user = "bob"
+			}
+			v := fmt.Sprintf(`{"conceptId":"c%d-%d","userIds":[%q],"conceptName":"n","masteryLevel":1}`, p, i, user)
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Partition: 0, Value: []byte(`{"userIds":["alice"`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := kafka.NewReader(kc, []string{b.Addr()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	dec := notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"})
+	return New(reader, dec, 1000, 10*time.Second), cl
+}
+
+func ids(evs []*notification.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID())
+	}
+	return out
+}
+
+func TestReplayReturnsTheUsersEventsInTheRange(t *testing.T) {
+	k, _ := setup(t, 6)
+	from := []realtime.Position{{Topic: topic, Partition: 0, Offset: 2}, {Topic: topic, Partition: 1, Offset: 3}}
+	to := []realtime.Position{{Topic: topic, Partition: 0, Offset: 7}, {Topic: topic, Partition: 1, Offset: 6}}
+	evs, err := k.Replay(t.Context(), "alice", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(evs)
+	slices.Sort(got)
+	want := []string{topic + ":0:2", topic + ":0:4", topic + ":1:4"} // 0:6 is the poison record: skipped
+	if !slices.Equal(got, want) {
+		t.Errorf("alice: %v, want %v", got, want)
+	}
+}
+
+func TestReplayReadsAPartitionUnknownToTheCursorFromItsStart(t *testing.T) {
+	k, _ := setup(t, 4)
+	from := []realtime.Position{{Topic: topic, Partition: 0, Offset: 4}}
+	to := []realtime.Position{{Topic: topic, Partition: 0, Offset: 4}, {Topic: topic, Partition: 1, Offset: 4}}
+	evs, err := k.Replay(t.Context(), "bob", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(evs); !slices.Equal(got, []string{topic + ":1:1", topic + ":1:3"}) {
+		t.Errorf("bob: %v", got)
+	}
+}
+
+func TestReplayRefusals(t *testing.T) {
+	k, cl := setup(t, 6)
+	// Retention: records below offset 3 of partition 0 are gone.
+	if _, err := kadm.NewClient(cl).DeleteRecords(t.Context(), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	to := []realtime.Position{{Topic: topic, Partition: 0, Offset: 6}, {Topic: topic, Partition: 1, Offset: 6}}
+	for _, tc := range []struct {
+		name   string
+		from   []realtime.Position
+		max    int
+		reason string
+	}{
+		{"older than Kafka keeps", []realtime.Position{{Topic: topic, Partition: 0, Offset: 1}, {Topic: topic, Partition: 1, Offset: 6}}, 1000, "expired"},
+		{"beyond the replay limit", []realtime.Position{{Topic: topic, Partition: 0, Offset: 3}, {Topic: topic, Partition: 1, Offset: 0}}, 5, "too-far-behind"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k.maxRecords = int64(tc.max)
+			_, err := k.Replay(t.Context(), "alice", tc.from, to)
+			var re *realtime.ResyncError
+			if !errors.As(err, &re) || re.Reason != tc.reason {
+				t.Errorf("err = %v, want resync %q", err, tc.reason)
+			}
+		})
+	}
+}
