@@ -168,6 +168,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	opts := append(slices.Clone(c.opts),
 		kgo.ConsumerGroup(c.cfg.ConsumerGroup()),
+		// Static membership (KIP-345): the group is this node's alone, so a node restarted after
+		// a crash takes its partitions back at once instead of waiting out the old member's
+		// session timeout.
+		kgo.InstanceID(c.cfg.NodeID),
 		kgo.ConsumeTopics(c.cfg.TopicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
