@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/kafka"
+)
+
+// Several nodes: separate service processes on loopback sharing one broker, as in production
+// (DESIGN.md "Many nodes"): each consumes with its own group, so every node sees every record,
+// and a cursor from one node is honoured by another.
+
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// binary builds the service once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "realtime-service-bin")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "realtime-service")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
+		if err != nil {
+			buildOnce.err = err
+			buildOnce.path = string(out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatalf("go build: %v\n%s", buildOnce.err, buildOnce.path)
+	}
+	return buildOnce.path
+}
+
+// node is one service process.
+type node struct {
+	*service
+	cmd  *exec.Cmd
+	env  []string
+	logs *bytes.Buffer
+}
+
+// startBroker starts an embedded broker the test owns, on a free port.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	b, err := kafka.StartEmbedded(config.Kafka{EmbeddedAddr: "127.0.0.1:0", EmbeddedPartitions: 3,
+		Topics:   []config.TopicEvent{{Topic: "session-notifications", Event: "session-starting-soon"}, {Topic: "concept-notifications", Event: "concept-mastered"}},
+		DLQTopic: "realtime-service.dlq"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addr()
+}
+
+// startNode runs the service binary as node id against broker and waits until it is ready.
+func startNode(t *testing.T, broker, id string) *node {
+	t.Helper()
+	addr := freeAddr(t)
+	n := &node{
+		service: &service{t: t, URL: "http://" + addr, Broker: broker, stopped: true},
+		env: append(os.Environ(), "KAFKA_BROKERS="+broker, "KAFKA_NODE_ID="+id, "HTTP_ADDR="+addr,
+			"REALTIME_JWT_SECRET="+testSecret, "REALTIME_API_KEYS="+testAPIKey, "LOG_LEVEL=warn",
+			"KAFKA_REQUEST_TIMEOUT=5000", "HTTP_SHUTDOWN_TIMEOUT=5000"),
+	}
+	n.start(t)
+	return n
+}
+
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	n.logs = &bytes.Buffer{}
+	n.cmd = exec.Command(binary(t))
+	n.cmd.Env = n.env
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.cmd
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				t.Errorf("node did not stop within 15 s of SIGTERM")
+			}
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(n.URL + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready:\n%s", n.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill ends the process with SIGKILL: no shutdown, no commit, no goodbye.
+func (n *node) kill(t *testing.T) {
+	t.Helper()
+	n.cmd.Process.Kill()
+	n.cmd.Wait()
+}
+
+// stopGracefully sends SIGTERM and requires exit status 0.
+func (n *node) stopGracefully(t *testing.T) {
+	t.Helper()
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	if err := n.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, n.logs)
+	}
+}
+
+func TestThreeNodesEachSeeEveryRecord(t *testing.T) {
+	broker := startBroker(t)
+	nodes := []*node{startNode(t, broker, "n1"), startNode(t, broker, "n2"), startNode(t, broker, "n3")}
+	p := newProducer(t, broker)
+	_, onN1 := openWS(t, nodes[0].service, "alice", "")
+	onN2 := openSSE(t, nodes[1].service, "alice", "").frames
+	_, bobOnN3 := openWS(t, nodes[2].service, "bob", "")
+	for i, n := range nodes {
+		waitConnected(t, n.service, []int{1, 1, 1}[i])
+	}
+	var aliceIDs, bobIDs []string
+	for i := range 5 {
+		aliceIDs = append(aliceIDs, p.send("alice"))
+		if i%2 == 0 {
+			bobIDs = append(bobIDs, p.send("bob"))
+		}
+	}
+	expectIDs(t, onN1, aliceIDs...)
+	expectIDs(t, onN2, aliceIDs...)
+	expectIDs(t, bobOnN3, bobIDs...)
+	nodes[0].stopGracefully(t)
+}
+
+// TestResumeOnAnotherNode: a client leaves node 1 and comes back on node 2 with node 1's cursor:
+// it gets exactly what it missed, then live events.
+func TestResumeOnAnotherNode(t *testing.T) {
+	broker := startBroker(t)
+	n1, n2 := startNode(t, broker, "n1"), startNode(t, broker, "n2")
+	p := newProducer(t, broker)
+	ws, frames := openWS(t, n1.service, "alice", "")
+	waitConnected(t, n1.service, 1)
+	last := expectIDs(t, frames, p.send("alice"), p.send("bob", "alice"))
+	ws.Close()
+	waitConnected(t, n1.service, 0)
+	missed := []string{p.send("alice"), p.send("alice", "carol"), p.send("alice")}
+	p.send("bob")
+	_, frames = openWS(t, n2.service, "alice", last.Cursor)
+	expectIDs(t, frames, missed...)
+	expectIDs(t, frames, p.send("alice"))
+}
+
+// TestKilledNodeLosesNothingForClientsThatResume: node 2 is killed with SIGKILL while a client
+// is connected; records are produced while it is down; it restarts with the same node ID and the
+// client, resuming with its cursor, gets every missed event exactly once.
+func TestKilledNodeLosesNothingForClientsThatResume(t *testing.T) {
+	broker := startBroker(t)
+	n2 := startNode(t, broker, "n2")
+	p := newProducer(t, broker)
+	_, frames := openWS(t, n2.service, "alice", "")
+	waitConnected(t, n2.service, 1)
+	last := expectIDs(t, frames, p.send("alice"), p.send("alice"))
+
+	n2.kill(t)
+	var missed []string
+	for range 4 {
+		missed = append(missed, p.send("alice"))
+		p.send("bob")
+	}
+	n2.start(t)
+	_, frames = openWS(t, n2.service, "alice", last.Cursor)
+	expectIDs(t, frames, missed...)
+	expectIDs(t, frames, p.send("alice"))
+
+	// The restarted node consumes live again, from where its group left off.
+	_, fresh := openWS(t, n2.service, "dave", "")
+	waitConnected(t, n2.service, 2)
+	expectIDs(t, fresh, p.send("dave"))
+}
