@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -253,5 +256,83 @@ func TestValidTopic(t *testing.T) {
 		if ValidTopic(name) != want {
 			t.Errorf("ValidTopic(%q) = %v", name, !want)
 		}
+	}
+}
+
+// TestVariablesListsExactlyWhatLoadReads keeps Variables (and so README.md and the manifests,
+// which tests hold to it) in step with Load.
+func TestVariablesListsExactlyWhatLoadReads(t *testing.T) {
+	read := map[string]bool{}
+	if _, err := Load(func(k string) string { read[k] = true; return "" }); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, v := range Variables() {
+		if listed[v.Name] {
+			t.Errorf("%s listed twice", v.Name)
+		}
+		listed[v.Name] = true
+		if !read[v.Name] {
+			t.Errorf("%s is listed but Load never reads it", v.Name)
+		}
+	}
+	for k := range read {
+		if !listed[k] {
+			t.Errorf("Load reads %s but Variables does not list it", k)
+		}
+	}
+}
+
+// TestVariableDefaultsAreLoadsDefaults: a variable set to its listed default changes nothing.
+func TestVariableDefaultsAreLoadsDefaults(t *testing.T) {
+	base, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Variables() {
+		if v.Default == "" {
+			continue
+		}
+		c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", v.Name: v.Default}))
+		if err != nil {
+			t.Errorf("%s=%s: %v", v.Name, v.Default, err)
+			continue
+		}
+		if !reflect.DeepEqual(c, base) {
+			t.Errorf("%s=%s is not the default", v.Name, v.Default)
+		}
+	}
+}
+
+// TestREADMEConfigurationTable: the README's configuration table names exactly the variables
+// Load reads.
+func TestREADMEConfigurationTable(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "## Configuration")
+	if !ok {
+		t.Fatal("README.md has no Configuration section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	inREADME := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first := strings.Split(line, "|")[1]
+		for _, m := range regexp.MustCompile("`([A-Z0-9_]+)`").FindAllStringSubmatch(first, -1) {
+			inREADME[m[1]] = true
+		}
+	}
+	for _, v := range Variables() {
+		if !inREADME[v.Name] {
+			t.Errorf("README.md's configuration table lacks %s", v.Name)
+		}
+		delete(inREADME, v.Name)
+	}
+	for name := range inREADME {
+		t.Errorf("README.md documents %s, which Load does not read", name)
 	}
 }

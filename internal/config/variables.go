@@ -1,0 +1,50 @@
+package config
+
+// Variable documents one environment variable Load reads.
+type Variable struct {
+	Name    string
+	Default string // "" when unset means something else; see Meaning
+	Meaning string
+}
+
+// Variables lists every variable Load reads, in README order. Tests hold README.md, the
+// deployment manifests and Load itself to this list, so that none of them drifts.
+func Variables() []Variable {
+	return []Variable{
+		{"KAFKA_BROKERS", "", "comma-separated host:port seed brokers; unset = embedded broker"},
+		{"KAFKA_EMBEDDED_ADDR", "127.0.0.1:9092", "where the embedded broker listens"},
+		{"KAFKA_EMBEDDED_DATA_DIR", "", "the embedded broker's log directory; unset = in memory"},
+		{"KAFKA_EMBEDDED_PARTITIONS", "3", "partitions of the topics the embedded broker creates"},
+		{"KAFKA_CLIENT_ID", "realtime-service", "Kafka client.id"},
+		{"KAFKA_CONNECTION_TIMEOUT", "3000", "ms, broker dial timeout"},
+		{"KAFKA_REQUEST_TIMEOUT", "25000", "ms, one Kafka request; also bounds an HTTP produce"},
+		{"KAFKA_RETRY_INITIAL_RETRY_TIME", "100", "ms, first retry backoff"},
+		{"KAFKA_RETRY_RETRIES", "8", "retries of a failed request"},
+		{"KAFKAJS_NO_PARTITIONER_WARNING", "", "ignored; accepted so old env files keep working"},
+		{"KAFKA_GROUP_ID", "realtime-service", "consumer group prefix"},
+		{"KAFKA_NODE_ID", "", "this node's name (default the hostname); group <KAFKA_GROUP_ID>.<KAFKA_NODE_ID>"},
+		{"KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{"KAFKA_SASL_USERNAME", "", "SASL user name"},
+		{"KAFKA_SASL_PASSWORD", "", "SASL password"},
+		{"KAFKA_TLS", "false", "TLS to the brokers"},
+		{"KAFKA_TLS_CA_FILE", "", "PEM bundle to verify brokers with"},
+		{"REALTIME_TOPICS", "session-notifications=session-starting-soon,concept-notifications=concept-mastered", "consumed topics and their event names"},
+		{"REALTIME_DLQ_TOPIC", "realtime-service.dlq", "dead-letter topic"},
+		{"HTTP_ADDR", ":3000", "listen address"},
+		{"HTTP_MAX_BODY_BYTES", "1048576", "larger request bodies get 413"},
+		{"HTTP_SHUTDOWN_TIMEOUT", "10000", "ms, bound on graceful shutdown"},
+		{"REALTIME_API_KEYS", "", "comma-separated API keys for the service API"},
+		{"REALTIME_JWT_SECRET", "", "HS256 secret for client tokens"},
+		{"REALTIME_ALLOWED_ORIGINS", "", "browser origins allowed on the client endpoints, or *"},
+		{"REALTIME_SEND_QUEUE_BYTES", "1048576", "per-connection send queue bound"},
+		{"REALTIME_PING_INTERVAL", "25000", "ms, ping and heartbeat interval"},
+		{"REALTIME_PONG_TIMEOUT", "20000", "ms, silence allowed after a ping"},
+		{"REALTIME_WRITE_TIMEOUT", "10000", "ms, one write to a client"},
+		{"REALTIME_HISTORY_SIZE", "100", "recent events kept per user for fast resume"},
+		{"REALTIME_HISTORY_TTL", "300000", "ms an event stays in that history"},
+		{"REALTIME_REPLAY_MAX_RECORDS", "100000", "records a resume may read from Kafka"},
+		{"LOG_LEVEL", "info", "debug, info, warn or error"},
+		{"LOG_FORMAT", "text", "text or json"},
+		{"DEBUG_ADDR", "", "listen address of net/http/pprof"},
+	}
+}
