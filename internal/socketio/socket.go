@@ -101,7 +101,7 @@ type connectPayload struct {
 // payload's "token" (socket.io-client's `auth: { token }`), else the handshake request's. A
 // missing or invalid token gets CONNECT_ERROR {"message": <reason>, "data": {"code":
 // "unauthorized"}}, and the session stays open for the client to close. On success the CONNECT
-// reply {"sid","pid"} is written before the hub connection exists, so it precedes every event.
+// reply {"sid","pid"} precedes every event (see attach).
 //
 // Recovery (socket.io v4.6 connection state recovery): a client that sends back its pid and an
 // offset (the cursor of the last event it got) that the hub can read keeps its pid, so
@@ -139,14 +139,13 @@ func (s *session) connect(data []byte) error {
 		SID string `json:"sid"`
 		PID string `json:"pid"`
 	}{newID(), pid})
-	s.writeDirect(messagePacket(sioPacket{typ: sioConnect, nsp: defaultNamespace, data: reply}))
-
 	if s.h.isDown() {
 		s.close()
 		return nil
 	}
-	c, err := s.h.hub.Attach(realtime.ConnOptions{User: claims.UserID, Transport: s, Expires: claims.Expires}, cursor)
-	if err != nil { // the hub is shutting down: the client reconnects elsewhere
+	c, err := s.attach(messagePacket(sioPacket{typ: sioConnect, nsp: defaultNamespace, data: reply}),
+		realtime.ConnOptions{User: claims.UserID, Transport: s, Expires: claims.Expires}, cursor)
+	if err != nil { // the hub is shutting down (the client reconnects elsewhere), or the socket broke
 		s.close()
 		return nil
 	}
@@ -164,6 +163,40 @@ func (s *session) connect(data []byte) error {
 	s.mu.Unlock()
 	s.h.connected(cursor != "")
 	return nil
+}
+
+// attach registers the session with the hub and writes the CONNECT reply while it holds the
+// session's write path, so that the reply precedes every event on the wire, and every event
+// published once the client can see the reply reaches it (replying first and attaching then would
+// lose what is published in between).
+func (s *session) attach(reply []byte, o realtime.ConnOptions, cursor string) (*realtime.Conn, error) {
+	s.wmu.Lock() // wmu before mu, as completeUpgrade takes them
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return nil, errSessionClosed
+	}
+	if s.kind == kindPolling { // hold mu: no GET takes the reply before the Conn exists
+		defer s.mu.Unlock()
+		c, err := s.h.hub.Attach(o, cursor)
+		if err != nil {
+			return nil, err
+		}
+		s.out = append(s.out, reply)
+		s.wakeGETLocked()
+		return c, nil
+	}
+	s.mu.Unlock()
+	c, err := s.h.hub.Attach(o, cursor)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writeWSLocked([][]byte{reply}); err != nil {
+		c.Close(realtime.DisconnectClientGone)
+		return nil, err
+	}
+	return c, nil
 }
 
 // connectError refuses a CONNECT to "/" with a message a UI can show.
