@@ -60,7 +60,7 @@ func TestSetupOn(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318/", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
 			"OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%20def,x=y", "OTEL_SERVICE_NAME": "rt",
 			"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,service.name=ignored",
-			"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5",
+			"OTEL_TRACES_SAMPLER":      "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5",
 			"OTEL_PROPAGATORS": "tracecontext", "OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "false",
 		},
 	}
