@@ -87,8 +87,10 @@ type Client struct {
 // options of ClientOpts and producerOpts. It does not connect: the first call does, so a
 // broker that is down at start-up is reported by Ping and Produce, not here. kprom's client
 // metrics (kafka_client_*, role="producer") are registered on reg, unless reg is nil, and
-// unregistered by Close. Errors are ClientOpts's.
-func NewClient(cfg config.Kafka, brokers []string, reg prometheus.Registerer, log *slog.Logger) (*Client, error) {
+// unregistered by Close. extra are franz-go options appended last, for hooks such as the
+// tracing hook of package telemetry (none by default); options that change producing (acks,
+// idempotence, linger) would break Produce's contract. Errors are ClientOpts's.
+func NewClient(cfg config.Kafka, brokers []string, reg prometheus.Registerer, log *slog.Logger, extra ...kgo.Opt) (*Client, error) {
 	cfg = withDefaults(cfg)
 	opts, err := ClientOpts(cfg, brokers)
 	if err != nil {
@@ -99,6 +101,7 @@ func NewClient(cfg config.Kafka, brokers []string, reg prometheus.Registerer, lo
 	if reg != nil {
 		opts = append(opts, kgo.WithHooks(newKprom(reg, "producer")))
 	}
+	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)

@@ -63,6 +63,12 @@ type ConsumerConfig struct {
 	// MaxPollRecords bounds the records taken from one poll, i.e. handed off between two commits
 	// (zero: 500).
 	MaxPollRecords int
+
+	// Opts are extra franz-go options for the consuming client (not its admin client), appended
+	// last; nil for none. They are meant for hooks, such as package telemetry's ConsumerHook,
+	// which puts each record's trace in kgo.Record.Context for Handler. Options that change
+	// consuming (group, topics, offsets, commits, rebalancing) would break the Consumer's contract.
+	Opts []kgo.Opt
 }
 
 // Consumer consumes this node's consumer group on the configured topics and hands every record
@@ -186,6 +192,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.reg != nil {
 		opts = append(opts, kgo.WithHooks(newKprom(c.reg, "consumer")))
 	}
+	opts = append(opts, c.cc.Opts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka: consumer: %w", err)
