@@ -38,6 +38,9 @@ type Event struct {
 	// Cursor is the opaque resume position a client that received this event sends back
 	// (see cursor.go). Set by the hub before the event reaches any connection.
 	Cursor string
+	// Delivered is how many connections Hub.Publish queued the event for, set once it returns
+	// (0 for events that did not come from Publish, such as replayed ones).
+	Delivered int
 
 	id     string
 	frames [numFormats]lazyFrame

@@ -236,8 +236,8 @@ func (h *Hub) Position() []Position {
 }
 
 // Publish fans n out to every connection of every user it names and returns the Event it
-// became. It never blocks on a connection: a connection whose queue overflows is closed as slow.
-// Events of one partition must be published in offset order (the consumer does).
+// became, with the number of connections it was queued for in Delivered. It never blocks on a
+// connection: a connection whose queue overflows is closed as slow. Events of one partition must be published in offset order (the consumer does).
 func (h *Hub) Publish(n *notification.Event) *Event {
 	ev := NewEvent(n)
 	var slow []*Conn
@@ -270,6 +270,7 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 	}
 	h.m.published.Inc()
 	h.m.deliveries.Add(float64(delivered))
+	ev.Delivered = delivered
 	return ev
 }
 
