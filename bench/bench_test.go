@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the load tool for a few seconds with small numbers against the real service
+// (built and started as child processes, as `go run ./bench` does) and checks only correctness:
+// every record reaches every user it names, once, and nobody else. The figures of BENCHMARKS.md
+// come from full runs of the same code.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the service; skipped with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to build the service")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	defer func() {
+		if t.Failed() {
+			t.Logf("tool output:\n%s", log.String())
+		}
+	}()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	if raceEnabled {
+		flags = append(flags, "-race")
+	}
+	bin, err := buildBinary(ctx, root, "", &log, flags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.remove()
+
+	for _, tc := range []struct {
+		name      string
+		transport string
+		cfg       deliveryConfig
+	}{
+		{"latency/ws", "ws", deliveryConfig{users: 10, fanout: 1, rate: 200, duration: 2 * time.Second}},
+		{"fanout/ws", "ws", deliveryConfig{users: 20, fanout: 5, rate: 200, duration: 2 * time.Second}},
+		{"latency/sse", "sse", deliveryConfig{users: 10, fanout: 1, rate: 200, duration: 2 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &common{transport: tc.transport, runs: 1}
+			st, err := startStack(ctx, c, bin, &log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.close()
+			tc.cfg.drain, tc.cfg.drainIdle = 15*time.Second, 10*time.Second
+			tc.cfg.readBuf, tc.cfg.parallel = 4096, 16
+			_, result, _, err := deliveryRun(ctx, st, c, tc.cfg, 1, &log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := result.(deliveryResult)
+			want := int64(float64(tc.cfg.rate)*tc.cfg.duration.Seconds()) * int64(tc.cfg.fanout)
+			if res.Expected != want || res.ProduceErrors != 0 {
+				t.Errorf("expected %d deliveries with %d produce errors; want %d and 0", res.Expected, res.ProduceErrors, want)
+			}
+			if res.Lost != 0 || res.Duplicates != 0 || res.Misrouted != 0 {
+				t.Errorf("lost %d, duplicates %d, misrouted %d of %d deliveries; want none", res.Lost, res.Duplicates, res.Misrouted, res.Expected)
+			}
+			if len(res.Disconnects) > 0 {
+				t.Errorf("connections ended early: %v", res.Disconnects)
+			}
+			t.Logf("%d deliveries, p50 %.2f ms, p99 %.2f ms", res.Received, res.Latency.P50, res.Latency.P99)
+		})
+	}
+}
+
+// TestHist checks the histogram's bucketing and quantiles against exact values.
+func TestHist(t *testing.T) {
+	var h hist
+	for v := int64(1); v <= 100000; v++ {
+		h.record(v * 1000) // 1 µs .. 100 ms
+	}
+	for _, tc := range []struct {
+		q    float64
+		want int64
+	}{{0.5, 50_000_000}, {0.99, 99_000_000}, {0.999, 99_900_000}, {1, 100_000_000}} {
+		got := h.quantile(tc.q)
+		if d := float64(got-tc.want) / float64(tc.want); d > 0.016 || d < -0.016 {
+			t.Errorf("quantile(%v) = %d, want %d within 1.6%%", tc.q, got, tc.want)
+		}
+	}
+	for _, v := range []int64{0, 1, 63, 64, 127, 128, 1 << 20, 1<<40 + 5} {
+		i := histIndex(v)
+		if i < 0 || i >= histBuckets {
+			t.Fatalf("histIndex(%d) = %d out of range", v, i)
+		}
+		if v < 1<<39 {
+			if got := histValue(i); float64(got-v) > float64(v)/64+1 || got < v-v/64-1 {
+				t.Errorf("histValue(histIndex(%d)) = %d", v, got)
+			}
+		}
+	}
+}
+
+// TestPlan checks that each record names exactly fanout users and that named agrees.
+func TestPlan(t *testing.T) {
+	p := &plan{users: 7, fanout: 3, total: 50}
+	for seq := int64(0); seq < p.total; seq++ {
+		from, n := p.recipients(seq)
+		count := 0
+		for u := 0; u < p.users; u++ {
+			if p.named(seq, u) {
+				count++
+				if d := (u - from + p.users) % p.users; d >= n {
+					t.Fatalf("seq %d: user %d named but outside [%d, +%d)", seq, u, from, n)
+				}
+			}
+		}
+		if count != p.fanout {
+			t.Fatalf("seq %d names %d users, want %d", seq, count, p.fanout)
+		}
+	}
+}
+
+// TestReceiver checks the accounting of one connection's frames.
+func TestReceiver(t *testing.T) {
+	p := &plan{run: "abc", users: 4, fanout: 1, total: 8, base: time.Now()}
+	r := newReceiver(p, 1)
+	frame := func(s string) []byte {
+		return []byte(`{"id":"x","event":"concept-mastered","data":{"bench":"` + s + `","conceptId":"c"},"cursor":"z"}`)
+	}
+	r.onFrame(frame("abc.1.5")) // seq 1 -> user 1: delivered
+	r.onFrame(frame("abc.1.5")) // duplicate
+	r.onFrame(frame("abc.2.5")) // seq 2 -> user 2: misrouted
+	r.onFrame(frame("zzz.1.5")) // another run
+	r.onFrame(frame("abc.p3"))  // probe
+	r.onFrame([]byte(`{"id":"","event":"resync"}`))
+	if r.uniq.Load() != 1 || r.dup != 1 || r.misrouted != 1 || r.foreign != 1 || r.control != 1 || !r.probe.Load() {
+		t.Errorf("uniq %d dup %d misrouted %d foreign %d control %d probe %v", r.uniq.Load(), r.dup, r.misrouted, r.foreign, r.control, r.probe.Load())
+	}
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
+)
+
+// frameConn is one client connection to the node.
+type frameConn interface {
+	// read calls onFrame with each event the server pushes (the JSON frame of DESIGN.md "Client
+	// frames" for WebSocket and SSE; the Socket.IO EVENT array for Socket.IO) until the
+	// connection ends, and returns why it ended. onFrame must not keep the slice.
+	read(onFrame func([]byte)) error
+	// close closes the connection; read then returns.
+	close()
+}
+
+// dialer opens client connections of one transport, each from the next loopback source address
+// (127.0.x.y), so that many connections do not exhaust the ephemeral ports of one address.
+type dialer struct {
+	transport string // ws, sse, socketio
+	base      string // http://127.0.0.1:port
+	readBuf   int    // read buffer per connection, bytes
+	timeout   time.Duration
+	next      atomic.Uint64
+	sse       *http.Client
+	wsPool    sync.Pool // gorilla write buffers: connections write only pongs and close frames
+}
+
+// connsPerSource is how many connections share one source address.
+const connsPerSource = 1000
+
+func newDialer(transport, base string, readBuf int) *dialer {
+	d := &dialer{transport: transport, base: base, readBuf: readBuf, timeout: 15 * time.Second}
+	if transport == "sse" {
+		d.sse = &http.Client{Transport: &http.Transport{
+			DialContext:         d.dialTCP,
+			MaxIdleConnsPerHost: 1,
+			DisableCompression:  true,
+			ReadBufferSize:      readBuf,
+			WriteBufferSize:     1024,
+		}}
+	}
+	return d
+}
+
+// sourceIP returns the i-th source address: 127.0.0.1 for the first connsPerSource
+// connections, then 127.0.0.2, ... spreading over 127.0.0.0/8 (up to 63,500 addresses).
+func sourceIP(i uint64) net.IP {
+	n := i / connsPerSource
+	return net.IPv4(127, byte(n/(254*250)%250), byte(n/254%250), byte(1+n%254))
+}
+
+func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
+	nd := net.Dialer{
+		Timeout:   d.timeout,
+		LocalAddr: &net.TCPAddr{IP: sourceIP(d.next.Add(1) - 1)},
+	}
+	return nd.DialContext(ctx, network, addr)
+}
+
+// dial connects one client with token; cursor, when set, resumes after it.
+func (d *dialer) dial(ctx context.Context, token, cursor string) (frameConn, error) {
+	switch d.transport {
+	case "sse":
+		return d.dialSSE(ctx, token, cursor)
+	case "socketio":
+		return d.dialSocketIO(ctx, token)
+	}
+	return d.dialWS(ctx, token, cursor)
+}
+
+func (d *dialer) wsDialer() *websocket.Dialer {
+	return &websocket.Dialer{
+		NetDialContext:   d.dialTCP,
+		HandshakeTimeout: d.timeout,
+		ReadBufferSize:   d.readBuf,
+		WriteBufferSize:  256,
+		WriteBufferPool:  &d.wsPool,
+	}
+}
+
+func wsBase(base string) string { return "ws" + base[len("http"):] }
+
+// dialWS opens /v1/ws with the token in the Authorization header.
+func (d *dialer) dialWS(ctx context.Context, token, cursor string) (frameConn, error) {
+	u := wsBase(d.base) + "/v1/ws"
+	if cursor != "" {
+		u += "?cursor=" + url.QueryEscape(cursor)
+	}
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	c, resp, err := d.wsDialer().DialContext(ctx, u, h)
+	if err != nil {
+		return nil, handshakeErr(err, resp)
+	}
+	return &wsConn{c: c}, nil
+}
+
+func handshakeErr(err error, resp *http.Response) error {
+	if resp != nil {
+		return fmt.Errorf("handshake: %s", resp.Status)
+	}
+	return err
+}
+
+type wsConn struct{ c *websocket.Conn }
+
+func (w *wsConn) read(onFrame func([]byte)) error {
+	var buf []byte // allocated on the first message: idle connections hold none
+	for {
+		_, r, err := w.c.NextReader()
+		if err != nil {
+			return err
+		}
+		if buf, err = readAll(buf[:0], r); err != nil {
+			return err
+		}
+		onFrame(buf)
+	}
+}
+
+func (w *wsConn) close() { w.c.Close() }
+
+// readAll appends r to b, growing it as needed.
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	if cap(b) == 0 {
+		b = make([]byte, 0, 512)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// dialSSE opens GET /v1/events with the token in the Authorization header.
+func (d *dialer) dialSSE(ctx context.Context, token, cursor string) (frameConn, error) {
+	cctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(cctx, http.MethodGet, d.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	if cursor != "" {
+		req.Header.Set("Last-Event-ID", cursor)
+	}
+	stop := context.AfterFunc(ctx, cancel) // dial under ctx; the stream outlives it
+	resp, err := d.sse.Do(req)
+	stop()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("handshake: %s", resp.Status)
+	}
+	return &sseConn{body: resp.Body, cancel: cancel, br: bufio.NewReaderSize(resp.Body, d.readBuf)}, nil
+}
+
+type sseConn struct {
+	body   io.ReadCloser
+	br     *bufio.Reader
+	cancel context.CancelFunc
+}
+
+var dataPrefix = []byte("data: ")
+
+func (s *sseConn) read(onFrame func([]byte)) error {
+	var long []byte // a line longer than the buffer
+	for {
+		line, err := s.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = s.br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil {
+			if err == io.EOF {
+				return errors.New("stream ended")
+			}
+			return err
+		}
+		if p, ok := bytes.CutPrefix(line, dataPrefix); ok {
+			onFrame(bytes.TrimRight(p, "\r\n"))
+		}
+	}
+}
+
+func (s *sseConn) close() {
+	s.cancel()
+	s.body.Close()
+}
+
+// dialSocketIO opens an Engine.IO v4 WebSocket session at /socket.io/ and connects to the
+// default namespace with the token in the CONNECT packet, as io(url, {auth: {token},
+// transports: ["websocket"]}) does.
+func (d *dialer) dialSocketIO(ctx context.Context, token string) (frameConn, error) {
+	c, resp, err := d.wsDialer().DialContext(ctx, wsBase(d.base)+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		return nil, handshakeErr(err, resp)
+	}
+	fail := func(err error) (frameConn, error) {
+		c.Close()
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetReadDeadline(dl)
+	} else {
+		c.SetReadDeadline(time.Now().Add(d.timeout))
+	}
+	_, open, err := c.ReadMessage()
+	if err != nil {
+		return fail(fmt.Errorf("socket.io open: %w", err))
+	}
+	if len(open) == 0 || open[0] != '0' {
+		return fail(fmt.Errorf("socket.io: want an open packet, got %q", open))
+	}
+	connect := []byte(`40{"token":` + strconv.Quote(token) + `}`)
+	if err := c.WriteMessage(websocket.TextMessage, connect); err != nil {
+		return fail(err)
+	}
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return fail(fmt.Errorf("socket.io connect: %w", err))
+		}
+		switch {
+		case bytes.HasPrefix(msg, []byte("40")):
+			c.SetReadDeadline(time.Time{})
+			return &sioConn{c: c}, nil
+		case bytes.HasPrefix(msg, []byte("44")):
+			return fail(fmt.Errorf("socket.io connect_error: %s", msg[2:]))
+		case len(msg) == 1 && msg[0] == '2':
+			c.WriteMessage(websocket.TextMessage, []byte("3"))
+		}
+	}
+}
+
+type sioConn struct{ c *websocket.Conn }
+
+func (s *sioConn) read(onFrame func([]byte)) error {
+	var buf []byte
+	for {
+		_, r, err := s.c.NextReader()
+		if err != nil {
+			return err
+		}
+		if buf, err = readAll(buf[:0], r); err != nil {
+			return err
+		}
+		switch {
+		case len(buf) == 1 && buf[0] == '2': // Engine.IO ping: answer pong
+			if err := s.c.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+				return err
+			}
+		case len(buf) > 2 && buf[0] == '4' && buf[1] == '2': // Socket.IO EVENT
+			onFrame(buf[2:])
+		case len(buf) > 0 && buf[0] == '1', len(buf) > 1 && buf[0] == '4' && buf[1] == '1':
+			return errors.New("socket.io: closed by the server")
+		}
+	}
+}
+
+func (s *sioConn) close() { s.c.Close() }
+
+// closeReason names why a connection ended, for the report: a WebSocket close code, or the
+// kind of error.
+func closeReason(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return "close-" + strconv.Itoa(ce.Code)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "eof"
+	}
+	return "error"
+}
+
+// tokens signs one client token per user with the node's secret (internal/auth.Issue).
+func tokens(secret []byte, users []string, ttl time.Duration) ([]string, error) {
+	now := time.Now()
+	out := make([]string, len(users))
+	for i, u := range users {
+		t, err := auth.Issue(secret, u, ttl, now)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}

@@ -1,0 +1,88 @@
+// Command bench is realtime-service's load tool. Each mode measures one scenario of BENCHMARKS.md:
+//
+//	go run ./bench latency [flags]   K users, one connection each, R records/s for T, each to 1 user
+//	go run ./bench fanout  [flags]   the same with each record naming M of the K users
+//	go run ./bench idle    [flags]   N idle connections: server RSS, Go heap, goroutines per connection
+//	go run ./bench produce [flags]   HTTP load on the produce endpoints (notification, record, batch)
+//	go run ./bench wrk     [flags]   wrk against POST /v1/notifications/concept-mastered
+//	go run ./bench storm   [flags]   N clients reconnect at once after a server restart
+//	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
+//
+// By default it owns what it measures: it builds ./cmd/realtime-service into a temporary
+// directory and starts, as child processes, `realtime-service broker` (the embedded Kafka broker)
+// and one node pointed at it, on free loopback ports, and stops both at the end, on Ctrl-C and at
+// its time bound (-timeout). -target points it at a node that is already running instead.
+//
+// It talks only to loopback. Each run prints a table and appends one JSON line to
+// bench/results.jsonl (-out), with the machine load during the run (load average, the CPU time of
+// the server, the broker and the tool, and the CPU time of everything else) so that noisy runs
+// can be told apart. -runs N repeats a scenario on a fresh stack and prints the median and the
+// range of each figure.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: go run ./bench <mode> [flags]
+
+modes:
+  latency   K users x 1 connection, R records/s for T, each record to one user (-users -rate -duration)
+  fanout    K users, R records/s, each record to M users (-users -fanout -rate -duration)
+  idle      N idle connections; RSS, heap and goroutines per connection (-conns 1000,10000)
+  produce   HTTP load on one produce endpoint (-endpoint notification|session|record|batch -conns -duration)
+  wrk       wrk (Debian package wrk) against POST /v1/notifications/concept-mastered (-conns -duration)
+  storm     N clients reconnect at once after a server restart (-conns)
+  serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
+
+Run "go run ./bench <mode> -h" for a mode's flags.
+`
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+// run dispatches to a mode. SIGINT and SIGTERM cancel ctx: the mode stops, reports what it has
+// measured so far when that makes sense, and stops the processes it started.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	raiseFileLimit()
+	mode, rest := args[0], args[1:]
+	switch mode {
+	case "latency", "fanout":
+		return runDelivery(ctx, mode, rest, stdout, stderr)
+	case "idle":
+		return runIdle(ctx, rest, stdout, stderr)
+	case "produce":
+		return runProduce(ctx, rest, stdout, stderr)
+	case "wrk":
+		return runWrk(ctx, rest, stdout, stderr)
+	case "storm":
+		return runStorm(ctx, rest, stdout, stderr)
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown mode %q\n\n%s", mode, usage)
+	return errUsage
+}

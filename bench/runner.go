@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"time"
+)
+
+// scenario is one run of a mode against a ready stack. It returns the figures for the table
+// (in display order), the full result for the JSON line, and the machine load during the
+// measurement.
+type scenario func(ctx context.Context, st *stack, run int) ([]figure, any, *loadReport, error)
+
+// repeat runs sc c.runs times, each on a fresh owned stack (or against -target), within the time
+// bound: c.timeout, or perRun per run plus a minute for building when it is zero. It prints each
+// run's table, appends its JSON line and, after several runs, prints medians and ranges.
+func repeat(ctx context.Context, mode string, args []string, c *common, perRun time.Duration, stdout, stderr io.Writer, sc scenario) error {
+	bound := c.timeout
+	if bound <= 0 {
+		bound = time.Minute + time.Duration(c.runs)*perRun
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("time bound of %v reached (-timeout)", bound))
+	defer cancel()
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	sess := newSession(mode, args, c, root, stdout)
+	var bin *binary
+	if c.target == "" {
+		if bin, err = buildBinary(ctx, root, c.bin, stderr); err != nil {
+			return err
+		}
+		defer bin.remove()
+	}
+	if c.selfProfile != "" {
+		f, err := os.Create(c.selfProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+
+	var errs []error
+	for i := 1; i <= c.runs; i++ {
+		if ctx.Err() != nil {
+			errs = append(errs, context.Cause(ctx))
+			break
+		}
+		figs, result, load, err := runOnce(ctx, c, bin, stderr, sc, i)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+			}
+			errs = append(errs, fmt.Errorf("run %d: %w", i, err))
+			fmt.Fprintf(stderr, "run %d failed: %v\n", i, err)
+		}
+		if rerr := sess.record(i, c.runs, figs, result, load, err); rerr != nil {
+			fmt.Fprintf(stderr, "results: %v\n", rerr)
+		}
+	}
+	sess.summarize()
+	if sess.out != "" {
+		fmt.Fprintf(stdout, "\nresults appended to %s\n", sess.out)
+	}
+	return errors.Join(errs...)
+}
+
+func runOnce(ctx context.Context, c *common, bin *binary, stderr io.Writer, sc scenario, i int) ([]figure, any, *loadReport, error) {
+	st, err := startStack(ctx, c, bin, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer st.close()
+	return sc(ctx, st, i)
+}
+
+// monitor starts the load monitor over the stack's processes and this tool.
+func monitor(st *stack) *loadMonitor {
+	node, broker := st.pids()
+	return startLoadMonitor(map[string]int{"server": node, "broker": broker, "tool": os.Getpid()})
+}

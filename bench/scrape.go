@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// nodeStats is what the node says about itself in /metrics, and its RSS from /proc.
+type nodeStats struct {
+	RSS         int64   `json:"rss_bytes"`         // VmRSS (0 when the pid is unknown)
+	HeapInuse   float64 `json:"heap_inuse_bytes"`  // go_memstats_heap_inuse_bytes
+	StackInuse  float64 `json:"stack_inuse_bytes"` // go_memstats_stack_inuse_bytes
+	Sys         float64 `json:"sys_bytes"`         // go_memstats_sys_bytes
+	Goroutines  float64 `json:"goroutines"`        // go_goroutines
+	Connections float64 `json:"connections"`       // sum of realtime_connections
+	Deliveries  float64 `json:"deliveries"`        // realtime_deliveries_total
+	Disconnects float64 `json:"disconnects"`       // sum of realtime_disconnects_total
+	Slow        float64 `json:"slow_disconnects"`  // realtime_disconnects_total{reason="slow"}
+	ProcessRSS  float64 `json:"process_rss_bytes"` // process_resident_memory_bytes
+}
+
+// scrapeMetrics reads the node's /metrics (Prometheus text format) and its RSS.
+func scrapeMetrics(ctx context.Context, s *stack) (nodeStats, error) {
+	var st nodeStats
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/metrics", nil)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, value, ok := splitSample(line)
+		if !ok {
+			continue
+		}
+		base, labels, _ := strings.Cut(name, "{")
+		switch base {
+		case "go_memstats_heap_inuse_bytes":
+			st.HeapInuse = value
+		case "go_memstats_stack_inuse_bytes":
+			st.StackInuse = value
+		case "go_memstats_sys_bytes":
+			st.Sys = value
+		case "go_goroutines":
+			st.Goroutines = value
+		case "realtime_connections":
+			st.Connections += value
+		case "realtime_deliveries_total":
+			st.Deliveries = value
+		case "realtime_disconnects_total":
+			st.Disconnects += value
+			if strings.Contains(labels, `reason="slow"`) {
+				st.Slow += value
+			}
+		case "process_resident_memory_bytes":
+			st.ProcessRSS = value
+		}
+	}
+	if s.nodePID > 0 {
+		st.RSS, _ = procRSS(s.nodePID)
+	} else {
+		st.RSS = int64(st.ProcessRSS)
+	}
+	return st, sc.Err()
+}
+
+// splitSample splits "name{labels} value [timestamp]".
+func splitSample(line string) (string, float64, bool) {
+	i := strings.LastIndexByte(line, '}')
+	if i < 0 {
+		i = 0
+	}
+	f := strings.Fields(line[i:])
+	name := line[:i]
+	if i == 0 {
+		if len(f) < 2 {
+			return "", 0, false
+		}
+		name, f = f[0], f[1:]
+	} else {
+		name += "}"
+		f = f[1:]
+		if len(f) == 0 {
+			return "", 0, false
+		}
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	return name, v, err == nil
+}
+
+// forceGC makes the node collect garbage: GET /debug/pprof/heap?gc=1 runs runtime.GC before it
+// writes the profile. Twice, because what sync.Pools hold survives one collection (the victim
+// cache). It does nothing without a debug address.
+func forceGC(ctx context.Context, s *stack) {
+	if s.debugAddr == "" {
+		return
+	}
+	for range 2 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.debugAddr+"/debug/pprof/heap?gc=1", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+}
+
+// cpuProfile takes a CPU profile of the node for d and writes it to path. It runs in the
+// background; wait on the returned channel for its error.
+func cpuProfile(ctx context.Context, s *stack, d time.Duration, path string) <-chan error {
+	errc := make(chan error, 1)
+	if path == "" {
+		errc <- nil
+		return errc
+	}
+	if s.debugAddr == "" {
+		errc <- fmt.Errorf("-cpuprofile needs the node's debug address (-debug-addr with -target)")
+		return errc
+	}
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	go func() {
+		errc <- fetchTo(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.debugAddr, secs), path)
+	}()
+	return errc
+}
+
+// heapProfile writes a heap profile of the node (after a GC) to path.
+func heapProfile(ctx context.Context, s *stack, path string) error {
+	if path == "" {
+		return nil
+	}
+	if s.debugAddr == "" {
+		return fmt.Errorf("-heapprofile needs the node's debug address (-debug-addr with -target)")
+	}
+	return fetchTo(ctx, "http://"+s.debugAddr+"/debug/pprof/heap?gc=1", path)
+}
+
+func fetchTo(ctx context.Context, url, path string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s %s", url, resp.Status, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

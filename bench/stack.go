@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// stack is the system under test: one node, and the broker it consumes from. An owned stack
+// was started by this tool (broker and node are its children); otherwise only the addresses of
+// a running node are known (-target).
+type stack struct {
+	url       string // http://127.0.0.1:port
+	brokers   []string
+	secret    []byte
+	apiKey    string
+	debugAddr string // host:port of pprof, or ""
+	nodePID   int    // 0 when unknown
+
+	owned   bool
+	bin     string
+	dir     string // temp dir: binary, logs
+	node    *child
+	broker  *child
+	nodeEnv []string
+	stderr  io.Writer
+}
+
+// binary is the service binary, built once per invocation.
+type binary struct {
+	path string
+	dir  string // temp dir to remove, or ""
+}
+
+// buildBinary builds ./cmd/realtime-service of the module at root into a temp dir, with the
+// extra go build flags, unless path names a prebuilt one.
+func buildBinary(ctx context.Context, root, path string, stderr io.Writer, flags ...string) (*binary, error) {
+	if path != "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		return &binary{path: abs}, nil
+	}
+	dir, err := os.MkdirTemp("", "rtbench-bin-")
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, "realtime-service")
+	args := append(append([]string{"build"}, flags...), "-o", out, "./cmd/realtime-service")
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("go build ./cmd/realtime-service: %w", err)
+	}
+	return &binary{path: out, dir: dir}, nil
+}
+
+func (b *binary) remove() {
+	if b != nil && b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+// startStack starts a broker and a node (owned), or describes the -target node.
+func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (*stack, error) {
+	if c.target != "" {
+		s := &stack{
+			url:       strings.TrimRight(c.target, "/"),
+			secret:    []byte(c.secret),
+			apiKey:    c.apiKey,
+			debugAddr: c.debugAddr,
+			nodePID:   c.pid,
+			stderr:    stderr,
+		}
+		if c.brokers != "" {
+			s.brokers = strings.Split(c.brokers, ",")
+		}
+		if err := waitReady(ctx, s.url, 10*time.Second); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	dir, err := os.MkdirTemp("", "rtbench-run-")
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{owned: true, bin: bin.path, dir: dir, stderr: stderr}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	brokerAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s.broker, err = startChild("broker", s.bin, []string{"broker"}, append(os.Environ(),
+		"KAFKA_EMBEDDED_ADDR="+brokerAddr,
+		"KAFKA_NODE_ID=bench-broker",
+		"LOG_LEVEL=warn",
+	), filepath.Join(dir, "broker.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.brokers = []string{brokerAddr}
+	if err := waitBroker(ctx, s.brokers, s.broker, 30*time.Second); err != nil {
+		return nil, err
+	}
+
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s.debugAddr, err = freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://" + httpAddr
+	s.secret = []byte(randomHex(24))
+	s.apiKey = "bench-" + randomHex(16)
+	s.nodeEnv = append(os.Environ(),
+		"KAFKA_BROKERS="+brokerAddr,
+		"HTTP_ADDR="+httpAddr,
+		"DEBUG_ADDR="+s.debugAddr,
+		"REALTIME_API_KEYS="+s.apiKey,
+		"REALTIME_JWT_SECRET="+string(s.secret),
+		"KAFKA_NODE_ID=bench-"+randomHex(4), // a new group: the node starts at the end of each partition
+		"LOG_LEVEL=warn",
+	)
+	s.nodeEnv = append(s.nodeEnv, c.env...)
+	if err := s.startNode(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// startNode starts the node and waits until /health/ready answers 200.
+func (s *stack) startNode(ctx context.Context) error {
+	var err error
+	s.node, err = startChild("node", s.bin, []string{"serve"}, s.nodeEnv, filepath.Join(s.dir, "node.log"))
+	if err != nil {
+		return err
+	}
+	s.nodePID = s.node.cmd.Process.Pid
+	if err := waitReadyChild(ctx, s.url, s.node, 60*time.Second); err != nil {
+		return err
+	}
+	return nil
+}
+
+// stopNode stops the node gracefully (SIGTERM; SIGKILL after grace) and waits for it.
+func (s *stack) stopNode(grace time.Duration) {
+	if s.node != nil {
+		s.node.stop(grace)
+		s.node = nil
+	}
+}
+
+// close stops what the stack owns: the node first (it flushes and leaves its group), then the
+// broker; then it removes the temp dir.
+func (s *stack) close() {
+	if !s.owned {
+		return
+	}
+	s.stopNode(20 * time.Second)
+	if s.broker != nil {
+		s.broker.stop(10 * time.Second)
+		s.broker = nil
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+// pids names the processes whose CPU time and RSS are recorded.
+func (s *stack) pids() (node, broker int) {
+	node = s.nodePID
+	if s.broker != nil {
+		broker = s.broker.cmd.Process.Pid
+	}
+	return node, broker
+}
+
+// wsURL is the node's base URL with the ws scheme.
+func (s *stack) wsURL() string { return "ws" + strings.TrimPrefix(s.url, "http") }
+
+// child is a process this tool started and must stop.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+	stopped sync.Once
+}
+
+// startChild starts bin with args and env, output to logPath. The child is in its own process
+// group (Ctrl-C reaches only this tool, which stops it in order) and is killed by the kernel if
+// this tool dies first (Pdeathsig). Pdeathsig fires when the creating thread exits, so the
+// goroutine that starts the child keeps its thread locked until the child is gone.
+func startChild(name, bin string, args, env []string, logPath string) (*child, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &child{name: name, logPath: logPath, done: make(chan struct{})}
+	c.cmd = exec.Command(bin, args...)
+	c.cmd.Env = env
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after the child
+		err := c.cmd.Start()
+		started <- err
+		if err != nil {
+			logf.Close()
+			return
+		}
+		c.err = c.cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// exited reports whether the child has exited.
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then SIGKILL, and waits.
+func (c *child) stop(grace time.Duration) {
+	c.stopped.Do(func() {
+		if c.exited() {
+			return
+		}
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(grace):
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+}
+
+// logTail returns the last lines of the child's output.
+func (c *child) logTail() string {
+	b, _ := os.ReadFile(c.logPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (c *child) diedErr() error {
+	return fmt.Errorf("%s exited (%v); its log ends:\n%s", c.name, c.err, c.logTail())
+}
+
+// waitBroker waits until the broker answers metadata and the notification topics exist.
+func waitBroker(ctx context.Context, brokers []string, ch *child, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for {
+		if ch != nil && ch.exited() {
+			return ch.diedErr()
+		}
+		topics, err := adm.ListTopics(ctx, topicConcepts, topicSessions)
+		if err == nil && topics.Has(topicConcepts) && topics.Has(topicSessions) &&
+			topics[topicConcepts].Err == nil && topics[topicSessions].Err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker %v not ready after %v (last error: %v)", brokers, limit, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitReady polls GET /health/ready until it answers 200.
+func waitReady(ctx context.Context, url string, limit time.Duration) error {
+	return waitReadyChild(ctx, url, nil, limit)
+}
+
+func waitReadyChild(ctx context.Context, url string, ch *child, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for {
+		if ch != nil && ch.exited() {
+			return ch.diedErr()
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health/ready", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			if ch != nil {
+				return fmt.Errorf("node %s not ready after %v (last: %s); its log ends:\n%s", url, limit, last, ch.logTail())
+			}
+			return fmt.Errorf("node %s not ready after %v (last: %s)", url, limit, last)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// moduleRoot is the directory of the go.mod of the module this tool is part of.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the realtime-service module: run from the repository")
+	}
+	return filepath.Dir(mod), nil
+}

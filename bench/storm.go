@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type stormResult struct {
+	Transport      string         `json:"transport"`
+	Conns          int            `json:"conns"`
+	Resume         bool           `json:"resume"`
+	StopS          float64        `json:"stop_s"`             // SIGTERM -> old node exited
+	ReadyS         float64        `json:"ready_s"`            // SIGTERM -> new node ready
+	BackAfterReady float64        `json:"back_after_ready_s"` // new node ready -> all clients connected
+	OutageS        float64        `json:"outage_s"`           // SIGTERM -> all clients connected
+	Reconnected    int            `json:"reconnected"`
+	Verified       int            `json:"verified"` // clients that got a record produced after the storm
+	Attempts       int64          `json:"attempts"` // dials after the restart began
+	ErrorsDown     map[string]int `json:"errors_while_down"`
+	ErrorsUp       map[string]int `json:"errors_after_ready"`
+	Resyncs        int64          `json:"resyncs"`
+	Server         nodeStats      `json:"server"`
+}
+
+func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
+	var c common
+	c.register(fs, "ws")
+	conns := fs.Int("conns", 10000, "N: clients, one user each")
+	retry := fs.Duration("retry", 100*time.Millisecond, "delay between a client's reconnection attempts (±50% jitter)")
+	jitter := fs.Duration("jitter", 0, "spread each client's first reconnection attempt uniformly over this (0: all at once)")
+	resume := fs.Bool("resume", true, "reconnect with the cursor of the last event received, as clients do")
+	limit := fs.Duration("reconnect-timeout", 2*time.Minute, "give up waiting for the clients after this")
+	readBuf := fs.Int("read-buffer", 1024, "client read buffer per connection, bytes")
+	parallel := fs.Int("dial-parallel", 256, "connections opened concurrently at the start")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	if c.target != "" {
+		return errors.New("storm restarts the node, so it needs an owned stack (no -target)")
+	}
+	if *conns > fileLimit()-100 {
+		return fmt.Errorf("-conns %d needs as many file descriptors; RLIMIT_NOFILE is %d (hard limit; raising it needs CAP_SYS_RESOURCE)", *conns, fileLimit())
+	}
+	perRun := *limit + 3*time.Minute
+	return repeat(ctx, "storm", args, &c, perRun, stdout, stderr, func(ctx context.Context, st *stack, run int) ([]figure, any, *loadReport, error) {
+		sc := stormConfig{conns: *conns, retry: *retry, jitter: *jitter, resume: *resume, limit: *limit, readBuf: *readBuf, parallel: *parallel}
+		return stormRun(ctx, st, &c, sc, run, stderr)
+	})
+}
+
+type stormConfig struct {
+	conns         int
+	retry, jitter time.Duration
+	resume        bool
+	limit         time.Duration
+	readBuf       int
+	parallel      int
+}
+
+// stormClient reconnects until stopped, remembering the cursor of the last event it got.
+type stormClient struct {
+	token   string
+	cursor  atomic.Pointer[string]
+	probe   atomic.Int64 // last probe phase received
+	resyncs atomic.Int64
+}
+
+var cursorKey = []byte(`"cursor":"`)
+
+func (sc *stormClient) onFrame(run string) func([]byte) {
+	marker := []byte(`"bench":"` + run + ".p")
+	return func(b []byte) {
+		if i := bytes.Index(b, cursorKey); i >= 0 {
+			rest := b[i+len(cursorKey):]
+			if j := bytes.IndexByte(rest, '"'); j > 0 {
+				s := string(rest[:j])
+				sc.cursor.Store(&s)
+			}
+		}
+		if i := bytes.Index(b, marker); i >= 0 {
+			n, _, _ := parseInt(b[i+len(marker):])
+			sc.probe.Store(n)
+			return
+		}
+		if bytes.Contains(b, []byte(`"event":"resync"`)) {
+			sc.resyncs.Add(1)
+		}
+	}
+}
+
+func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run int, stderr io.Writer) ([]figure, any, *loadReport, error) {
+	runID := randomHex(3)
+	users := make([]string, cfg.conns)
+	for i := range users {
+		users[i] = "s" + strconv.Itoa(i)
+	}
+	toks, err := tokens(st.secret, users, 2*time.Hour)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := newProducer(st.brokers)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer cl.Close()
+
+	d := newDialer(c.transport, st.url, cfg.readBuf)
+	var (
+		connected  atomic.Int64
+		attempts   atomic.Int64
+		restarting atomic.Bool
+		ready      atomic.Bool
+		stop       = make(chan struct{})
+		wg         sync.WaitGroup
+		emu        sync.Mutex
+		errsDown   = map[string]int{}
+		errsUp     = map[string]int{}
+		live       sync.Map // *stormClient -> frameConn
+	)
+	clients := make([]*stormClient, cfg.conns)
+	sem := make(chan struct{}, cfg.parallel)
+	for i := range clients {
+		sc := &stormClient{token: toks[i]}
+		clients[i] = sc
+		wg.Go(func() {
+			onFrame := sc.onFrame(runID)
+			first := true
+			for {
+				if !first {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+				cursor := ""
+				if p := sc.cursor.Load(); p != nil && cfg.resume && c.transport != "socketio" {
+					cursor = *p
+				}
+				if first {
+					sem <- struct{}{}
+				}
+				if restarting.Load() {
+					attempts.Add(1)
+				}
+				fc, err := d.dial(ctx, sc.token, cursor)
+				if first {
+					<-sem
+				}
+				if err != nil {
+					if restarting.Load() {
+						emu.Lock()
+						if ready.Load() {
+							errsUp[dialErrKind(err)]++
+						} else {
+							errsDown[dialErrKind(err)]++
+						}
+						emu.Unlock()
+					}
+					select {
+					case <-stop:
+						return
+					case <-ctx.Done():
+						return
+					case <-time.After(jittered(cfg.retry)):
+					}
+					continue
+				}
+				first = false
+				live.Store(sc, fc)
+				connected.Add(1)
+				fc.read(onFrame)
+				connected.Add(-1)
+				live.Delete(sc)
+				if cfg.jitter > 0 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Duration(rand.Int64N(int64(cfg.jitter)))):
+					}
+				}
+			}
+		})
+	}
+	shutdown := func() {
+		close(stop)
+		live.Range(func(_, v any) bool { v.(frameConn).close(); return true })
+		wg.Wait()
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			shutdown()
+		}
+	}()
+
+	all := func() bool { return connected.Load() == int64(cfg.conns) }
+	if !waitUntil(ctx, cfg.limit, all) {
+		return nil, nil, nil, fmt.Errorf("only %d of %d clients connected", connected.Load(), cfg.conns)
+	}
+	if n := probeAll(ctx, cl, runID, 1, users, clients, 60*time.Second); n != cfg.conns {
+		return nil, nil, nil, fmt.Errorf("only %d of %d clients received the first probe", n, cfg.conns)
+	}
+
+	// The storm.
+	mon := monitor(st)
+	t0 := time.Now()
+	restarting.Store(true)
+	st.stopNode(30 * time.Second)
+	stopped := time.Since(t0)
+	if err := st.startNode(ctx); err != nil {
+		return nil, nil, mon.stop(), err
+	}
+	mon.setPID("server", st.nodePID)
+	readyAt := time.Since(t0)
+	ready.Store(true)
+	back := waitUntilFine(ctx, cfg.limit, all)
+	backAt := time.Since(t0)
+	load := mon.stop()
+
+	res := stormResult{
+		Transport:   c.transport,
+		Conns:       cfg.conns,
+		Resume:      cfg.resume,
+		StopS:       stopped.Seconds(),
+		ReadyS:      readyAt.Seconds(),
+		Reconnected: int(connected.Load()),
+		Attempts:    attempts.Load(),
+	}
+	if back {
+		res.BackAfterReady = (backAt - readyAt).Seconds()
+		res.OutageS = backAt.Seconds()
+	}
+	res.Verified = probeAll(ctx, cl, runID, 2, users, clients, 30*time.Second)
+	res.Server, _ = scrapeMetrics(ctx, st)
+	shutdown()
+	emu.Lock()
+	res.ErrorsDown, res.ErrorsUp = errsDown, errsUp
+	emu.Unlock()
+	for _, sc := range clients {
+		res.Resyncs += sc.resyncs.Load()
+	}
+	errUp := 0
+	for _, n := range res.ErrorsUp {
+		errUp += n
+	}
+	figs := []figure{
+		{"old node stopped", "s", res.StopS},
+		{"new node ready", "s", res.ReadyS},
+		{"all back after ready", "s", res.BackAfterReady},
+		{"outage (SIGTERM to all back)", "s", res.OutageS},
+		{"reconnected", "clients", float64(res.Reconnected)},
+		{"verified delivery after", "clients", float64(res.Verified)},
+		{"dial attempts", "", float64(res.Attempts)},
+		{"errors after ready", "", float64(errUp)},
+		{"resyncs", "", float64(res.Resyncs)},
+	}
+	var runErr error
+	if !back {
+		runErr = fmt.Errorf("only %d of %d clients were back after %v", res.Reconnected, cfg.conns, cfg.limit)
+	}
+	return figs, res, load, runErr
+}
+
+// waitUntilFine polls cond every 5 ms (the storm's end is timed).
+func waitUntilFine(ctx context.Context, limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// probeAll produces probe records of phase naming every user (10,000 per record) until every
+// client has received phase, or limit passes; it returns how many did.
+func probeAll(ctx context.Context, cl *kgo.Client, run string, phase int64, users []string, clients []*stormClient, limit time.Duration) int {
+	count := func() int {
+		n := 0
+		for _, sc := range clients {
+			if sc.probe.Load() >= phase {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for from := 0; from < len(users); from += 10000 {
+			v := probeValue(run, int(phase), usersJSON(users[from:min(len(users), from+10000)]))
+			cl.Produce(ctx, &kgo.Record{Topic: topicConcepts, Value: v}, nil)
+		}
+		if waitUntil(ctx, time.Second, func() bool { return count() == len(clients) }) {
+			break
+		}
+	}
+	return count()
+}
+
+func jittered(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}
+
+// dialErrKind classifies a failed connection attempt.
+func dialErrKind(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "connection refused"):
+		return "refused"
+	case strings.Contains(s, "handshake: "):
+		return "http " + s[strings.Index(s, "handshake: ")+len("handshake: "):]
+	case strings.Contains(s, "timeout"), strings.Contains(s, "deadline"):
+		return "timeout"
+	case strings.Contains(s, "reset"):
+		return "reset"
+	case strings.Contains(s, "EOF"):
+		return "eof"
+	}
+	return "other"
+}
