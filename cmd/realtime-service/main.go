@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/telemetry"
 )
 
 func main() {
@@ -65,7 +66,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg.Log, stderr)
 	switch cmd {
 	case "serve":
-		return serve(ctx, cfg, log)
+		tp, prop, shutdown, err := telemetry.Setup(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		tr := newTracing(tp, prop)
+		if tr.on() {
+			log.Info("OpenTelemetry tracing is on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT")
+		}
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetry.FlushTimeout)
+			defer cancel()
+			if err := shutdown(fctx); err != nil {
+				log.Warn("some spans could not be exported at exit", "err", err)
+			}
+		}()
+		return serve(ctx, cfg, log, tr)
 	case "check":
 		return check(ctx, cfg, log, stdout)
 	case "token":
@@ -78,13 +94,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// newLogger returns the service's structured logger: text or JSON lines on w at the level asked.
+// newLogger returns the service's structured logger: text or JSON lines on w at the level asked,
+// with the trace_id and span_id of the span in a record's context, if any (telemetry.LogHandler).
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // config.Load accepted it
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
 }

@@ -33,7 +33,9 @@ import (
 //  3. the HTTP server stops accepting, in-flight API requests finish, and every client connection
 //     gets what was queued for it and a "going away" close (1001), so clients reconnect elsewhere;
 //  4. the producer flushes and closes; the embedded broker, if any, closes last.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+//
+// tr traces requests, produces, consumes and fan-outs when it is on (see tracing.go).
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing) error {
 	if err := cfg.CheckServe(); err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("development mode: REALTIME_API_KEYS is unset, so the service API (/v1/notifications, /v1/topics) is open to anyone who can reach it")
 	}
 
-	client, err := kafka.NewClient(cfg.Kafka, brokers, reg, log)
+	client, err := kafka.NewClient(cfg.Kafka, brokers, reg, log, tr.clientOpts(cfg.Kafka)...)
 	if err != nil {
 		return err
 	}
@@ -82,7 +84,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		History:        realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL},
 		Replayer:       replay.New(reader, decoder, cfg.Realtime.ReplayMaxRecords, cfg.Kafka.RequestTimeout),
 	})
-	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log)
+	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log, tr)
 	if err != nil {
 		return err
 	}
@@ -126,7 +128,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTP.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(log, cfg, deps),
+		Handler:           tr.handler(httpapi.NewServer(log, cfg, deps)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -205,19 +207,28 @@ func topicEvents(cfg config.Kafka) map[string]string {
 }
 
 // newConsumer makes this node's consumer: each record is decoded and validated, then handed to
-// the hub; a record that fails goes to the dead-letter topic (the consumer's job).
-func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
+// the hub; a record that fails goes to the dead-letter topic (the consumer's job). With tracing
+// on, each record's hand-off is a fan-out span in the record's trace.
+func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
+	deliver := func(rec *kgo.Record) (*realtime.Event, error) {
+		ev, err := decoder.Decode(rec)
+		if err != nil {
+			return nil, err
+		}
+		return hub.Publish(ev), nil
+	}
+	handler := func(_ context.Context, rec *kgo.Record) error {
+		_, err := deliver(rec)
+		return err
+	}
+	if tr.on() {
+		handler = tr.traceDelivery(deliver)
+	}
 	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
-		Handler: func(_ context.Context, rec *kgo.Record) error {
-			ev, err := decoder.Decode(rec)
-			if err != nil {
-				return err
-			}
-			hub.Publish(ev)
-			return nil
-		},
+		Handler:  handler,
 		Assigned: hub.Assigned,
 		Revoked:  hub.Revoked,
+		Opts:     tr.consumerOpts(cfg),
 	}, reg, log)
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -248,3 +249,8 @@ func keyValues(name, v string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// FlushTimeout bounds the flush of buffered spans at exit (the shutdown function of Setup, as
+// main calls it after the service stopped): a deployment's termination grace period must cover
+// HTTP_SHUTDOWN_TIMEOUT plus this.
+const FlushTimeout = 5 * time.Second
