@@ -35,7 +35,7 @@ func TestSmoke(t *testing.T) {
 	if raceEnabled {
 		flags = append(flags, "-race")
 	}
-	bin, err := buildBinary(ctx, root, "", &log, flags...)
+	bin, err := buildBinary(ctx, root, "", "", &log, flags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,7 @@ func TestSmoke(t *testing.T) {
 		{"latency/ws", "ws", deliveryConfig{users: 10, fanout: 1, rate: 200, duration: 2 * time.Second}},
 		{"fanout/ws", "ws", deliveryConfig{users: 20, fanout: 5, rate: 200, duration: 2 * time.Second}},
 		{"latency/sse", "sse", deliveryConfig{users: 10, fanout: 1, rate: 200, duration: 2 * time.Second}},
+		{"fanout/ws-gorilla", "ws-gorilla", deliveryConfig{users: 20, fanout: 5, rate: 200, duration: 2 * time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &common{transport: tc.transport, runs: 1}

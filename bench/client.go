@@ -33,7 +33,7 @@ type frameConn interface {
 // dialer opens client connections of one transport, each from the next loopback source address
 // (127.0.x.y), so that many connections do not exhaust the ephemeral ports of one address.
 type dialer struct {
-	transport string // ws, sse, socketio
+	transport string // ws, ws-gorilla, sse, socketio
 	base      string // http://127.0.0.1:port
 	readBuf   int    // read buffer per connection, bytes
 	timeout   time.Duration
@@ -81,8 +81,10 @@ func (d *dialer) dial(ctx context.Context, token, cursor string) (frameConn, err
 		return d.dialSSE(ctx, token, cursor)
 	case "socketio":
 		return d.dialSocketIO(ctx, token)
+	case "ws-gorilla":
+		return d.dialWS(ctx, token, cursor)
 	}
-	return d.dialWS(ctx, token, cursor)
+	return d.dialRawWS(ctx, token, cursor)
 }
 
 func (d *dialer) wsDialer() *websocket.Dialer {
@@ -97,7 +99,7 @@ func (d *dialer) wsDialer() *websocket.Dialer {
 
 func wsBase(base string) string { return "ws" + base[len("http"):] }
 
-// dialWS opens /v1/ws with the token in the Authorization header.
+// dialWS opens /v1/ws with gorilla/websocket, the token in the Authorization header.
 func (d *dialer) dialWS(ctx context.Context, token, cursor string) (frameConn, error) {
 	u := wsBase(d.base) + "/v1/ws"
 	if cursor != "" {
@@ -295,6 +297,10 @@ func closeReason(err error) string {
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		return "close-" + strconv.Itoa(ce.Code)
+	}
+	var rce *wsCloseError
+	if errors.As(err, &rce) {
+		return "close-" + strconv.Itoa(rce.Code)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

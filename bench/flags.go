@@ -21,6 +21,7 @@ type common struct {
 	pid       int    // its process ID, for RSS and CPU time
 
 	bin     string   // a prebuilt service binary; empty: go build ./cmd/realtime-service
+	rev     string   // build the service from this git revision instead of the working tree
 	env     listFlag // extra KEY=VALUE for the owned node (GOGC, REALTIME_SEND_QUEUE_BYTES, ...)
 	runs    int      // repetitions, each on a fresh owned stack
 	timeout time.Duration
@@ -31,7 +32,7 @@ type common struct {
 	heapProfile string // server heap profile at the end of the measurement
 	selfProfile string // the load tool's own CPU profile
 
-	transport string // ws, sse, socketio
+	transport string // ws, ws-gorilla, sse, socketio
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
@@ -42,6 +43,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "with -target: the node's DEBUG_ADDR (pprof), for profiles and forced GCs")
 	fs.IntVar(&c.pid, "pid", 0, "with -target: the node's process ID, for its RSS and CPU time")
 	fs.StringVar(&c.bin, "bin", "", "a prebuilt realtime-service binary (default: go build ./cmd/realtime-service into a temp dir)")
+	fs.StringVar(&c.rev, "rev", "", "build the service from this git revision (e.g. HEAD: the last commit, without uncommitted changes) instead of the working tree")
 	fs.Var(&c.env, "env", "KEY=VALUE added to the owned node's environment (repeatable), e.g. -env GOGC=200")
 	fs.IntVar(&c.runs, "runs", 1, "repeat the scenario this many times, each on a fresh stack; prints median (min-max)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard bound for the whole invocation (default: derived from the scenario)")
@@ -50,17 +52,20 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the node, taken during the measurement window, to this file (run i>1 gets .i)")
 	fs.StringVar(&c.heapProfile, "heapprofile", "", "write a heap profile of the node, taken at the end of the measurement, to this file")
 	fs.StringVar(&c.selfProfile, "selfprofile", "", "write a CPU profile of the load tool itself to this file")
-	fs.StringVar(&c.transport, "transport", defaultTransport, "client transport: ws, sse or socketio")
+	fs.StringVar(&c.transport, "transport", defaultTransport, "client transport: ws (/v1/ws, the tool's own lean RFC 6455 client), ws-gorilla (/v1/ws with gorilla/websocket), sse (/v1/events) or socketio (/socket.io/, Engine.IO v4 WebSocket transport)")
 }
 
 func (c *common) check() error {
 	switch c.transport {
-	case "ws", "sse", "socketio":
+	case "ws", "ws-gorilla", "sse", "socketio":
 	default:
-		return fmt.Errorf("-transport %q: want ws, sse or socketio", c.transport)
+		return fmt.Errorf("-transport %q: want ws, ws-gorilla, sse or socketio", c.transport)
 	}
 	if c.runs < 1 {
 		return fmt.Errorf("-runs %d: want at least 1", c.runs)
+	}
+	if c.bin != "" && c.rev != "" {
+		return fmt.Errorf("-bin and -rev exclude each other")
 	}
 	if c.target != "" && c.secret == "" {
 		return fmt.Errorf("-target needs -jwt-secret (the node's REALTIME_JWT_SECRET) to sign client tokens")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,17 +68,28 @@ func readMachine() machineInfo {
 // revision is the commit measured, and whether the service's sources differ from it.
 type revision struct {
 	Commit string `json:"commit"`
-	Dirty  bool   `json:"dirty"` // uncommitted changes under cmd/, internal/, go.mod, go.sum
+	Dirty  bool   `json:"dirty"`            // uncommitted changes under cmd/, internal/, go.mod, go.sum
+	Binary string `json:"binary,omitempty"` // -bin: a prebuilt binary; the commit is then the tree's
 }
 
-func readRevision(root string) revision {
+// readRevision describes what the service was built from: git revision rev (-rev), or the
+// working tree at root (its HEAD, and whether the service's sources have uncommitted changes).
+func readRevision(root string, c *common) revision {
 	var r revision
-	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
+	ref := "HEAD"
+	if c.rev != "" {
+		ref = c.rev
+	}
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", ref).Output(); err == nil {
 		r.Commit = strings.TrimSpace(string(out))
+	}
+	if c.rev != "" {
+		return r
 	}
 	if out, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", "cmd", "internal", "go.mod", "go.sum").Output(); err == nil {
 		r.Dirty = len(strings.TrimSpace(string(out))) > 0
 	}
+	r.Binary = c.bin
 	return r
 }
 
@@ -124,7 +136,7 @@ func newSession(mode string, args []string, c *common, root string, stdout io.Wr
 		note:    c.note,
 		target:  "owned",
 		machine: readMachine(),
-		rev:     readRevision(root),
+		rev:     readRevision(root, c),
 		stdout:  stdout,
 	}
 	if c.out != "" {
@@ -248,9 +260,14 @@ func printFigures(w io.Writer, title string, figs []figure, load *loadReport) {
 		if load.Noisy {
 			noisy = "  NOISY: rerun"
 		}
-		fmt.Fprintf(w, "machine load: loadavg %.2f (max %.2f); busy %.2f cores: server %.2f, broker %.2f, tool %.2f, irq %.2f, other %.2f%s\n",
-			load.LoadAvg1, load.LoadAvg1Max, load.MachineCores, load.Cores["server"], load.Cores["broker"], load.Cores["tool"],
-			load.IRQCores, load.OtherCores, noisy)
+		roles := fmt.Sprintf("server %.2f, broker %.2f, tool %.2f", load.Cores["server"], load.Cores["broker"], load.Cores["tool"])
+		for _, r := range slices.Sorted(maps.Keys(load.Cores)) {
+			if r != "server" && r != "broker" && r != "tool" {
+				roles += fmt.Sprintf(", %s %.2f", r, load.Cores[r])
+			}
+		}
+		fmt.Fprintf(w, "machine load: loadavg %.2f (max %.2f); busy %.2f cores: %s, irq %.2f, other %.2f%s\n",
+			load.LoadAvg1, load.LoadAvg1Max, load.MachineCores, roles, load.IRQCores, load.OtherCores, noisy)
 	}
 }
 

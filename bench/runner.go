@@ -33,7 +33,7 @@ func repeat(ctx context.Context, mode string, args []string, c *common, perRun t
 	sess := newSession(mode, args, c, root, stdout)
 	var bin *binary
 	if c.target == "" {
-		if bin, err = buildBinary(ctx, root, c.bin, stderr); err != nil {
+		if bin, err = buildBinary(ctx, root, c.bin, c.rev, stderr); err != nil {
 			return err
 		}
 		defer bin.remove()

@@ -29,7 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, *duration+time.Minute)
 	defer cancel()
-	bin, err := buildBinary(ctx, root, c.bin, stderr)
+	bin, err := buildBinary(ctx, root, c.bin, c.rev, stderr)
 	if err != nil {
 		return err
 	}

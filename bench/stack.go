@@ -48,9 +48,10 @@ type binary struct {
 	dir  string // temp dir to remove, or ""
 }
 
-// buildBinary builds ./cmd/realtime-service of the module at root into a temp dir, with the
-// extra go build flags, unless path names a prebuilt one.
-func buildBinary(ctx context.Context, root, path string, stderr io.Writer, flags ...string) (*binary, error) {
+// buildBinary builds ./cmd/realtime-service with the extra go build flags into a temp dir: from
+// the working tree of the module at root, or from git revision rev of it (exported with git
+// archive, so uncommitted changes are left out). A prebuilt path is used as it is.
+func buildBinary(ctx context.Context, root, path, rev string, stderr io.Writer, flags ...string) (*binary, error) {
 	if path != "" {
 		abs, err := filepath.Abs(path)
 		if err != nil {
@@ -62,10 +63,24 @@ func buildBinary(ctx context.Context, root, path string, stderr io.Writer, flags
 	if err != nil {
 		return nil, err
 	}
+	src := root
+	if rev != "" {
+		src = filepath.Join(dir, "src")
+		if err := os.Mkdir(src, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		export := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, rev, src)
+		export.Stderr = stderr
+		if err := export.Run(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("export revision %s: %w", rev, err)
+		}
+	}
 	out := filepath.Join(dir, "realtime-service")
 	args := append(append([]string{"build"}, flags...), "-o", out, "./cmd/realtime-service")
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
+	cmd.Dir = src
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
 		os.RemoveAll(dir)

@@ -79,7 +79,11 @@ func runWrk(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cmd.Stderr = stderr
 		mon := monitor(st)
 		profDone := cpuProfile(ctx, st, *duration-time.Second, profilePath(c.cpuProfile, run))
-		err := cmd.Run()
+		err := cmd.Start()
+		if err == nil {
+			mon.setPID("wrk", cmd.Process.Pid)
+			err = cmd.Wait()
+		}
 		load := mon.stop()
 		if perr := <-profDone; perr != nil {
 			fmt.Fprintf(stderr, "cpu profile: %v\n", perr)
@@ -120,7 +124,7 @@ func runWrk(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			{"p99.9", "ms", float64(res.P999US) / 1000},
 			{"max", "ms", float64(res.MaxUS) / 1000},
 			{"errors", "", float64(errs)},
-			{"requests - broker delta", "records", float64(res.Requests - res.ErrorsStatus - res.BrokerDelta)},
+			{"broker delta - 2xx", "records", float64(res.BrokerDelta - (res.Requests - res.ErrorsStatus))},
 		}
 		return figs, res, load, nil
 	})
