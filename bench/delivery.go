@@ -77,7 +77,7 @@ func runDelivery(ctx context.Context, mode string, args []string, stdout, stderr
 	fs.DurationVar(&dc.duration, "duration", 30*time.Second, "T: how long records are produced")
 	fs.DurationVar(&dc.drain, "drain", 30*time.Second, "after producing, wait at most this long for the remaining deliveries")
 	fs.DurationVar(&dc.drainIdle, "drain-idle", 5*time.Second, "stop draining after this long without a new delivery")
-	fs.IntVar(&dc.readBuf, "read-buffer", 4096, "client read buffer per connection, bytes")
+	fs.IntVar(&dc.readBuf, "read-buffer", 64<<10, "client read buffer per connection, bytes")
 	fs.IntVar(&dc.parallel, "dial-parallel", 256, "connections opened concurrently")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err

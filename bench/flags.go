@@ -32,7 +32,8 @@ type common struct {
 	heapProfile string // server heap profile at the end of the measurement
 	selfProfile string // the load tool's own CPU profile
 
-	transport string // ws, ws-gorilla, sse, socketio
+	transport string        // ws, ws-gorilla, sse, socketio
+	quiet     time.Duration // before each run, wait up to this long for the machine to be idle
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
@@ -52,6 +53,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the node, taken during the measurement window, to this file (run i>1 gets .i)")
 	fs.StringVar(&c.heapProfile, "heapprofile", "", "write a heap profile of the node, taken at the end of the measurement, to this file")
 	fs.StringVar(&c.selfProfile, "selfprofile", "", "write a CPU profile of the load tool itself to this file")
+	fs.DurationVar(&c.quiet, "wait-quiet", 0, "before each run, wait up to this long until the machine is idle (under 0.15 busy cores over 3 s), so that other processes do not skew it")
 	fs.StringVar(&c.transport, "transport", defaultTransport, "client transport: ws (/v1/ws, the tool's own lean RFC 6455 client), ws-gorilla (/v1/ws with gorilla/websocket), sse (/v1/events) or socketio (/socket.io/, Engine.IO v4 WebSocket transport)")
 }
 

@@ -16,12 +16,12 @@ import (
 type scenario func(ctx context.Context, st *stack, run int) ([]figure, any, *loadReport, error)
 
 // repeat runs sc c.runs times, each on a fresh owned stack (or against -target), within the time
-// bound: c.timeout, or perRun per run plus a minute for building when it is zero. It prints each
+// bound: c.timeout, or perRun (plus -wait-quiet) per run and a minute for building when it is zero. It prints each
 // run's table, appends its JSON line and, after several runs, prints medians and ranges.
 func repeat(ctx context.Context, mode string, args []string, c *common, perRun time.Duration, stdout, stderr io.Writer, sc scenario) error {
 	bound := c.timeout
 	if bound <= 0 {
-		bound = time.Minute + time.Duration(c.runs)*perRun
+		bound = time.Minute + time.Duration(c.runs)*(perRun+c.quiet)
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("time bound of %v reached (-timeout)", bound))
 	defer cancel()
@@ -78,6 +78,9 @@ func repeat(ctx context.Context, mode string, args []string, c *common, perRun t
 }
 
 func runOnce(ctx context.Context, c *common, bin *binary, stderr io.Writer, sc scenario, i int) ([]figure, any, *loadReport, error) {
+	if c.quiet > 0 {
+		waitQuiet(ctx, c.quiet, stderr)
+	}
 	st, err := startStack(ctx, c, bin, stderr)
 	if err != nil {
 		return nil, nil, nil, err
@@ -90,4 +93,36 @@ func runOnce(ctx context.Context, c *common, bin *binary, stderr io.Writer, sc s
 func monitor(st *stack) *loadMonitor {
 	node, broker := st.pids()
 	return startLoadMonitor(map[string]int{"server": node, "broker": broker, "tool": os.Getpid()})
+}
+
+// quietCores is the machine's busy CPU under which waitQuiet starts a run.
+const quietCores = 0.15
+
+// waitQuiet waits until the machine's busy CPU over 3 s is under quietCores, or limit passes.
+func waitQuiet(ctx context.Context, limit time.Duration, stderr io.Writer) {
+	deadline := time.Now().Add(limit)
+	waited := false
+	for {
+		a := readCPUStat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+		busy := float64(readCPUStat().busy-a.busy) / clockTicks / 3
+		if busy < quietCores {
+			if waited {
+				fmt.Fprintf(stderr, "machine quiet (%.2f busy cores); starting\n", busy)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "machine still busy (%.2f cores) after %v; starting anyway\n", busy, limit)
+			return
+		}
+		if !waited {
+			fmt.Fprintf(stderr, "waiting for the machine to be quiet (%.2f busy cores)...\n", busy)
+			waited = true
+		}
+	}
 }
