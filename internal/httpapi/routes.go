@@ -7,10 +7,15 @@ import (
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
-// addRoutes is the whole HTTP surface, one line per route (ServeMux patterns, Go 1.22+).
-// Besides these, deps.Web answers GET and HEAD requests that match no route (see fallback), and
-// every other unmatched request gets a 404 or 405 problem.
-func addRoutes(mux *http.ServeMux, log *slog.Logger, s settings, deps Deps, m *metrics) {
+// router is what routes are added to: an *http.ServeMux (tests record the patterns instead).
+type router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// addRoutes is the whole HTTP surface, one line per route (ServeMux patterns, Go 1.22+), each
+// described in openapi.json. Besides these, deps.Web answers GET and HEAD requests that match
+// no route (see fallback), and every other unmatched request gets a 404 or 405 problem.
+func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) {
 	v := notification.NewValidator()
 	p := producer{kafka: deps.Kafka, timeout: s.requestTimeout, metrics: m, log: log}
 	key := requireAPIKey(s.apiKeys)
@@ -26,6 +31,7 @@ func addRoutes(mux *http.ServeMux, log *slog.Logger, s settings, deps Deps, m *m
 	mux.Handle("GET /health/live", handleLive(deps.Health))
 	mux.Handle("GET /health/ready", handleReady(deps.Health))
 	mountIf(mux, "GET /metrics", handleMetrics(deps.Gatherer))
+	mux.Handle("GET /openapi.json", handleOpenAPI())
 
 	user := requireUser(deps.Users, s.origins)
 	mountIf(mux, "GET /v1/ws", guard(user, deps.WebSocket))
@@ -43,7 +49,7 @@ func guard(mw func(http.Handler) http.Handler, h http.Handler) http.Handler {
 }
 
 // mountIf registers h for pattern unless h is nil.
-func mountIf(mux *http.ServeMux, pattern string, h http.Handler) {
+func mountIf(mux router, pattern string, h http.Handler) {
 	if h != nil {
 		mux.Handle(pattern, h)
 	}

@@ -46,6 +46,7 @@
 //	GET /health/live   200 {"status":"ok","info":{},"error":{},"details":{}} while the process serves
 //	GET /health/ready  200 when the required checks pass; 503 when not, or once shutdown began
 //	GET /metrics       Prometheus text exposition of Deps.Gatherer
+//	GET /openapi.json  200: the OpenAPI 3.1 document of this API (openapi.json)
 package httpapi
 
 import (
