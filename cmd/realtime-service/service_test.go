@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/realtime-service/realtime-service/internal/auth"
 )
 
@@ -32,6 +35,7 @@ type service struct {
 	t       *testing.T
 	URL     string // http://127.0.0.1:port
 	Broker  string // host:port of the Kafka broker it uses
+	Group   string // its consumer group, <KAFKA_GROUP_ID>.<KAFKA_NODE_ID>
 	Logs    *syncBuffer
 	stop    context.CancelFunc
 	done    chan error
@@ -73,6 +77,11 @@ func startService(t *testing.T, env map[string]string) *service {
 	if s.Broker == "" {
 		s.Broker = vars["KAFKA_EMBEDDED_ADDR"]
 	}
+	s.Group = vars["KAFKA_GROUP_ID"]
+	if s.Group == "" {
+		s.Group = "realtime-service"
+	}
+	s.Group += "." + vars["KAFKA_NODE_ID"]
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	getenv := func(k string) string { return vars[k] }
@@ -246,4 +255,38 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitConsuming waits until the service's consumer has fixed where it starts: its group has a
+// committed offset on every partition of the notification topics (on a first start, the end of
+// each). Every record produced from then on is delivered; one produced earlier may be skipped as
+// old history (DESIGN.md, "Delivery semantics").
+func (s *service) waitConsuming() {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Broker))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics := []string{"session-notifications", "concept-notifications"}
+	waitUntil(s.t, "the consumer group "+s.Group+" to commit its start offsets", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		committed, err := adm.FetchOffsets(ctx, s.Group)
+		if err != nil {
+			return false
+		}
+		ends, err := adm.ListEndOffsets(ctx, topics...)
+		if err != nil || ends.Error() != nil {
+			return false
+		}
+		all := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, ok := committed.Lookup(o.Topic, o.Partition); !ok || c.Err != nil || c.At < 0 {
+				all = false
+			}
+		})
+		return all
+	})
 }
