@@ -8,6 +8,7 @@
 //	realtime-service check                      check the Kafka connection end to end
 //	realtime-service token --user U [--ttl 1h]  print a client token signed with REALTIME_JWT_SECRET
 //	realtime-service broker                     run only the embedded broker (development)
+//	realtime-service healthcheck                exit 0 if the local service answers GET /health/live
 //
 // Configuration is read from the environment; see README.md.
 package main
@@ -34,13 +35,14 @@ func main() {
 }
 
 // errUsage is returned for a command line that names no known command; run has printed usage.
-var errUsage = errors.New("usage: realtime-service [serve|check|token|broker] (see --help)")
+var errUsage = errors.New("usage: realtime-service [serve|check|token|broker|healthcheck] (see --help)")
 
 const usage = `Usage:
   realtime-service [serve]                    run the service (embedded Kafka broker when KAFKA_BROKERS is unset)
   realtime-service check                      check the Kafka connection: connect, create topic, produce, consume, list
   realtime-service token --user U [--ttl 1h]  print a client token signed with REALTIME_JWT_SECRET
   realtime-service broker                     run only the embedded Kafka broker (development)
+  realtime-service healthcheck                exit 0 if the service on HTTP_ADDR answers GET /health/live (container HEALTHCHECK)
 Configuration comes from the environment; see README.md.
 `
 
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return token(cfg, rest, stdout, stderr)
 	case "broker":
 		return broker(ctx, cfg, log)
+	case "healthcheck":
+		return healthcheck(ctx, cfg, stdout)
 	default:
 		fmt.Fprint(stderr, usage)
 		return errUsage
