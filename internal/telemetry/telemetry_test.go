@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -241,5 +243,36 @@ func TestKafkaHooks(t *testing.T) {
 	}
 	if _, ok := names["dlq publish"]; ok {
 		t.Errorf("spans %v: the consuming client's produce is traced", names)
+	}
+}
+
+// README.md's tracing table names exactly the variables of Variables.
+func TestREADMETracingTable(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "### Tracing")
+	if !ok {
+		t.Fatal("README.md has no Tracing section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	inREADME := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([A-Z0-9_]+)`").FindAllStringSubmatch(strings.Split(line, "|")[1], -1) {
+			inREADME[m[1]] = true
+		}
+	}
+	for _, v := range telemetry.Variables() {
+		if !inREADME[v.Name] {
+			t.Errorf("README.md's tracing table lacks %s", v.Name)
+		}
+		delete(inREADME, v.Name)
+	}
+	for name := range inREADME {
+		t.Errorf("README.md's tracing table documents %s, which telemetry.Setup does not read", name)
 	}
 }
