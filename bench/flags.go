@@ -32,8 +32,9 @@ type common struct {
 	heapProfile string // server heap profile at the end of the measurement
 	selfProfile string // the load tool's own CPU profile
 
-	transport string        // ws, ws-gorilla, sse, socketio
-	quiet     time.Duration // before each run, wait up to this long for the machine to be idle
+	transport  string        // ws, ws-gorilla, sse, socketio
+	quiet      time.Duration // before each run, wait up to this long for the machine to be idle
+	rerunNoisy int           // run up to this many more times when a run was noisy
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
@@ -54,6 +55,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.StringVar(&c.heapProfile, "heapprofile", "", "write a heap profile of the node, taken at the end of the measurement, to this file")
 	fs.StringVar(&c.selfProfile, "selfprofile", "", "write a CPU profile of the load tool itself to this file")
 	fs.DurationVar(&c.quiet, "wait-quiet", 0, "before each run, wait up to this long until the machine is idle (under 0.15 busy cores over 3 s), so that other processes do not skew it")
+	fs.IntVar(&c.rerunNoisy, "rerun-noisy", 0, "when a run is noisy (other processes used more than 0.25 cores), run up to this many more; the summary leaves noisy runs out")
 	fs.StringVar(&c.transport, "transport", defaultTransport, "client transport: ws (/v1/ws, the tool's own lean RFC 6455 client), ws-gorilla (/v1/ws with gorilla/websocket), sse (/v1/events) or socketio (/socket.io/, Engine.IO v4 WebSocket transport)")
 }
 
@@ -63,8 +65,8 @@ func (c *common) check() error {
 	default:
 		return fmt.Errorf("-transport %q: want ws, ws-gorilla, sse or socketio", c.transport)
 	}
-	if c.runs < 1 {
-		return fmt.Errorf("-runs %d: want at least 1", c.runs)
+	if c.runs < 1 || c.rerunNoisy < 0 {
+		return fmt.Errorf("-runs %d -rerun-noisy %d: want at least 1 and at least 0", c.runs, c.rerunNoisy)
 	}
 	if c.bin != "" && c.rev != "" {
 		return fmt.Errorf("-bin and -rev exclude each other")

@@ -200,17 +200,32 @@ func (s *session) record(i, n int, figs []figure, result any, load *loadReport, 
 }
 
 // summarize prints the median and range of every figure over the runs, when there were several.
+// Noisy runs are left out when at least one run was quiet.
 func (s *session) summarize() {
-	if len(s.runs) < 2 {
+	var runs [][]figure
+	noisy := 0
+	for i, r := range s.runs {
+		if s.noisy[i] {
+			noisy++
+			continue
+		}
+		runs = append(runs, r)
+	}
+	if len(runs) == 0 {
+		runs = s.runs
+	} else if noisy > 0 {
+		fmt.Fprintf(s.stdout, "\n(%d noisy runs left out of the summary)\n", noisy)
+	}
+	if len(runs) < 2 {
 		return
 	}
 	fmt.Fprintf(s.stdout, "\n== %s: %d runs, median (min-max)  commit %s  %s, %d CPUs\n",
-		s.mode, len(s.runs), s.rev.Commit, s.machine.Model, s.machine.CPUs)
+		s.mode, len(runs), s.rev.Commit, s.machine.Model, s.machine.CPUs)
 	tw := tabwriter.NewWriter(s.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "figure\tmedian\tmin\tmax\tunit\truns\n")
-	for j, f := range s.runs[0] {
+	for j, f := range runs[0] {
 		var vals []float64
-		for _, r := range s.runs {
+		for _, r := range runs {
 			if j < len(r) && r[j].Name == f.Name {
 				vals = append(vals, r[j].Value)
 			}
@@ -223,14 +238,8 @@ func (s *session) summarize() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, fmtNum(med), fmtNum(lo), fmtNum(hi), f.Unit, strings.Join(per, " "))
 	}
 	tw.Flush()
-	noisy := 0
-	for _, n := range s.noisy {
-		if n {
-			noisy++
-		}
-	}
-	if noisy > 0 {
-		fmt.Fprintf(s.stdout, "warning: %d of %d runs were noisy (other processes used more than %.2f cores); rerun them\n", noisy, len(s.runs), noisyCores)
+	if noisy > 0 && len(runs) == len(s.runs) {
+		fmt.Fprintf(s.stdout, "warning: all %d runs were noisy (other processes used more than %.2f cores); rerun them\n", noisy, noisyCores)
 	}
 }
 

@@ -21,7 +21,7 @@ type scenario func(ctx context.Context, st *stack, run int) ([]figure, any, *loa
 func repeat(ctx context.Context, mode string, args []string, c *common, perRun time.Duration, stdout, stderr io.Writer, sc scenario) error {
 	bound := c.timeout
 	if bound <= 0 {
-		bound = time.Minute + time.Duration(c.runs)*(perRun+c.quiet)
+		bound = time.Minute + time.Duration(c.runs+c.rerunNoisy)*(perRun+c.quiet)
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("time bound of %v reached (-timeout)", bound))
 	defer cancel()
@@ -53,7 +53,8 @@ func repeat(ctx context.Context, mode string, args []string, c *common, perRun t
 	}
 
 	var errs []error
-	for i := 1; i <= c.runs; i++ {
+	clean, noisy := 0, 0
+	for i := 1; clean < c.runs && i <= c.runs+c.rerunNoisy; i++ {
 		if ctx.Err() != nil {
 			errs = append(errs, context.Cause(ctx))
 			break
@@ -68,6 +69,14 @@ func repeat(ctx context.Context, mode string, args []string, c *common, perRun t
 		}
 		if rerr := sess.record(i, c.runs, figs, result, load, err); rerr != nil {
 			fmt.Fprintf(stderr, "results: %v\n", rerr)
+		}
+		switch {
+		case err != nil:
+		case load != nil && load.Noisy && noisy < c.rerunNoisy:
+			noisy++
+			fmt.Fprintf(stderr, "run %d was noisy (other processes used %.2f cores): running another (%d of -rerun-noisy %d)\n", i, load.OtherCores, noisy, c.rerunNoisy)
+		default:
+			clean++
 		}
 	}
 	sess.summarize()
