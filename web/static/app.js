@@ -65,31 +65,36 @@ async function connect() {
     setStatus(err.message, "error");
     return scheduleReconnect();
   }
+  if (!state.wanted) return; // Disconnect was clicked while the token was on its way
   const q = "access_token=" + encodeURIComponent(token);
+  // Handlers act only while their connection is the current one: after Disconnect (or a newer
+  // Connect) a late close or error event of an old connection must not touch the page.
+  const conn = {};
+  const current = () => state.conn === conn;
   if (transport === "websocket") {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const cursor = state.cursor ? "&cursor=" + encodeURIComponent(state.cursor) : "";
     const ws = new WebSocket(`${scheme}//${location.host}/v1/ws?${q}${cursor}`);
-    state.conn = { close: () => ws.close(1000) };
-    ws.onopen = () => opened("WebSocket");
-    ws.onmessage = (m) => show(JSON.parse(m.data));
-    ws.onclose = (e) => { setStatus(`closed (${e.code} ${e.reason})`, "error"); state.conn = null; scheduleReconnect(); };
+    state.conn = Object.assign(conn, { close: () => ws.close(1000) });
+    ws.onopen = () => current() && opened("WebSocket");
+    ws.onmessage = (m) => current() && show(JSON.parse(m.data));
+    ws.onclose = (e) => { if (!current()) return; setStatus(`closed (${e.code} ${e.reason})`, "error"); state.conn = null; scheduleReconnect(); };
   } else if (transport === "sse") {
     const cursor = state.cursor ? "&lastEventId=" + encodeURIComponent(state.cursor) : "";
     const es = new EventSource(`/v1/events?${q}${cursor}`);
-    state.conn = { close: () => es.close() };
-    es.onopen = () => opened("SSE");
-    es.onmessage = (m) => show(JSON.parse(m.data));
+    state.conn = Object.assign(conn, { close: () => es.close() });
+    es.onopen = () => current() && opened("SSE");
+    es.onmessage = (m) => current() && show(JSON.parse(m.data));
     // EventSource reconnects by itself (sending Last-Event-ID); if it gives up, so do we.
-    es.onerror = () => { if (es.readyState === EventSource.CLOSED) { state.conn = null; scheduleReconnect(); } else setStatus("reconnecting", "error"); };
+    es.onerror = () => { if (!current()) return; if (es.readyState === EventSource.CLOSED) { state.conn = null; scheduleReconnect(); } else setStatus("reconnecting", "error"); };
   } else {
     // Socket.IO reconnects and recovers (connection state recovery) by itself.
     const socket = io({ auth: { token }, transports: ["polling", "websocket"] });
-    state.conn = { close: () => socket.disconnect() };
-    socket.on("connect", () => opened("Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")"));
-    socket.on("connect_error", (err) => setStatus("connect_error: " + err.message, "error"));
-    socket.on("disconnect", (reason) => setStatus("disconnected: " + reason, "error"));
-    socket.onAny((event, data) => show({ id: "", event, data, time: new Date().toISOString() }));
+    state.conn = Object.assign(conn, { close: () => socket.disconnect() });
+    socket.on("connect", () => current() && opened("Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")"));
+    socket.on("connect_error", (err) => current() && setStatus("connect_error: " + err.message, "error"));
+    socket.on("disconnect", (reason) => current() && setStatus("disconnected: " + reason, "error"));
+    socket.onAny((event, data) => current() && show({ id: "", event, data, time: new Date().toISOString() }));
   }
   $("connect").disabled = true;
   $("disconnect").disabled = false;
