@@ -1,0 +1,128 @@
+// The demo page end to end in a real browser: headless Chromium (the Debian package, driven by
+// playwright-core) opens the page the service serves at "/", connects as a user over each
+// transport, and shows the notifications that arrive: one sent through the page's own form
+// (the HTTP API), one produced by KafkaJS straight to concept-notifications. The service runs in
+// development mode (no REALTIME_JWT_SECRET, no REALTIME_API_KEYS), so the page gets its token
+// from /v1/dev/token and sends without an API key. The Go test (browser_test.go) checks the
+// report.
+//
+// Environment: E2E_URL, E2E_BROKER, E2E_CHROMIUM (the browser binary), E2E_ARTIFACTS (where
+// demo-<transport>.png screenshots go), E2E_TRANSPORTS (comma-separated, default
+// "websocket,sse").
+// Output: {transports: [{transport, user, status, notes: [{via, id, event, text, data}],
+// count, screenshot, afterDisconnect: {status, state}, problems}]}.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { env, fail, done, waitConnections, kafka, producer, produce, DEADLINE_MS } from "./lib.mjs";
+
+const url = env("E2E_URL");
+const broker = env("E2E_BROKER");
+const executablePath = env("E2E_CHROMIUM");
+const artifacts = env("E2E_ARTIFACTS");
+const transports = (process.env.E2E_TRANSPORTS || "websocket,sse").split(",");
+
+const LABELS = { websocket: "WebSocket", sse: "SSE" };
+
+/** Waits for the page's notification with event ID id and returns what the page shows of it. */
+async function note(page, id) {
+  const li = page.locator(`#notifications li[data-id="${id}"]`);
+  await li.waitFor({ timeout: DEADLINE_MS });
+  return {
+    id,
+    event: await li.locator(".event").textContent(),
+    text: await li.locator(".text").textContent(),
+    data: JSON.parse(await li.locator("pre").textContent()),
+  };
+}
+
+/** Sends through the page's form and returns the event ID the page says it got back. */
+async function sendThroughPage(page, kind, to) {
+  await page.selectOption("#kind", kind);
+  await page.fill("#to", to);
+  await page.locator("#send-result").evaluate((el) => (el.textContent = ""));
+  await page.click("#send");
+  await page.waitForFunction(() => document.querySelector("#send-result").textContent !== "", null, { timeout: DEADLINE_MS });
+  const result = await page.textContent("#send-result");
+  const m = /^sent: (\S+)$/.exec(result);
+  if (!m) throw new Error(`the page's send form says ${JSON.stringify(result)}`);
+  return m[1];
+}
+
+const userDataDir = await mkdtemp(join(tmpdir(), "realtime-e2e-chromium-"));
+const result = { transports: [] };
+let context, p;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  // Track the page's WebSockets, to know when their close events have been handled.
+  await context.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__sockets.push(this);
+      }
+    };
+  });
+  p = await producer(kafka(broker));
+  for (const transport of transports) {
+    const user = `browser-${transport}`;
+    const r = { transport, user, notes: [], problems: [] };
+    result.transports.push(r);
+    const page = await context.newPage();
+    page.on("pageerror", (e) => r.problems.push(`page error: ${e}`));
+    page.on("console", (m) => m.type() === "error" && r.problems.push(`console error: ${m.text()} (${m.location()?.url ?? "?"})`));
+    let leaving = false; // after Disconnect, closing the EventSource aborts its request: expected
+    page.on("requestfailed", (q) => leaving || r.problems.push(`request failed: ${q.method()} ${q.url()}: ${q.failure()?.errorText}`));
+    page.on("response", (q) => q.status() >= 400 && r.problems.push(`HTTP ${q.status()}: ${q.request().method()} ${q.url()}`));
+
+    const res = await page.goto(url + "/");
+    if (res?.status() !== 200) throw new Error(`GET / answered ${res?.status()}: the service does not serve the demo page`);
+    await page.fill("#user", user);
+    await page.selectOption("#transport", transport);
+    await page.click("#connect");
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "open", null, { timeout: DEADLINE_MS });
+    r.status = await page.textContent("#status");
+    await waitConnections(url, 1); // the page's connection is in the hub: it gets what follows
+
+    const sent = await sendThroughPage(page, "concept-mastered", user);
+    r.notes.push({ via: "page form", ...(await note(page, sent)) });
+    const session = await sendThroughPage(page, "session-starting-soon", user);
+    r.notes.push({ via: "page form", ...(await note(page, session)) });
+    const rec = await produce(p, {
+      topic: "concept-notifications",
+      key: "kafka-streams",
+      value: JSON.stringify({ conceptId: "kafka-streams", userIds: [user], conceptName: `Kafka Streams (KafkaJS, ${LABELS[transport]})`, masteryLevel: 0.75 }),
+    });
+    r.notes.push({ via: "kafkajs", ...(await note(page, rec.id)) });
+
+    r.count = await page.textContent("#count");
+    r.screenshot = join(artifacts, `demo-${transport}.png`);
+    await page.screenshot({ path: r.screenshot, fullPage: true });
+
+    // Disconnect: the page says so, and no late event of the closed connection changes that.
+    // A WebSocket's readyState turns CLOSED in the task that fires its close event, so once
+    // every socket reads CLOSED the page's close handlers have run.
+    leaving = true;
+    await page.click("#disconnect");
+    await page.waitForFunction(() => window.__sockets.every((s) => s.readyState === WebSocket.CLOSED), null, { timeout: DEADLINE_MS });
+    await waitConnections(url, 0); // the next transport's page starts alone
+    r.afterDisconnect = await page.evaluate(() => ({ status: document.querySelector("#status").textContent, state: document.querySelector("#status").dataset.state }));
+    await page.close();
+  }
+} catch (err) {
+  result.error = err.stack ?? String(err);
+} finally {
+  await p?.disconnect().catch(() => {});
+  await context?.close().catch(() => {});
+  await rm(userDataDir, { recursive: true, force: true });
+}
+if (result.error) fail(result.error, result);
+done(result);
