@@ -186,6 +186,14 @@ describe("Engine.IO over long-polling", () => {
     assert.equal(r.status, 413);
     assert.deepEqual(JSON.parse(r.text), { code: 3, message: "Bad request" });
     assert.equal((await get(sid)).status, 400);
+
+    // the same without Content-Length (a chunked body)
+    const second = await pollSession();
+    const chunks = [atLimit.slice(0, MAX_PAYLOAD / 2), atLimit.slice(MAX_PAYLOAD / 2) + "x"];
+    const body = new ReadableStream({ pull(c) { chunks.length ? c.enqueue(new TextEncoder().encode(chunks.shift())) : c.close(); } });
+    const res = await fetch(eioURL({ sid: second.sid }), { method: "POST", body, duplex: "half" });
+    assert.equal(res.status, 413);
+    assert.equal((await get(second.sid)).status, 400);
   });
 
   test("a malformed payload gets HTTP 400 and closes that session only", T, async () => {
@@ -224,7 +232,7 @@ describe("Engine.IO heartbeat", () => {
 
   test("long-polling: no pong within pingTimeout closes the session", T, async () => {
     const path = FAST;
-    const { sid } = await pollSession({}, path);
+    const { sid } = await pollConnected(uid(), path); // connected: only the heartbeat can end it
     let r;
     do r = await get(sid, path); // never answer the pings
     while (r.status === 200 && !r.packets.includes("1"));
@@ -233,8 +241,14 @@ describe("Engine.IO heartbeat", () => {
   });
 
   test("WebSocket: no pong within pingTimeout closes the connection", T, async () => {
-    const { ws } = await wsSession({}, FAST, { autoPong: false });
-    assert.equal(await ws.next(), "2");
+    const ws = new RawWS(`${WS_URL}${FAST}?EIO=4&transport=websocket`, { autoPong: false });
+    await ws.opened;
+    assert.equal((await ws.next())[0], "0");
+    ws.send("40" + JSON.stringify({ token: await token(uid()) }));
+    let msg;
+    do msg = await ws.next(); // pings until the close; never answered
+    while (msg !== null && msg.slice(0, 2) !== "40");
+    assert.match(msg, /^40/);
     await ws.closed;
   });
 

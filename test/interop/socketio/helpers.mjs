@@ -154,8 +154,8 @@ export async function wsSession(query = {}, path = "/socket.io/", opts = {}) {
 }
 
 /** Opens a WebSocket session and connects it to "/" as user; returns {ws, open, connect}. */
-export async function wsConnected(user, path = "/socket.io/") {
-  const s = await wsSession({}, path);
+export async function wsConnected(user, path = "/socket.io/", opts = {}) {
+  const s = await wsSession({}, path, opts);
   s.ws.send("40" + JSON.stringify({ token: await token(user) }));
   const reply = await s.ws.next();
   if (!reply?.startsWith("40{")) throw new Error(`CONNECT refused: ${reply}`);
