@@ -24,6 +24,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/notification"
 	"github.com/realtime-service/realtime-service/internal/realtime"
 	"github.com/realtime-service/realtime-service/internal/replay"
+	"github.com/realtime-service/realtime-service/web"
 )
 
 // serve wires Kafka -> notification -> hub -> connections and the HTTP API, runs them until ctx
@@ -118,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		Users:      auth.NewVerifier(secret),
 		WebSocket:  realtime.NewWebSocketHandler(hub, endpoints),
 		SSE:        realtime.NewSSEHandler(hub, endpoints),
+		Web:        web.Handler(),
 	}
 	if dev {
 		deps.DevToken = httpapi.DevTokenHandler(secret)
