@@ -43,6 +43,7 @@ type e2eRecord struct {
 	Topic     string            `json:"topic"`
 	Key       *string           `json:"key"`
 	Value     string            `json:"value"`
+	Tombstone bool              `json:"tombstone,omitempty"` // a null value instead of Value
 	Headers   map[string]string `json:"headers,omitempty"`
 	Partition *int32            `json:"partition,omitempty"`
 	to        []string          // users whose connections must get it (none: it is poison)
@@ -62,7 +63,8 @@ type e2eProduced struct {
 	Offset    int64             `json:"offset"`
 	ID        string            `json:"id"`
 	Key       *string           `json:"key"`
-	Value     string            `json:"value"`
+	ValueNull bool              `json:"valueNull"`
+	ValueLen  int               `json:"valueBytes"`
 	Headers   map[string]string `json:"headers"`
 	Timestamp int64             `json:"timestamp"` // ms since the epoch
 }
@@ -103,7 +105,7 @@ func deliver(t *testing.T, s *service, plan e2ePlan) e2eResult {
 	out := runNode(t, "e2e/deliver.mjs", map[string]string{"E2E_URL": s.URL, "E2E_BROKER": s.Broker, "E2E_PLAN": string(js)})
 	var res e2eResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("deliver.mjs output: %v\n%s", err, out)
+		t.Fatalf("deliver.mjs output: %v\n%.4000s", err, out)
 	}
 	if len(res.Produced) != len(plan.Records) || len(res.Connections) != len(plan.Connections) {
 		t.Fatalf("deliver.mjs reported %d records and %d connections, want %d and %d", len(res.Produced), len(res.Connections), len(plan.Records), len(plan.Connections))
@@ -170,7 +172,8 @@ func checkDelivery(t *testing.T, plan e2ePlan, res e2eResult) {
 	t.Helper()
 	byID := map[string]int{} // event ID -> record index
 	for i, p := range res.Produced {
-		if want := fmt.Sprintf("%s:%d:%d", p.Topic, p.Partition, p.Offset); p.ID != want || p.Topic != plan.Records[i].Topic {
+		r := plan.Records[i]
+		if want := fmt.Sprintf("%s:%d:%d", p.Topic, p.Partition, p.Offset); p.ID != want || p.Topic != r.Topic || p.ValueNull != r.Tombstone || (!r.Tombstone && p.ValueLen != len(r.Value)) {
 			t.Fatalf("record %d reported as %+v", i, p)
 		}
 		byID[p.ID] = i
@@ -232,11 +235,11 @@ func checkDelivery(t *testing.T, plan e2ePlan, res e2eResult) {
 			if err := json.Unmarshal(c.Data, &gotData); err != nil {
 				t.Errorf("%s: event %s data: %v", conn.Name, c.ID, err)
 			}
-			if err := json.Unmarshal([]byte(p.Value), &wantData); err != nil {
+			if err := json.Unmarshal([]byte(rec.Value), &wantData); err != nil {
 				t.Fatalf("record %d value: %v", i, err)
 			}
 			if !reflect.DeepEqual(gotData, wantData) {
-				t.Errorf("%s: event %s data %s, want the record value %s", conn.Name, c.ID, c.Data, p.Value)
+				t.Errorf("%s: event %s data %s, want the record value %s", conn.Name, c.ID, c.Data, rec.Value)
 			}
 			if tm, err := time.Parse(time.RFC3339Nano, c.Time); err == nil && tm.UnixMilli() != p.Timestamp {
 				t.Errorf("%s: event %s time %s, want the record timestamp %s", conn.Name, c.ID, c.Time, time.UnixMilli(p.Timestamp).UTC().Format(time.RFC3339Nano))
@@ -485,7 +488,9 @@ func kcatAll(t *testing.T, broker, topic string) []kcatRecord {
 
 // TestPoisonRecordsGoToTheDeadLetterTopicAndDeliveryGoesOn: KafkaJS produces to one partition
 // of concept-notifications a good record, truncated JSON, a good record, then records that
-// parse but are invalid (userIds not a list, masteryLevel 1.7, no userIds), then a good one.
+// parse but are invalid (userIds not a list, masteryLevel 1.7, no userIds), a tombstone (null
+// value), 10,001 users, a concept value under an event-type header naming session-starting-soon
+// (validated as that event), then a good one.
 // The user gets the three good ones, in order, and nothing else; kcat finds each poison record
 // exactly once in realtime-service.dlq, byte-identical (key, value, the original headers first)
 // plus the dlq-* headers saying why and where from.
@@ -518,7 +523,12 @@ func TestPoisonRecordsGoToTheDeadLetterTopicAndDeliveryGoesOn(t *testing.T) {
 				Value: `{"conceptId":"c-5","userIds":["alice"],"conceptName":"Too much","masteryLevel":1.7}`},
 			{Topic: topic, Partition: p0, Key: ptr("c-6"),
 				Value: `{"conceptId":"c-6","userIds":[],"conceptName":"Nobody","masteryLevel":0.5}`},
-			good("c-7", "Third"),
+			{Topic: topic, Partition: p0, Key: ptr("c-7"), Tombstone: true},
+			{Topic: topic, Partition: p0, Key: ptr("c-8"),
+				Value: fmt.Sprintf(`{"conceptId":"c-8","userIds":%s,"conceptName":"Too many","masteryLevel":0.5}`, mustJSON(manyUsers(10_001)))},
+			{Topic: topic, Partition: p0, Key: ptr("c-9"), Headers: map[string]string{"event-type": "session-starting-soon"},
+				Value: `{"conceptId":"c-9","userIds":["alice"],"conceptName":"Not a session","masteryLevel":0.5}`},
+			good("c-10", "Third"),
 		},
 		SentinelUsers: []string{"alice"},
 	}
@@ -527,6 +537,9 @@ func TestPoisonRecordsGoToTheDeadLetterTopicAndDeliveryGoesOn(t *testing.T) {
 		{3, "invalid-value", []string{"userIds"}},
 		{4, "invalid-value", []string{"masteryLevel"}},
 		{5, "invalid-value", []string{"userIds"}},
+		{6, "invalid-json", nil},
+		{7, "invalid-value", []string{"userIds"}},
+		{8, "invalid-value", []string{"sessionId", "message", "scheduledTime"}},
 	}
 	res := deliver(t, s, plan)
 	checkDelivery(t, plan, res) // the good ones, in partition order; no poison
@@ -559,8 +572,12 @@ func TestPoisonRecordsGoToTheDeadLetterTopicAndDeliveryGoesOn(t *testing.T) {
 		if !reflect.DeepEqual(d.Key, rec.Key) {
 			t.Errorf("%s: dead letter key %v, want %v", prod.ID, strPtr(d.Key), strPtr(rec.Key))
 		}
-		if d.Payload == nil || *d.Payload != rec.Value {
-			t.Errorf("%s: dead letter value %q, want the original %q", prod.ID, strPtr(d.Payload), rec.Value)
+		want := &rec.Value
+		if rec.Tombstone {
+			want = nil
+		}
+		if !reflect.DeepEqual(d.Payload, want) {
+			t.Errorf("%s: dead letter value %.200s, want the original %.200s", prod.ID, strPtr(d.Payload), strPtr(want))
 		}
 		// The original headers first, in their order (KafkaJS sends them in insertion order),
 		// then exactly the dlq-* headers.
@@ -598,8 +615,17 @@ func TestPoisonRecordsGoToTheDeadLetterTopicAndDeliveryGoesOn(t *testing.T) {
 		if want := time.UnixMilli(prod.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z07:00"); h["dlq-source-timestamp"] != want {
 			t.Errorf("%s: dlq-source-timestamp %q, want %q", prod.ID, h["dlq-source-timestamp"], want)
 		}
-		t.Logf("%s -> dead letter %d@%d: %s: %s", prod.ID, d.Partition, d.Offset, h["dlq-error-code"], h["dlq-reason"])
+		t.Logf("%s -> dead letter %d@%d: %s: %.200s", prod.ID, d.Partition, d.Offset, h["dlq-error-code"], h["dlq-reason"])
 	}
+}
+
+// manyUsers returns n distinct user IDs.
+func manyUsers(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "u" + strconv.Itoa(i)
+	}
+	return ids
 }
 
 // headerOrder lists, comma-separated, the header keys of plan.Records[i] in the order KafkaJS

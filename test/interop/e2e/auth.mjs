@@ -85,6 +85,7 @@ function trySSE(token) {
 }
 
 const results = [];
+let error;
 try {
   for (const [name, token] of Object.entries(tokens)) {
     results.push({ case: name, endpoint: "/v1/ws", via: "query", ...(await tryWS(token, "query")) });
@@ -92,6 +93,7 @@ try {
     results.push({ case: name, endpoint: "/v1/events", via: "query", ...(await trySSE(token)) });
   }
 } catch (err) {
-  fail(err.stack ?? err, { results });
+  error = err.stack ?? String(err);
 }
-done({ results });
+if (error) fail(error, { results });
+else done({ results });

@@ -4,7 +4,7 @@
 //
 // E2E_PLAN (JSON):
 //   connections: [{name, transport: "ws"|"sse", token, auth?: "query"|"subprotocol", query?}]
-//   records:     [{topic, key?, value (string: the exact bytes), headers?, partition?}]
+//   records:     [{topic, key?, value (string: the exact bytes), tombstone?, headers?, partition?}]
 //   sentinelUsers: user IDs named by the closing sentinel records
 //
 // Absence is checked without timing: after the records, one sentinel record naming
@@ -55,11 +55,11 @@ try {
     });
   }
 } catch (err) {
-  result.connections = conns.map(report);
-  fail(err.stack ?? err, result);
+  result.error = err.stack ?? String(err);
 } finally {
   await p?.disconnect().catch(() => {});
 }
 result.connections = conns.map(report);
 for (const c of conns) c.close();
-done(result);
+if (result.error) fail(result.error, result);
+else done(result);

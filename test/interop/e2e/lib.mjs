@@ -24,14 +24,21 @@ export function env(name) {
 
 /** Prints result (with the error) as the script's JSON output and exits 1. */
 export function fail(message, result = {}) {
-  process.stdout.write(JSON.stringify({ ...result, error: String(message) }) + "\n");
-  process.exit(1);
+  exitWith(1, { ...result, error: String(message) });
 }
 
 /** Prints result as the script's JSON output and exits 0. */
 export function done(result) {
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(0);
+  exitWith(0, result);
+}
+
+// exitWith exits once the output is written: stdout is a pipe, where a large write is
+// asynchronous and process.exit would cut it short. The first call wins.
+let exiting = false;
+function exitWith(code, result) {
+  if (exiting) return;
+  exiting = true;
+  process.stdout.write(JSON.stringify(result) + "\n", () => process.exit(code));
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -74,11 +81,13 @@ export async function producer(k) {
 }
 
 /**
- * Produces one record and returns where it went, as KafkaJS reports it:
- * {topic, partition, offset, id: "<topic>:<partition>:<offset>", key, value, headers, timestamp}.
- * One send per record, so that every record's offset is known exactly.
+ * Produces one record (tombstone: with a null value) and returns where it went, as KafkaJS
+ * reports it: {topic, partition, offset, id: "<topic>:<partition>:<offset>", key, valueNull,
+ * valueBytes, headers, timestamp}. One send per record, so that every record's offset is known
+ * exactly.
  */
-export async function produce(p, { topic, key = null, value, headers, partition, timestamp }) {
+export async function produce(p, { topic, key = null, value, tombstone, headers, partition, timestamp }) {
+  if (tombstone) value = null; // a record with a null value
   const message = { key, value, timestamp: String(timestamp ?? Date.now()) };
   if (headers) message.headers = headers;
   if (partition !== undefined && partition !== null) message.partition = partition;
@@ -91,7 +100,8 @@ export async function produce(p, { topic, key = null, value, headers, partition,
     offset,
     id: `${topic}:${meta.partition}:${offset}`,
     key,
-    value,
+    valueNull: value === null,
+    valueBytes: value === null ? 0 : Buffer.byteLength(value),
     headers: headers ?? {},
     timestamp: Number(message.timestamp),
   };

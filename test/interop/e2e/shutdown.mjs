@@ -16,6 +16,7 @@ const sse = openSSE(url, { name: "sse", token });
 const conns = [ws, wsp, sse];
 // The stream has ended once the disconnect frame came, or EventSource saw it end (an error
 // after open: it then tries to reconnect); either way the Go test judges what it got.
+let error;
 const sseEnded = () => sse.errors.length > 0 || sse.frames.some((f) => f.raw.includes('"event":"disconnect"'));
 try {
   await Promise.all(conns.map((c) => c.opened));
@@ -23,8 +24,9 @@ try {
   process.stdout.write(JSON.stringify({ ready: true }) + "\n");
   await until("both WebSockets to close and the SSE stream to end", () => ws.closed && wsp.closed && sseEnded());
 } catch (err) {
-  fail(err.stack ?? err, { connections: conns.map(report) });
+  error = err.stack ?? String(err);
 } finally {
   sse.close(); // EventSource would reconnect to the stopped service
 }
-done({ connections: conns.map(report) });
+if (error) fail(error, { connections: conns.map(report) });
+else done({ connections: conns.map(report) });
