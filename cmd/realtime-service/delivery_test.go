@@ -770,3 +770,71 @@ func TestWebSocketClosesWith1001WhenTheServiceStops(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketIOClientsGetKafkaJSRecords: socket.io-client connections (token in the handshake's
+// auth; long-polling upgraded to WebSocket, and WebSocket only) at /socket.io/ get a record
+// KafkaJS produces as socket.emit(event, data), data deep-equal to the record value, as the
+// original NestJS gateway sent it (DESIGN.md, "Client frames"); another user's connection does
+// not.
+func TestSocketIOClientsGetKafkaJSRecords(t *testing.T) {
+	nodeModules(t)
+	s := startService(t, nil)
+	s.waitConsuming()
+	alice, bob := clientToken(t, "alice"), clientToken(t, "bob")
+	value := `{"conceptId":"js-arrays","userIds":["alice"],"conceptName":"JavaScript Arrays","masteryLevel":0.92}`
+	plan := map[string]any{
+		"connections": []map[string]any{
+			{"name": "alice-polling-upgrade", "token": alice, "transports": []string{"polling", "websocket"}},
+			{"name": "alice-websocket", "token": alice, "transports": []string{"websocket"}},
+			{"name": "bob-websocket", "token": bob, "transports": []string{"websocket"}},
+		},
+		"records":       []map[string]any{{"topic": "concept-notifications", "key": "js-arrays", "value": value}},
+		"sentinelUsers": []string{"alice", "bob"},
+	}
+	out := runNode(t, "e2e/socketio.mjs", map[string]string{"E2E_URL": s.URL, "E2E_BROKER": s.Broker, "E2E_PLAN": mustJSON(plan)})
+	var res struct {
+		Sentinels   int
+		Connections []struct {
+			Name, Transport string
+			Events          []struct {
+				Event string
+				Args  []json.RawMessage
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Connections) != 3 || res.Sentinels == 0 {
+		t.Fatalf("socketio.mjs output: %v\n%.4000s", err, out)
+	}
+	var want any
+	json.Unmarshal([]byte(value), &want)
+	for _, c := range res.Connections {
+		var got []any
+		sentinels := 0
+		for _, e := range c.Events {
+			if len(e.Args) == 0 {
+				t.Errorf("%s: event %s without data", c.Name, e.Event)
+				continue
+			}
+			var data map[string]any
+			if err := json.Unmarshal(e.Args[0], &data); err != nil {
+				t.Errorf("%s: event %s data %s: %v", c.Name, e.Event, e.Args[0], err)
+				continue
+			}
+			if id, _ := data["conceptId"].(string); strings.HasPrefix(id, "sentinel-") {
+				sentinels++
+				continue
+			}
+			if e.Event != "concept-mastered" {
+				t.Errorf("%s: event %q, want concept-mastered", c.Name, e.Event)
+			}
+			got = append(got, any(data))
+		}
+		wantEvents := []any{want}
+		if strings.HasPrefix(c.Name, "bob") {
+			wantEvents = nil
+		}
+		if !reflect.DeepEqual(got, wantEvents) || sentinels != res.Sentinels {
+			t.Errorf("%s (%s): got %v and %d sentinels, want %v and %d", c.Name, c.Transport, got, sentinels, wantEvents, res.Sentinels)
+		}
+	}
+}
