@@ -24,6 +24,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/notification"
 	"github.com/realtime-service/realtime-service/internal/realtime"
 	"github.com/realtime-service/realtime-service/internal/replay"
+	"github.com/realtime-service/realtime-service/internal/socketio"
 	"github.com/realtime-service/realtime-service/web"
 )
 
@@ -111,14 +112,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		WriteTimeout: cfg.Realtime.WriteTimeout,
 		Log:          log,
 	}
+	users := auth.NewVerifier(secret)
+	sio := socketio.NewHandler(hub, socketio.Config{
+		Verifier:       users,
+		AllowedOrigins: cfg.Realtime.AllowedOrigins,
+		PingInterval:   cfg.Realtime.PingInterval,
+		PongTimeout:    cfg.Realtime.PongTimeout,
+		WriteTimeout:   cfg.Realtime.WriteTimeout,
+		Log:            log,
+		Metrics:        reg,
+	})
 	deps := httpapi.Deps{
 		Kafka:      client,
 		Health:     checker,
 		Gatherer:   reg,
 		Registerer: reg,
-		Users:      auth.NewVerifier(secret),
+		Users:      users,
 		WebSocket:  realtime.NewWebSocketHandler(hub, endpoints),
 		SSE:        realtime.NewSSEHandler(hub, endpoints),
+		SocketIO:   sio,
 		Web:        web.Handler(),
 	}
 	if dev {
@@ -185,6 +197,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	sg.Go(func() {
 		if err := hub.Shutdown(sctx); err != nil {
 			log.Warn("some client connections did not close in time", "err", err)
+		}
+	})
+	sg.Go(func() {
+		if err := sio.Shutdown(sctx); err != nil {
+			log.Warn("some Socket.IO sessions did not close in time", "err", err)
 		}
 	})
 	sg.Go(func() {

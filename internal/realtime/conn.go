@@ -42,7 +42,7 @@ type Conn struct {
 	spare   [][]byte // the previous batch's backing array, reused
 	queued  int      // bytes in queue
 	writing bool     // a writer goroutine runs (or Close owns the finish)
-	paused  bool     // hold frames until Resume (resume replay in progress)
+	holds   int      // frames wait while > 0: the transport is not ready, or a replay runs
 	closing bool
 	reason  Disconnect
 	skip    map[partitionKey]int64 // drop events below these offsets (see Resume)
@@ -104,7 +104,7 @@ func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
-	start := !c.writing && !c.paused
+	start := !c.writing && c.holds == 0
 	if start {
 		c.writing = true
 	}
@@ -121,7 +121,7 @@ func (c *Conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		batch := c.queue
-		if len(batch) == 0 || c.paused && !c.closing {
+		if len(batch) == 0 || c.holds > 0 && !c.closing {
 			closing := c.closing
 			if !closing {
 				c.writing = false

@@ -101,8 +101,9 @@ type ConnOptions struct {
 	Transport Transport
 	// Expires closes the connection with DisconnectTokenExpired at that time; zero never.
 	Expires time.Time
-	// Paused holds the connection's frames until Resume, for a resume replay that must come
-	// before live events.
+	// Paused holds the connection's frames until Resume: register a connection before its
+	// client can see it open (so no event published after that is missed), and release it once
+	// the transport is ready.
 	Paused bool
 	// Skip drops live events below these offsets: the client resumed with a cursor ahead of
 	// this node, and already has them.
@@ -113,6 +114,11 @@ type ConnOptions struct {
 // every event published after it goes to the connection, none before. It fails with
 // ErrShuttingDown once Shutdown has begun.
 func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
+	return h.register(o, btoi(o.Paused))
+}
+
+// register registers with holds holds on the connection's frames (see Resume).
+func (h *Hub) register(o ConnOptions, holds int) (*Conn, []Position, error) {
 	if h.down.Load() {
 		return nil, nil, ErrShuttingDown
 	}
@@ -123,7 +129,7 @@ func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
 		t:         o.Transport,
 		format:    o.Transport.Format(),
 		maxQueued: h.cfg.SendQueueBytes,
-		paused:    o.Paused,
+		holds:     holds,
 		done:      make(chan struct{}),
 	}
 	if len(o.Skip) > 0 {
@@ -155,8 +161,16 @@ func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
 	return c, at, nil
 }
 
-// Resume releases a paused connection: frames (a replay) go out first, then the live events
-// queued since Register.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Resume releases one hold of a paused connection (ConnOptions.Paused, and one more while a
+// resume replay runs: see Attach); frames (a replay) go out before the live events queued since
+// Register. Frames flow once every hold is released.
 func (c *Conn) Resume(frames [][]byte) {
 	c.mu.Lock()
 	if c.closing {
@@ -167,8 +181,8 @@ func (c *Conn) Resume(frames [][]byte) {
 		c.queued += len(f)
 	}
 	c.queue = append(frames[:len(frames):len(frames)], c.queue...)
-	c.paused = false
-	start := !c.writing && len(c.queue) > 0
+	c.holds--
+	start := c.holds == 0 && !c.writing && len(c.queue) > 0
 	if start {
 		c.writing = true
 	}

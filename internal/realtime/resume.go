@@ -39,8 +39,7 @@ func (h *Hub) Attach(o ConnOptions, cursor string) (*Conn, error) {
 	if cerr == nil {
 		o.Skip = from // live events below the cursor are the client's already
 	}
-	o.Paused = true
-	c, at, err := h.Register(o)
+	c, at, err := h.register(o, btoi(o.Paused)+1) // the caller's hold, if any, and the replay's
 	if err != nil {
 		return nil, err
 	}

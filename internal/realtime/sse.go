@@ -41,16 +41,17 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		if r.ProtoMajor == 1 {
 			hdr.Set("Connection", "keep-alive")
 		}
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(http.StatusOK) // buffered: the client sees the stream open at the first flush
 		t := &sseTransport{w: w, rc: http.NewResponseController(w), writeTimeout: cfg.WriteTimeout}
-		if err := t.WriteFrames([][]byte{sseOpen}); err != nil {
-			return
-		}
+		// Register first, then open the stream through the connection's queue, so that every
+		// event published once the client sees the stream open reaches it. From here on only
+		// the connection's writer touches w.
 		c, err := h.Attach(ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires}, cursor)
 		if err != nil {
-			t.WriteFrames([][]byte{t.CloseFrame(DisconnectShutdown)})
+			t.WriteFrames([][]byte{sseOpen, t.CloseFrame(DisconnectShutdown)})
 			return
 		}
+		c.Send(sseOpen)
 		ticker := time.NewTicker(cfg.PingInterval)
 		defer ticker.Stop()
 		for {

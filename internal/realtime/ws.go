@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -75,20 +76,26 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
+		// Register before the upgrade answers, held until the socket is ready: every event
+		// published once the client sees the connection open reaches it.
+		t := &wsTransport{writeTimeout: cfg.WriteTimeout}
+		c, err := h.Attach(ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, r.URL.Query().Get("cursor"))
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
-			return // gorilla answered the bad handshake
-		}
-		t := &wsTransport{ws: ws, nc: ws.NetConn(), writeTimeout: cfg.WriteTimeout}
-		c, err := h.Attach(ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires}, r.URL.Query().Get("cursor"))
-		if err != nil {
-			t.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			t.nc.Write(wsCloseFrame(DisconnectShutdown.Code, DisconnectShutdown.Reason))
-			t.Close()
+			c.Close(DisconnectClientGone) // gorilla answered the bad handshake
 			return
+		}
+		if !t.open(ws, c) {
+			return // closed meanwhile (shutdown): the client got the close frame
 		}
 		t.startKeepalive(c, cfg.PingInterval, cfg.PongTimeout)
 		go t.readLoop(c, cfg.PingInterval+cfg.PongTimeout)
+		c.Resume(nil)
 	})
 }
 
@@ -96,21 +103,47 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 // may make is a close frame on a protocol error, in one Write call, which net.Conn never
 // interleaves with ours.
 type wsTransport struct {
-	ws           *websocket.Conn
-	nc           net.Conn
 	writeTimeout time.Duration
 	ping         atomic.Pointer[time.Timer]
-	closeOnce    sync.Once
+
+	mu     sync.Mutex // guards ws, nc and closed across the upgrade
+	ws     *websocket.Conn
+	nc     net.Conn
+	closed bool
+}
+
+// errNotOpen: a write before the upgrade completed (only a close frame can be, at shutdown).
+var errNotOpen = errors.New("websocket not open yet")
+
+// open hands the upgraded socket to the transport. If the connection was closed while the
+// upgrade ran, it sends the close frame itself, closes the socket and reports false.
+func (t *wsTransport) open(ws *websocket.Conn, c *Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ws, t.nc = ws, ws.NetConn()
+	if t.closed {
+		t.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		t.nc.Write(t.CloseFrame(c.Reason()))
+		t.nc.Close()
+		return false
+	}
+	return true
 }
 
 func (t *wsTransport) Format() Format { return FormatWebSocket }
 
 func (t *wsTransport) WriteFrames(frames [][]byte) error {
-	if err := t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+	t.mu.Lock()
+	nc := t.nc
+	t.mu.Unlock()
+	if nc == nil {
+		return errNotOpen
+	}
+	if err := nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
 	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(t.nc) // writev: one syscall for the batch
+	_, err := bufs.WriteTo(nc) // writev: one syscall for the batch
 	return err
 }
 
@@ -122,12 +155,18 @@ func (t *wsTransport) CloseFrame(d Disconnect) []byte {
 }
 
 func (t *wsTransport) Close() {
-	t.closeOnce.Do(func() {
-		if p := t.ping.Load(); p != nil {
-			p.Stop()
-		}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.closed = true
+	if p := t.ping.Load(); p != nil {
+		p.Stop()
+	}
+	if t.nc != nil {
 		t.nc.Close()
-	})
+	}
 }
 
 // startKeepalive pings every interval; the reader's deadline closes a connection that stays
@@ -147,7 +186,7 @@ func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
 	defer c.Close(DisconnectClientGone)
 	t.ws.SetReadLimit(maxClientMessage)
-	extend := func() { t.nc.SetReadDeadline(time.Now().Add(silence)) }
+	extend := func() { t.ws.SetReadDeadline(time.Now().Add(silence)) }
 	extend()
 	t.ws.SetPongHandler(func(string) error { extend(); return nil })
 	t.ws.SetPingHandler(func(data string) error {
