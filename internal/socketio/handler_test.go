@@ -443,6 +443,36 @@ func TestUpgradeLosesAndReordersNothing(t *testing.T) {
 	}
 }
 
+// TestLongPollOutlastsServerTimeouts: a GET waits longer than the http.Server's ReadTimeout and
+// WriteTimeout (as a long-poll does, up to a ping interval) and still delivers what comes: the
+// write deadline is set when the payload is written.
+func TestLongPollOutlastsServerTimeouts(t *testing.T) {
+	s := newServer(t, Config{PingInterval: time.Hour}, realtime.HubConfig{})
+	s.srv.Close()
+	s.srv = httptest.NewUnstartedServer(s.h)
+	s.srv.Config.ReadTimeout, s.srv.Config.WriteTimeout = 50*time.Millisecond, 50*time.Millisecond
+	s.srv.Start()
+	sid := s.connectPolling("alice")
+	got := make(chan string)
+	go func() {
+		// a GET that fails is retried by net/http and would wait forever: bound it
+		res, err := (&http.Client{Timeout: 10 * time.Second}).Get(s.url("transport=polling&sid=" + sid))
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		got <- fmt.Sprint(string(body), err)
+	}()
+	time.Sleep(200 * time.Millisecond) // beyond both server timeouts
+	s.publish("alice", `{"late":true}`)
+	if body := <-got; !strings.Contains(body, `{"late":true}`) {
+		t.Errorf("GET got %q", body)
+	}
+	s.post(sid, "1")
+}
+
 func TestOriginAllowed(t *testing.T) {
 	for _, tc := range []struct {
 		allowed []string
