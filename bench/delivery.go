@@ -303,6 +303,13 @@ produce:
 		{"drain", "s", res.Drain},
 		{"server RSS", "MB", float64(srv.RSS) / (1 << 20)},
 	}
+	if w := load.WritesPS["server"] * load.Seconds; w > 0 {
+		figs = append(figs,
+			figure{"server write syscalls/s", "1/s", load.WritesPS["server"]},
+			figure{"deliveries per server write", "", float64(res.Received) / w},
+			figure{"tool read syscalls/s", "1/s", load.ReadsPS["tool"]},
+		)
+	}
 	var runErr error
 	if pe := pr.err(); pe != nil {
 		runErr = fmt.Errorf("produce: %w", pe)

@@ -7,6 +7,7 @@
 //	go run ./bench wrk     [flags]   wrk against POST /v1/notifications/concept-mastered
 //	go run ./bench storm   [flags]   N clients reconnect at once after a server restart
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
+//	go run ./bench report  [flags]   medians and ranges of the quiet runs in bench/results.jsonl
 //
 // By default it owns what it measures: it builds ./cmd/realtime-service into a temporary
 // directory and starts, as child processes, `realtime-service broker` (the embedded Kafka broker)
@@ -40,6 +41,7 @@ modes:
   wrk       wrk (Debian package wrk) against POST /v1/notifications/concept-mastered (-conns -duration)
   storm     N clients reconnect at once after a server restart (-conns)
   serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
+  report    median (min-max) of each scenario's quiet runs in bench/results.jsonl, by commit
 
 Run "go run ./bench <mode> -h" for a mode's flags.
 `
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStorm(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

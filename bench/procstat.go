@@ -56,6 +56,23 @@ func procRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
+// procIO returns the read and write system calls pid has made (syscr, syscw of /proc/pid/io;
+// writev and sendmsg count as writes).
+func procIO(pid int) (reads, writes uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			reads, _ = strconv.ParseUint(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			writes, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return reads, writes, nil
+}
+
 // procFileLimit returns the soft and hard "Max open files" of pid.
 func procFileLimit(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
@@ -145,6 +162,8 @@ type roleCPU struct {
 	first   uint64 // ticks at the first sample of pid
 	last    uint64
 	retired uint64 // ticks of earlier processes in this role (a restarted node)
+	// System calls of pid: reads and writes at the first and the last sample.
+	r0, r1, w0, w1 uint64
 }
 
 // loadReport is the machine load during a run. Cores are average CPU cores busy.
@@ -155,9 +174,12 @@ type loadReport struct {
 	MachineCores float64            `json:"machine_busy_cores"`
 	IRQCores     float64            `json:"irq_softirq_cores"`
 	Cores        map[string]float64 `json:"cores"` // server, broker, tool
-	OtherCores   float64            `json:"other_cores"`
-	RSSMaxMB     map[string]float64 `json:"rss_max_mb"`
-	Noisy        bool               `json:"noisy"`
+	// ReadsPS and WritesPS are each role's read and write system calls per second (/proc/pid/io).
+	ReadsPS    map[string]float64 `json:"read_syscalls_per_s"`
+	WritesPS   map[string]float64 `json:"write_syscalls_per_s"`
+	OtherCores float64            `json:"other_cores"`
+	RSSMaxMB   map[string]float64 `json:"rss_max_mb"`
+	Noisy      bool               `json:"noisy"`
 }
 
 // noisyCores is how much CPU outside the run's processes (and interrupts) marks a run as noisy.
@@ -198,6 +220,8 @@ func (m *loadMonitor) setPID(role string, pid int) {
 	}
 	t, _ := procCPU(pid)
 	r.pid, r.first, r.last = pid, t, t
+	rd, wr, _ := procIO(pid)
+	r.r0, r.r1, r.w0, r.w1 = rd, rd, wr, wr
 }
 
 func (m *loadMonitor) loop() {
@@ -224,6 +248,9 @@ func (m *loadMonitor) sample() {
 	for role, r := range m.roles {
 		if t, err := procCPU(r.pid); err == nil && t >= r.first {
 			r.last = t
+		}
+		if rd, wr, err := procIO(r.pid); err == nil && rd >= r.r0 && wr >= r.w0 {
+			r.r1, r.w1 = rd, wr
 		}
 		if rss, err := procRSS(r.pid); err == nil && rss > m.rssMax[role] {
 			m.rssMax[role] = rss
@@ -253,6 +280,8 @@ func (m *loadMonitor) stop() *loadReport {
 		MachineCores: cores(cpu1.busy - m.cpu0.busy),
 		IRQCores:     cores(cpu1.softirq - m.cpu0.softirq),
 		Cores:        map[string]float64{},
+		ReadsPS:      map[string]float64{},
+		WritesPS:     map[string]float64{},
 		RSSMaxMB:     map[string]float64{},
 	}
 	ours := 0.0
@@ -260,6 +289,8 @@ func (m *loadMonitor) stop() *loadReport {
 		c := cores(r.retired + r.last - r.first)
 		rep.Cores[role] = c
 		ours += c
+		rep.ReadsPS[role] = float64(r.r1-r.r0) / secs
+		rep.WritesPS[role] = float64(r.w1-r.w0) / secs
 	}
 	for role, rss := range m.rssMax {
 		rep.RSSMaxMB[role] = float64(rss) / (1 << 20)
