@@ -137,7 +137,18 @@ func (s *server) connectWS(user string) *wsClient {
 	if reply := c.next(); !strings.HasPrefix(reply, "40{") {
 		s.t.Fatalf("CONNECT: %s", reply)
 	}
+	s.waitAttached(c.sid)
 	return c
+}
+
+// waitAttached waits until the session has its hub connection (the client may see the CONNECT
+// reply a moment before the session records it).
+func (s *server) waitAttached(sid string) {
+	s.t.Helper()
+	waitFor(s.t, "the hub connection", func() bool {
+		ses := s.h.session(sid)
+		return ses != nil && ses.conn.Load() != nil
+	})
 }
 
 func (c *wsClient) send(msg string) {
@@ -201,6 +212,7 @@ func (s *server) connectPolling(user string) string {
 	if _, packets := s.get(sid); !strings.HasPrefix(packets[0], "40{") {
 		s.t.Fatalf("CONNECT: %q", packets)
 	}
+	s.waitAttached(sid)
 	return sid
 }
 

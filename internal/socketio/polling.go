@@ -22,7 +22,7 @@ func (h *Handler) servePollingHandshake(w http.ResponseWriter, r *http.Request, 
 		writeError(w, errShuttingDown)
 		return
 	}
-	writePayload(w, r, h.cfg.WriteTimeout, [][]byte{h.openPacket(s.id, true)})
+	writePayload(w, h.cfg.WriteTimeout, [][]byte{h.openPacket(s.id, true)})
 }
 
 // poll answers a long-polling GET (engine.io-protocol v4, "Receiving data"): it waits until
@@ -76,20 +76,18 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	case len(batch) == 0:
 		batch = [][]byte{noopPacket}
 	}
-	writePayload(w, r, s.h.cfg.WriteTimeout, batch)
+	writePayload(w, s.h.cfg.WriteTimeout, batch)
 }
 
-// writePayload writes packets as one long-polling payload (joined by the record separator).
-func writePayload(w http.ResponseWriter, r *http.Request, timeout time.Duration, packets [][]byte) {
+// writePayload writes packets as one long-polling payload (joined by the record separator),
+// within timeout from now (whatever the server's WriteTimeout: a long-poll may wait longer).
+func writePayload(w http.ResponseWriter, timeout time.Duration, packets [][]byte) {
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout))
 	hdr := w.Header()
 	hdr.Set("Content-Type", contentTypePayload)
 	hdr.Set("Content-Length", strconv.Itoa(payloadLen(packets)))
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
 	for i, p := range packets {
 		if i > 0 {
 			w.Write([]byte{recordSeparator})

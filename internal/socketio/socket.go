@@ -15,7 +15,8 @@ const maxPIDLen = 64
 
 // pendingBinary is a BINARY_EVENT or BINARY_ACK waiting for its attachments (socket.io-protocol
 // v5: the attachments follow the packet as binary Engine.IO messages). Their bytes are counted,
-// not kept: no client event of this server reads binary data.
+// not kept, and of the packet's payload only the event name is: no client event of this server
+// reads its arguments, so a client that never sends the attachments holds no buffer.
 type pendingBinary struct {
 	packet sioPacket
 	left   int
@@ -46,6 +47,11 @@ func (s *session) onMessage(p eioPacket) error {
 		return err
 	}
 	if pkt.attachments > 0 {
+		name, isString, _ := eventName(pkt.data)
+		pkt.data = []byte("[0]")
+		if isString && pkt.typ == sioBinaryEvent {
+			pkt.data, _ = json.Marshal([]string{name})
+		}
 		s.bin = &pendingBinary{packet: pkt, left: pkt.attachments}
 		return nil
 	}

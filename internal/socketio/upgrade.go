@@ -105,7 +105,7 @@ func (s *session) completeUpgrade(ws *websocket.Conn) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.kind, s.ws, s.nc, s.probe = kindWebSocket, ws, ws.NetConn(), nil
+	s.kind, s.nc, s.probe = kindWebSocket, ws.NetConn(), nil
 	s.probing, s.upgrading = false, false
 	batch, taken := s.out, s.outTaken
 	s.out, s.outTaken = nil, nil

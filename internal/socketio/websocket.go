@@ -85,7 +85,7 @@ func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request
 		return // gorilla answered the bad handshake
 	}
 	s := h.newSession(kindWebSocket, token)
-	s.ws, s.nc = ws, ws.NetConn()
+	s.nc = ws.NetConn()
 	if !h.addSession(s) {
 		ws.NetConn().Close()
 		return
