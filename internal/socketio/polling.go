@@ -40,8 +40,8 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	if s.getting {
 		s.mu.Unlock()
 		s.h.protocolError(s, "duplicate_poll", errors.New("overlapping GET"))
+		s.close() // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
-		s.close()
 		return
 	}
 	s.getting = true
@@ -112,8 +112,8 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	if s.posting {
 		s.mu.Unlock()
 		s.h.protocolError(s, "duplicate_post", errors.New("overlapping POST"))
+		s.close() // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
-		s.close()
 		return
 	}
 	s.posting = true
@@ -127,29 +127,29 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	max := s.h.cfg.MaxPayload
 	if r.ContentLength > int64(max) {
 		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
+		s.close() // before the answer: the client may retry at once
 		writeError(w, errTooLarge)
-		s.close()
 		return
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
 		s.h.logDebug("POST read: "+err.Error(), s)
+		s.close() // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
-		s.close()
 		return
 	}
 	if len(body) > max {
 		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
+		s.close() // before the answer: the client may retry at once
 		writeError(w, errTooLarge)
-		s.close()
 		return
 	}
 	packets, err := decodeEIOPayload(body)
 	if err != nil {
 		s.h.protocolError(s, "engineio", err)
+		s.close() // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
-		s.close()
 		return
 	}
 	for _, p := range packets {

@@ -233,6 +233,7 @@ func (s *session) close() {
 	nc, probe, kind := s.nc, s.probe, s.kind
 	s.mu.Unlock()
 
+	s.h.removeSession(s, kind) // first: a client told of the close must find the sid unknown
 	if wake != nil {
 		close(wake)
 	}
@@ -245,7 +246,6 @@ func (s *session) close() {
 	if probe != nil {
 		probe.NetConn().Close()
 	}
-	s.h.removeSession(s, kind)
 	if c := s.conn.Load(); c != nil {
 		c.Close(realtime.DisconnectClientGone)
 	}
