@@ -487,6 +487,20 @@ func TestLongPollOutlastsServerTimeouts(t *testing.T) {
 	s.post(sid, "1")
 }
 
+// TestUnreadAnswersAreBounded: a long-polling client that sends CONNECTs without ever polling
+// cannot make the server queue answers without end.
+func TestUnreadAnswersAreBounded(t *testing.T) {
+	s := newServer(t, Config{PingInterval: time.Hour}, realtime.HubConfig{})
+	sid := s.pollHandshake()
+	for range maxDirectBacklog + 1 {
+		s.post(sid, `40/other,`)
+	}
+	waitFor(t, "the session closed", func() bool { return s.h.session(sid) == nil })
+	if got := value(s.h.m.protocolErrors.WithLabelValues("unread")); got != 1 {
+		t.Errorf("unread protocol errors = %v", got)
+	}
+}
+
 func TestOriginAllowed(t *testing.T) {
 	for _, tc := range []struct {
 		allowed []string

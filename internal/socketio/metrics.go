@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, k := range []transportKind{kindPolling, kindWebSocket} {
 		m.sessions.WithLabelValues(k.String())
 	}
-	for _, r := range []string{"origin", "engineio", "socketio", "heartbeat", "duplicate_poll", "duplicate_post", "too_large"} {
+	for _, r := range []string{"origin", "engineio", "socketio", "heartbeat", "duplicate_poll", "duplicate_post", "too_large", "unread"} {
 		m.protocolErrors.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "recovered", "unauthorized"} {

@@ -136,8 +136,14 @@ func (s *session) sendControl(p []byte) {
 	s.writeDirect(p)
 }
 
+// maxDirectBacklog bounds the packets writeDirect queues for long-polling GETs that do not come
+// (answers to a client that keeps sending CONNECTs and never polls); beyond it the session closes.
+// Once connected, packets go through the hub Conn's bounded queue instead.
+const maxDirectBacklog = 64
+
 // writeDirect writes packets without the hub Conn: over WebSocket at once, over long-polling
-// into the buffer of the next GET, without waiting for it. A failed write closes the session.
+// into the buffer of the next GET, without waiting for it. A failed write, or a backlog of
+// maxDirectBacklog unread packets, closes the session.
 func (s *session) writeDirect(packets ...[]byte) {
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -145,6 +151,12 @@ func (s *session) writeDirect(packets ...[]byte) {
 		return
 	}
 	if s.kind == kindPolling {
+		if len(s.out) >= maxDirectBacklog {
+			s.mu.Unlock()
+			s.h.protocolError(s, "unread", errors.New("long-polling client sends but does not read"))
+			s.close()
+			return
+		}
 		s.out = append(s.out, packets...)
 		s.wakeGETLocked()
 		s.mu.Unlock()
