@@ -86,12 +86,9 @@ func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request
 	}
 	s := h.newSession(kindWebSocket, token)
 	s.nc = ws.NetConn()
-	if !h.addSession(s) {
-		ws.NetConn().Close()
-		return
-	}
-	if err := s.writeWS([][]byte{h.openPacket(s.id, false)}); err != nil {
-		s.close()
+	// The open packet goes first, before the heartbeat can send anything.
+	if err := s.writeWS([][]byte{h.openPacket(s.id, false)}); err != nil || !h.addSession(s) {
+		s.nc.Close()
 		return
 	}
 	go s.readLoop(ws)
