@@ -102,6 +102,9 @@ func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
 		c.mu.Unlock()
 		return false, true
 	}
+	if c.queue == nil {
+		c.queue, c.spare = c.spare, nil // reuse the last batch's array
+	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
 	start := !c.writing && c.holds == 0

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"errors"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -77,4 +78,14 @@ func FuzzCursorDecode(f *testing.F) {
 			t.Fatalf("re-encoding %v: %v %v", ps, again, err)
 		}
 	})
+}
+
+func TestFNV32MatchesHashFNV(t *testing.T) {
+	for _, s := range []string{"", "a", "concept-notifications", "user-12345", "ünïcödé"} {
+		h := fnv.New32a()
+		h.Write([]byte(s))
+		if got := fnv32(s); got != h.Sum32() {
+			t.Errorf("fnv32(%q) = %08x, want %08x", s, got, h.Sum32())
+		}
+	}
 }

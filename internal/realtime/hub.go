@@ -10,7 +10,6 @@ package realtime
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -81,9 +80,7 @@ func NewHub(cfg HubConfig) *Hub {
 }
 
 func (h *Hub) shard(user string) *shard {
-	f := fnv.New32a()
-	f.Write([]byte(user))
-	return &h.shards[f.Sum32()%numShards]
+	return &h.shards[fnv32(user)%numShards]
 }
 
 // SetCursorCodec sets the codec for the Kafka cluster the hub's events come from; until it is set
