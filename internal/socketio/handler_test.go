@@ -389,6 +389,57 @@ func TestWebSocketWritesStayFramedUnderConcurrency(t *testing.T) {
 	}
 }
 
+// TestConnectReplyPrecedesEveryEvent: with events published all the time, the first packet a
+// client gets after its CONNECT is the CONNECT reply, on both transports, and the events after it
+// are consecutive (none published after the reply is missed).
+func TestConnectReplyPrecedesEveryEvent(t *testing.T) {
+	s := newServer(t, Config{PingInterval: time.Hour}, realtime.HubConfig{SendQueueBytes: 1 << 26})
+	stop := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				s.publish("alice", fmt.Sprintf(`{"i":%d}`, i))
+			}
+		}
+	}()
+	defer func() { close(stop); <-published }()
+	index := func(p string) int {
+		var args []json.RawMessage
+		var d struct{ I int }
+		if !strings.HasPrefix(p, "42[") || json.Unmarshal([]byte(p[2:]), &args) != nil || len(args) < 2 || json.Unmarshal(args[1], &d) != nil {
+			t.Fatalf("not an event: %q", p)
+		}
+		return d.I
+	}
+	for range 20 {
+		c := s.dialWS("")
+		c.send(`40{"token":"` + testToken(t, "alice") + `"}`)
+		if reply := c.next(); !strings.HasPrefix(reply, "40{") {
+			t.Fatalf("WebSocket: first packet after CONNECT %q", reply)
+		}
+		first := index(c.next())
+		for i := 1; i < 5; i++ {
+			if got := index(c.next()); got != first+i {
+				t.Fatalf("WebSocket: event %d after %d", got, first+i-1)
+			}
+		}
+		c.ws.Close()
+
+		sid := s.pollHandshake()
+		s.post(sid, `40{"token":"`+testToken(t, "alice")+`"}`)
+		_, packets := s.get(sid)
+		if !strings.HasPrefix(packets[0], "40{") {
+			t.Fatalf("polling: first packet after CONNECT %.40q", packets[0])
+		}
+		s.post(sid, "1")
+	}
+}
+
 // TestUpgradeLosesAndReordersNothing publishes while the session moves from polling to
 // WebSocket: the client sees every event once, in order, across both transports.
 func TestUpgradeLosesAndReordersNothing(t *testing.T) {
@@ -450,6 +501,17 @@ func TestUpgradeLosesAndReordersNothing(t *testing.T) {
 	for i, g := range got {
 		if g != fmt.Sprintf(`{"i":%d}`, i) {
 			t.Fatalf("event %d is %s", i, g)
+		}
+	}
+	// whatever came over which transport, the session is on WebSocket now
+	ws.WriteMessage(websocket.TextMessage, []byte(`421["whoami"]`))
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(msg) == `431[{"userId":"alice"}]` {
+			break
 		}
 	}
 	if upgrades := value(s.h.m.upgrades); upgrades != 1 {

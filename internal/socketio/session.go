@@ -143,29 +143,31 @@ const maxDirectBacklog = 64
 
 // writeDirect writes packets without the hub Conn: over WebSocket at once, over long-polling
 // into the buffer of the next GET, without waiting for it. A failed write, or a backlog of
-// maxDirectBacklog unread packets, closes the session.
-func (s *session) writeDirect(packets ...[]byte) {
+// maxDirectBacklog unread packets, closes the session; it reports false if the session is closed.
+func (s *session) writeDirect(packets ...[]byte) bool {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	if s.kind == kindPolling {
 		if len(s.out) >= maxDirectBacklog {
 			s.mu.Unlock()
 			s.h.protocolError(s, "unread", errors.New("long-polling client sends but does not read"))
 			s.close()
-			return
+			return false
 		}
 		s.out = append(s.out, packets...)
 		s.wakeGETLocked()
 		s.mu.Unlock()
-		return
+		return true
 	}
 	s.mu.Unlock()
 	if err := s.writeWS(packets); err != nil {
 		s.close()
+		return false
 	}
+	return true
 }
 
 // Format implements realtime.Transport: event frames are Socket.IO EVENT packets in Engine.IO

@@ -171,37 +171,21 @@ func (s *session) connect(data []byte) error {
 	return nil
 }
 
-// attach registers the session with the hub and writes the CONNECT reply while it holds the
-// session's write path, so that the reply precedes every event on the wire, and every event
-// published once the client can see the reply reaches it (replying first and attaching then would
-// lose what is published in between).
+// attach registers the session with the hub before its client can see the CONNECT reply, paused
+// (ConnOptions.Paused), so that no event published once the client is told it is connected is
+// missed; then it writes the reply, and only then releases the connection's frames: the reply
+// precedes every event.
 func (s *session) attach(reply []byte, o realtime.ConnOptions, cursor string) (*realtime.Conn, error) {
-	s.wmu.Lock() // wmu before mu, as completeUpgrade takes them
-	defer s.wmu.Unlock()
-	s.mu.Lock()
-	if s.closed.Load() {
-		s.mu.Unlock()
-		return nil, errSessionClosed
-	}
-	if s.kind == kindPolling { // hold mu: no GET takes the reply before the Conn exists
-		defer s.mu.Unlock()
-		c, err := s.h.hub.Attach(o, cursor)
-		if err != nil {
-			return nil, err
-		}
-		s.out = append(s.out, reply)
-		s.wakeGETLocked()
-		return c, nil
-	}
-	s.mu.Unlock()
+	o.Paused = true
 	c, err := s.h.hub.Attach(o, cursor)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writeWSLocked([][]byte{reply}); err != nil {
+	if !s.writeDirect(reply) {
 		c.Close(realtime.DisconnectClientGone)
-		return nil, err
+		return nil, errSessionClosed
 	}
+	c.Resume(nil)
 	return c, nil
 }
 
