@@ -124,22 +124,22 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
-	max := s.h.cfg.MaxPayload
-	if r.ContentLength > int64(max) {
+	limit := s.h.cfg.MaxPayload
+	if r.ContentLength > int64(limit) {
 		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
 		s.close() // before the answer: the client may retry at once
 		writeError(w, errTooLarge)
 		return
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		s.h.logDebug("POST read: "+err.Error(), s)
 		s.close() // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
 		return
 	}
-	if len(body) > max {
+	if len(body) > limit {
 		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
 		s.close() // before the answer: the client may retry at once
 		writeError(w, errTooLarge)
