@@ -163,7 +163,7 @@ func OriginAllowed(r *http.Request, allowed []string) bool {
 	if origin == "" {
 		return true
 	}
-	origin = strings.ToLower(origin)
+	origin = strings.ToLower(strings.TrimRight(origin, "/"))
 	if _, host, ok := strings.Cut(origin, "://"); ok && host == strings.ToLower(r.Host) {
 		return true
 	}

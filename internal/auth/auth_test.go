@@ -114,6 +114,9 @@ func TestOriginAllowed(t *testing.T) {
 		{"https://evil.example", []string{"https://app.example.com"}, false},
 		{"https://evil.example", []string{"*"}, true},
 		{"null", nil, false},
+		{"https://APP.example.com/", []string{"https://app.example.com"}, true},
+		{"http://svc.example:3001", nil, false},
+		{"http://app.example.com", []string{"https://app.example.com"}, false},
 	} {
 		r := httptest.NewRequest("GET", "http://svc.example:3000/v1/ws", nil)
 		if tc.origin != "" {

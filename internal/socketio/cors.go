@@ -2,11 +2,12 @@ package socketio
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
+
+	"github.com/realtime-service/realtime-service/internal/auth"
 )
 
-// allowOrigin applies the origin rule of Config.AllowedOrigins to r and, for an allowed browser
+// allowOrigin applies the service's origin rule (auth.OriginAllowed with Config.AllowedOrigins:
+// same origin, listed origins, or "*") to r and, for an allowed browser
 // origin, sets the CORS response headers of the Fetch standard with credentials (the origin
 // echoed, Access-Control-Allow-Credentials: true, Vary: Origin), which socket.io-client's
 // long-polling with withCredentials needs. It reports whether r may proceed: requests without an
@@ -16,7 +17,7 @@ func (h *Handler) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	if !originAllowed(h.cfg.AllowedOrigins, origin, r.Host) {
+	if !auth.OriginAllowed(r, h.cfg.AllowedOrigins) {
 		return false
 	}
 	hdr := w.Header()
@@ -24,23 +25,6 @@ func (h *Handler) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
 	hdr.Set("Access-Control-Allow-Credentials", "true")
 	hdr.Add("Vary", "Origin")
 	return true
-}
-
-// originAllowed: "*" in allowed admits any origin; otherwise origin must be listed
-// ("scheme://host[:port]", compared case-insensitively); an empty list admits only the request's
-// own host (same origin).
-func originAllowed(allowed []string, origin, host string) bool {
-	if len(allowed) == 0 {
-		u, err := url.Parse(origin)
-		return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
-	}
-	o := strings.ToLower(strings.TrimRight(origin, "/"))
-	for _, a := range allowed {
-		if a == "*" || strings.ToLower(a) == o {
-			return true
-		}
-	}
-	return false
 }
 
 // preflight answers a CORS preflight (OPTIONS) for the long-polling requests: GET and POST with

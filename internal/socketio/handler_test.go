@@ -563,29 +563,6 @@ func TestUnreadAnswersAreBounded(t *testing.T) {
 	}
 }
 
-func TestOriginAllowed(t *testing.T) {
-	for _, tc := range []struct {
-		allowed []string
-		origin  string
-		host    string
-		want    bool
-	}{
-		{nil, "http://localhost:3000", "localhost:3000", true},
-		{nil, "https://App.Example.com", "app.example.com", true},
-		{nil, "http://localhost:3001", "localhost:3000", false},
-		{nil, "null", "localhost:3000", false},
-		{[]string{"*"}, "http://anything.example", "x", true},
-		{[]string{"https://app.example.com"}, "https://app.example.com", "api.example.com", true},
-		{[]string{"https://app.example.com"}, "https://APP.example.com/", "api.example.com", true},
-		{[]string{"https://app.example.com"}, "http://app.example.com", "api.example.com", false},
-		{[]string{"https://app.example.com"}, "https://api.example.com", "api.example.com", false},
-	} {
-		if got := originAllowed(tc.allowed, tc.origin, tc.host); got != tc.want {
-			t.Errorf("originAllowed(%q, %q, %q) = %v", tc.allowed, tc.origin, tc.host, got)
-		}
-	}
-}
-
 func TestMetricsCountProtocolErrorsAndConnects(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := newServer(t, Config{Metrics: reg}, realtime.HubConfig{})
