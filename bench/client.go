@@ -24,9 +24,10 @@ import (
 type frameConn interface {
 	// read calls onFrame with each event the server pushes (the JSON frame of DESIGN.md "Client
 	// frames" for WebSocket and SSE; the Socket.IO EVENT array for Socket.IO) until the
-	// connection ends, and returns why it ended. onFrame must not keep the slice.
+	// connection ends, and returns why it ended. onFrame must not keep the slice. The caller
+	// closes the connection afterwards.
 	read(onFrame func([]byte)) error
-	// close closes the connection; read then returns.
+	// close closes the connection (read then returns); idempotent.
 	close()
 }
 

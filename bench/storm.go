@@ -18,20 +18,21 @@ import (
 )
 
 type stormResult struct {
-	Transport      string         `json:"transport"`
-	Conns          int            `json:"conns"`
-	Resume         bool           `json:"resume"`
-	StopS          float64        `json:"stop_s"`             // SIGTERM -> old node exited
-	ReadyS         float64        `json:"ready_s"`            // SIGTERM -> new node ready
-	BackAfterReady float64        `json:"back_after_ready_s"` // new node ready -> all clients connected
-	OutageS        float64        `json:"outage_s"`           // SIGTERM -> all clients connected
-	Reconnected    int            `json:"reconnected"`
-	Verified       int            `json:"verified"` // clients that got a record produced after the storm
-	Attempts       int64          `json:"attempts"` // dials after the restart began
-	ErrorsDown     map[string]int `json:"errors_while_down"`
-	ErrorsUp       map[string]int `json:"errors_after_ready"`
-	Resyncs        int64          `json:"resyncs"`
-	Server         nodeStats      `json:"server"`
+	Transport      string            `json:"transport"`
+	Conns          int               `json:"conns"`
+	Resume         bool              `json:"resume"`
+	StopS          float64           `json:"stop_s"`             // SIGTERM -> old node exited
+	ReadyS         float64           `json:"ready_s"`            // SIGTERM -> new node ready
+	BackAfterReady float64           `json:"back_after_ready_s"` // new node ready -> all clients connected
+	OutageS        float64           `json:"outage_s"`           // SIGTERM -> all clients connected
+	Reconnected    int               `json:"reconnected"`
+	Verified       int               `json:"verified"` // clients that got a record produced after the storm
+	Attempts       int64             `json:"attempts"` // dials after the restart began
+	ErrorsDown     map[string]int    `json:"errors_while_down"`
+	ErrorsUp       map[string]int    `json:"errors_after_ready"`
+	ErrorSamples   map[string]string `json:"error_samples"` // the first error of each kind
+	Resyncs        int64             `json:"resyncs"`
+	Server         nodeStats         `json:"server"`
 }
 
 func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -131,6 +132,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 		emu        sync.Mutex
 		errsDown   = map[string]int{}
 		errsUp     = map[string]int{}
+		samples    = map[string]string{}
 		live       sync.Map // *stormClient -> frameConn
 	)
 	clients := make([]*stormClient, cfg.conns)
@@ -165,11 +167,15 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 				}
 				if err != nil {
 					if restarting.Load() {
+						kind := dialErrKind(err)
 						emu.Lock()
 						if ready.Load() {
-							errsUp[dialErrKind(err)]++
+							errsUp[kind]++
 						} else {
-							errsDown[dialErrKind(err)]++
+							errsDown[kind]++
+						}
+						if _, ok := samples[kind]; !ok {
+							samples[kind] = err.Error()
 						}
 						emu.Unlock()
 					}
@@ -186,6 +192,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 				live.Store(sc, fc)
 				connected.Add(1)
 				fc.read(onFrame)
+				fc.close() // release the socket now, not when a GC finalizes it
 				connected.Add(-1)
 				live.Delete(sc)
 				if cfg.jitter > 0 {
@@ -252,7 +259,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	res.Server, _ = scrapeMetrics(ctx, st)
 	shutdown()
 	emu.Lock()
-	res.ErrorsDown, res.ErrorsUp = errsDown, errsUp
+	res.ErrorsDown, res.ErrorsUp, res.ErrorSamples = errsDown, errsUp, samples
 	emu.Unlock()
 	for _, sc := range clients {
 		res.Resyncs += sc.resyncs.Load()
