@@ -224,6 +224,16 @@ func (m *loadMonitor) setPID(role string, pid int) {
 	r.r0, r.r1, r.w0, r.w1 = rd, rd, wr, wr
 }
 
+// exited records the CPU time of role's process at its exit (from its rusage, since /proc no
+// longer has it), so that what it used after the last sample is not lost.
+func (m *loadMonitor) exited(role string, ticks uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.roles[role]; r != nil && ticks >= r.first {
+		r.last = ticks
+	}
+}
+
 func (m *loadMonitor) loop() {
 	defer close(m.donec)
 	tick := time.NewTicker(time.Second)

@@ -184,12 +184,19 @@ func (s *stack) startNode(ctx context.Context) error {
 	return nil
 }
 
-// stopNode stops the node gracefully (SIGTERM; SIGKILL after grace) and waits for it.
-func (s *stack) stopNode(grace time.Duration) {
-	if s.node != nil {
-		s.node.stop(grace)
-		s.node = nil
+// stopNode stops the node gracefully (SIGTERM; SIGKILL after grace), waits for it, and returns
+// the CPU time it used over its life, in clock ticks.
+func (s *stack) stopNode(grace time.Duration) uint64 {
+	if s.node == nil {
+		return 0
 	}
+	s.node.stop(grace)
+	n := s.node
+	s.node = nil
+	if ps := n.cmd.ProcessState; ps != nil {
+		return uint64((ps.UserTime() + ps.SystemTime()) * clockTicks / time.Second)
+	}
+	return 0
 }
 
 // close stops what the stack owns: the node first (it flushes and leaves its group), then the

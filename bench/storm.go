@@ -230,7 +230,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	mon := monitor(st)
 	t0 := time.Now()
 	restarting.Store(true)
-	st.stopNode(30 * time.Second)
+	mon.exited("server", st.stopNode(30*time.Second))
 	stopped := time.Since(t0)
 	if err := st.startNode(ctx); err != nil {
 		return nil, nil, mon.stop(), err
