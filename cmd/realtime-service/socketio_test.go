@@ -1,0 +1,357 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// End-to-end tests of the Socket.IO endpoint with npm socket.io-client@4 (test/interop pins
+// 4.8.4): the scripts in test/interop/e2e (socketio.mjs, socketio-recovery.mjs) connect to the
+// whole service, KafkaJS produces the records, and these tests check every event each socket
+// received against what was produced (DESIGN.md "Client frames": Socket.IO clients receive
+// socket.emit(event, data) exactly as the NestJS gateway sent it, plus the trailing cursor that
+// connection state recovery uses).
+
+// sioEvent is one event a socket received: socket.onAny(event, ...args).
+type sioEvent struct {
+	Event string            `json:"event"`
+	Args  []json.RawMessage `json:"args"`
+}
+
+// sioSocket is what a script reports of one socket.io-client socket (siolib.mjs, track).
+type sioSocket struct {
+	Name     string     `json:"name"`
+	Events   []sioEvent `json:"events"`
+	Connects []struct {
+		Recovered json.RawMessage `json:"recovered"` // socket.recovered: true, false or absent
+		Transport string          `json:"transport"`
+		PID       string          `json:"pid"`
+		AtEvent   int             `json:"atEvent"` // events received before this connect
+	} `json:"connects"`
+	ConnectErrors []struct {
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	} `json:"connectErrors"`
+	Disconnects []struct {
+		Reason  string `json:"reason"`
+		AtEvent int    `json:"atEvent"`
+	} `json:"disconnects"`
+	InitialTransport string              `json:"initialTransport"` // socketio.mjs: the engine's first transport
+	Transport        []string            `json:"transport"`        // socketio.mjs: the transport at the end of each round
+	Acks             [][]json.RawMessage `json:"acks"`             // socketio.mjs: [whoami, unknown event] per round
+}
+
+// recovered reports whether the socket's i-th connect was a recovery (socket.recovered === true).
+func (s sioSocket) recovered(i int) bool {
+	return i < len(s.Connects) && string(s.Connects[i].Recovered) == "true"
+}
+
+// sioRecord is a record of a plan: produced by KafkaJS, to reach the sockets of users to as the
+// event named event.
+type sioRecord struct {
+	Topic     string            `json:"topic"`
+	Key       string            `json:"key,omitempty"`
+	Value     string            `json:"value"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	Partition *int32            `json:"partition,omitempty"`
+	to        []string
+	event     string
+}
+
+// conceptRecord is a concept-mastered record whose conceptId is id (the key scripts and tests
+// tell records apart by) for users.
+func conceptRecord(id string, users ...string) sioRecord {
+	return sioRecord{Topic: "concept-notifications", Key: id, to: users, event: "concept-mastered",
+		Value: fmt.Sprintf(`{"conceptId":%q,"userIds":%s,"conceptName":"Concept %s","masteryLevel":0.75}`, id, mustJSON(users), id)}
+}
+
+// sessionRecord is a session-starting-soon record whose sessionId is id, for users.
+func sessionRecord(id string, users ...string) sioRecord {
+	return sioRecord{Topic: "session-notifications", Key: id, to: users, event: "session-starting-soon",
+		Value: fmt.Sprintf(`{"sessionId":%q,"userIds":%s,"message":"Session %s starts in 5 minutes","scheduledTime":"2026-11-29T10:00:00Z"}`, id, mustJSON(users), id)}
+}
+
+// dataKey returns the conceptId or sessionId of an event's data ("" if it has neither).
+func dataKey(data json.RawMessage) string {
+	var v struct{ ConceptID, SessionID *string }
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	if v.ConceptID != nil {
+		return *v.ConceptID
+	}
+	if v.SessionID != nil {
+		return *v.SessionID
+	}
+	return ""
+}
+
+// sioPlace is where a record went: its key and offset in a partition.
+type sioPlace struct {
+	partition string // topic:partition
+	offset    int64
+}
+
+// checkSIOEvents checks the events one socket of user received: exactly the records naming user
+// (each at most once, with the expected event name, data deep-equal to the record value, and a
+// trailing string argument, the cursor) plus every sentinel, in offset order within each
+// partition. places maps record keys to where KafkaJS put them. It returns the keys of the
+// non-sentinel events in the order received.
+func checkSIOEvents(t *testing.T, s sioSocket, user string, records []sioRecord, places map[string]sioPlace, sentinels []string) []string {
+	t.Helper()
+	byKey := map[string]sioRecord{}
+	for _, r := range records {
+		byKey[dataKey(json.RawMessage(r.Value))] = r
+	}
+	isSentinel := map[string]bool{}
+	for _, k := range sentinels {
+		isSentinel[k] = true
+	}
+	seen := map[string]bool{}
+	last := map[string]int64{}
+	var got []string
+	for _, e := range s.Events {
+		if len(e.Args) != 2 {
+			t.Errorf("%s: event %s has %d arguments, want 2 (data, cursor): %s", s.Name, e.Event, len(e.Args), mustJSON(e.Args))
+			continue
+		}
+		var cursor string
+		if json.Unmarshal(e.Args[1], &cursor) != nil || cursor == "" {
+			t.Errorf("%s: event %s's last argument %s is not a cursor (a non-empty string)", s.Name, e.Event, e.Args[1])
+		}
+		k := dataKey(e.Args[0])
+		if seen[k] {
+			t.Errorf("%s: event %s %s received twice", s.Name, e.Event, e.Args[0])
+		}
+		seen[k] = true
+		if isSentinel[k] {
+			continue
+		}
+		r, ok := byKey[k]
+		if !ok {
+			t.Errorf("%s (user %s): unexpected event %s %s", s.Name, user, e.Event, e.Args[0])
+			continue
+		}
+		got = append(got, k)
+		if !slices.Contains(r.to, user) {
+			t.Errorf("%s (user %s) got %s, meant for %v", s.Name, user, k, r.to)
+		}
+		if e.Event != r.event {
+			t.Errorf("%s: %s arrived as event %q, want %q", s.Name, k, e.Event, r.event)
+		}
+		var gotData, wantData any
+		json.Unmarshal(e.Args[0], &gotData)
+		if err := json.Unmarshal([]byte(r.Value), &wantData); err != nil {
+			t.Fatalf("record %s: %v", k, err)
+		}
+		if !reflect.DeepEqual(gotData, wantData) {
+			t.Errorf("%s: %s data %s, want the record value %s", s.Name, k, e.Args[0], r.Value)
+		}
+		if p, ok := places[k]; ok {
+			if prev, ok := last[p.partition]; ok && p.offset <= prev {
+				t.Errorf("%s: %s (%s@%d) after offset %d of the same partition", s.Name, k, p.partition, p.offset, prev)
+			}
+			last[p.partition] = p.offset
+		}
+	}
+	var want []string
+	for _, r := range records {
+		if slices.Contains(r.to, user) {
+			want = append(want, dataKey(json.RawMessage(r.Value)))
+		}
+	}
+	for _, k := range sentinels {
+		if !seen[k] {
+			t.Errorf("%s: sentinel %s missing", s.Name, k)
+		}
+	}
+	sorted := slices.Sorted(slices.Values(got))
+	slices.Sort(want)
+	if !slices.Equal(sorted, want) {
+		t.Errorf("%s (user %s) got %v, want %v", s.Name, user, sorted, want)
+	}
+	return got
+}
+
+// placesOf maps the keys of records to where KafkaJS reported producing them.
+func placesOf(t *testing.T, records []sioRecord, produced []e2eProduced) map[string]sioPlace {
+	t.Helper()
+	if len(produced) != len(records) {
+		t.Fatalf("%d records produced, want %d", len(produced), len(records))
+	}
+	m := map[string]sioPlace{}
+	for i, r := range records {
+		p := produced[i]
+		if p.Topic != r.Topic || p.ValueLen != len(r.Value) {
+			t.Fatalf("record %d reported as %+v", i, p)
+		}
+		m[dataKey(json.RawMessage(r.Value))] = sioPlace{fmt.Sprintf("%s:%d", p.Topic, p.Partition), p.Offset}
+	}
+	return m
+}
+
+// runSteps runs a node script that uses siolib.mjs's step(): at each step line it runs the
+// step's function, then answers; it returns the script's report (its last line), failing the
+// test if the script fails.
+func runSteps(t *testing.T, script string, env map[string]string, steps map[string]func()) string {
+	t.Helper()
+	p := startScript(t, script, env)
+	for {
+		line := p.next(t)
+		var st struct{ Step string }
+		if json.Unmarshal([]byte(line), &st) != nil || st.Step == "" {
+			if err := p.wait(); err != nil {
+				t.Fatalf("%s: %v\n%.8000s\nstderr:\n%s", script, err, line, p.stderr)
+			}
+			return line
+		}
+		f, ok := steps[st.Step]
+		if !ok {
+			t.Fatalf("%s: unknown step %s", script, line)
+		}
+		f()
+		p.send(t, "done")
+	}
+}
+
+// TestSocketIOClientsGetKafkaJSRecords: socket.io-client@4 sockets (token in the handshake's
+// auth) in the three transport setups — the default (long-polling, then the upgrade to
+// WebSocket), WebSocket only and long-polling only — get the records KafkaJS produces as
+// socket.emit(event, data, cursor): session-starting-soon and concept-mastered, and a custom
+// event named by an event-type header under that name, data deep-equal to the record value,
+// each once, in partition order; bob's sockets get only bob's. A missing, an expired and a
+// wrongly signed token get connect_error with a message a UI can show and data {code:
+// "unauthorized"}, and never connect. emitWithAck("whoami") answers {userId}. Then the service
+// stops and a new one starts on the same HTTP address and broker: every socket reconnects by
+// itself, recovered, and gets the record produced while the service was down and a new one.
+func TestSocketIOClientsGetKafkaJSRecords(t *testing.T) {
+	nodeModules(t)
+	broker := startBroker(t) // outlives the service's restart, as Kafka would
+	env := map[string]string{"KAFKA_BROKERS": broker, "HTTP_ADDR": freeAddr(t)}
+	s := startService(t, env)
+	s.waitConsuming()
+
+	now := time.Now()
+	sign := func(secret string, claims jwt.RegisteredClaims) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	alice, bob := clientToken(t, "alice"), clientToken(t, "bob")
+	expired := sign(testSecret, jwt.RegisteredClaims{Subject: "alice", IssuedAt: jwt.NewNumericDate(now.Add(-2 * time.Hour)), ExpiresAt: jwt.NewNumericDate(now.Add(-time.Hour))})
+	wronglySigned := sign("another-secret-another-secret-another", jwt.RegisteredClaims{Subject: "alice", ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))})
+
+	type conn struct {
+		Name       string   `json:"name"`
+		Token      *string  `json:"token"`
+		Transports []string `json:"transports,omitempty"`
+		Expect     string   `json:"expect,omitempty"`
+		user       string
+		refusal    string // what the connect_error message must say
+	}
+	conns := []conn{
+		{Name: "alice-default", Token: &alice, user: "alice"},
+		{Name: "alice-websocket", Token: &alice, Transports: []string{"websocket"}, user: "alice"},
+		{Name: "alice-polling", Token: &alice, Transports: []string{"polling"}, user: "alice"},
+		{Name: "bob-default", Token: &bob, user: "bob"},
+		{Name: "bob-websocket", Token: &bob, Transports: []string{"websocket"}, user: "bob"},
+		{Name: "bob-polling", Token: &bob, Transports: []string{"polling"}, user: "bob"},
+		{Name: "no-token", Expect: "connect_error", refusal: "token"},
+		{Name: "expired-token", Token: &expired, Expect: "connect_error", refusal: "expired"},
+		{Name: "wrongly-signed-token", Token: &wronglySigned, Transports: []string{"websocket"}, Expect: "connect_error", refusal: "signature"},
+	}
+	custom := conceptRecord("closures", "alice")
+	custom.Headers, custom.event = map[string]string{"event-type": "concept-reviewed"}, "concept-reviewed"
+	rescheduled := sessionRecord("session-7", "bob")
+	rescheduled.Headers, rescheduled.event = map[string]string{"event-type": "session-rescheduled"}, "session-rescheduled"
+	records := []sioRecord{
+		conceptRecord("js-arrays", "alice"),
+		sessionRecord("session-42", "carol", "alice"),
+		custom,
+		rescheduled,
+		conceptRecord("recursion", "bob", "alice"),
+	}
+	down := []sioRecord{conceptRecord("while-down", "alice", "bob")}
+	after := []sioRecord{sessionRecord("after-restart", "alice"), conceptRecord("after-restart-bob", "bob")}
+	plan := map[string]any{
+		"connections":   conns,
+		"records":       records,
+		"sentinelUsers": []string{"alice", "bob"},
+		"restart":       map[string]any{"down": down, "after": after},
+	}
+
+	line := runSteps(t, "e2e/socketio.mjs", map[string]string{"E2E_URL": s.URL, "E2E_BROKER": broker, "E2E_PLAN": mustJSON(plan)}, map[string]func(){
+		"stop":  s.Stop,
+		"start": func() { startService(t, env) }, // the same HTTP address, broker and consumer group
+	})
+	var res struct {
+		Produced          []e2eProduced `json:"produced"`
+		ProducedWhileDown []e2eProduced `json:"producedWhileDown"`
+		Sentinels         [][]string    `json:"sentinels"`
+		Connections       []sioSocket   `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil || len(res.Connections) != len(conns) || len(res.Sentinels) != 2 {
+		t.Fatalf("socketio.mjs output: %v\n%.6000s", err, line)
+	}
+	all := slices.Concat(records, after)
+	places := placesOf(t, all, res.Produced)
+	for k, v := range placesOf(t, down, res.ProducedWhileDown) {
+		places[k] = v
+	}
+	all = append(all, down...)
+	sentinels := slices.Concat(res.Sentinels...)
+
+	for i, c := range conns {
+		got := res.Connections[i]
+		if got.Name != c.Name {
+			t.Fatalf("report %d is %s, want %s", i, got.Name, c.Name)
+		}
+		if c.Expect == "connect_error" {
+			if len(got.Connects) != 0 || len(got.Events) != 0 || len(got.ConnectErrors) != 1 {
+				t.Errorf("%s: connects %+v, events %d, connect errors %+v; want exactly one connect_error and nothing else", c.Name, got.Connects, len(got.Events), got.ConnectErrors)
+				continue
+			}
+			e := got.ConnectErrors[0]
+			var data map[string]any
+			json.Unmarshal(e.Data, &data)
+			if !strings.Contains(e.Message, c.refusal) || !reflect.DeepEqual(data, map[string]any{"code": "unauthorized"}) {
+				t.Errorf("%s: connect_error %q with data %s, want a message saying %q and data {\"code\":\"unauthorized\"}", c.Name, e.Message, e.Data, c.refusal)
+			}
+			t.Logf("%s: connect_error %q %s", c.Name, e.Message, e.Data)
+			continue
+		}
+		checkSIOEvents(t, got, c.user, all, places, sentinels)
+
+		// Transports: the default setup starts with long-polling and upgrades.
+		wantFirst, wantLater := "polling", "websocket"
+		if len(c.Transports) == 1 {
+			wantFirst, wantLater = c.Transports[0], c.Transports[0]
+		}
+		if len(got.Connects) != 2 || got.InitialTransport != wantFirst || !slices.Equal(got.Transport, []string{wantLater, wantLater}) {
+			t.Errorf("%s: %d connects, first transport %s, transports %v at the end of each round; want two connects, first %s, and %s at the end of both rounds", c.Name, len(got.Connects), got.InitialTransport, got.Transport, wantFirst, wantLater)
+		}
+		// The restart: a disconnect, then a reconnection by the client itself that recovered
+		// the session (the server sent pid and offsets), after every event of the first round.
+		if len(got.Disconnects) != 1 || !got.recovered(1) {
+			t.Errorf("%s: disconnects %+v and connects %+v, want one disconnect (the restart) and a recovered reconnection", c.Name, got.Disconnects, got.Connects)
+		}
+		for round, acks := range got.Acks {
+			if len(acks) != 2 || string(acks[0]) != fmt.Sprintf(`{"userId":%q}`, c.user) || string(acks[1]) != `{"error":"unknown-event"}` {
+				t.Errorf("%s: round %d: acks of whoami and of an unknown event %s, want {\"userId\":%q} and {\"error\":\"unknown-event\"}", c.Name, round+1, mustJSON(acks), c.user)
+			}
+		}
+		if len(got.Acks) != 2 {
+			t.Errorf("%s: %d rounds of acks, want 2", c.Name, len(got.Acks))
+		}
+		t.Logf("%s (%s): %d events, connects %+v, disconnects %+v", c.Name, c.user, len(got.Events), got.Connects, got.Disconnects)
+	}
+}
