@@ -68,15 +68,16 @@ func startBroker(t *testing.T) string {
 	return b.Addr()
 }
 
-// startNode runs the service binary as node id against broker and waits until it is ready.
-func startNode(t *testing.T, broker, id string) *node {
+// startNode runs the service binary as node id against broker, with env (NAME=value) on top of
+// the defaults, and waits until it is ready.
+func startNode(t *testing.T, broker, id string, env ...string) *node {
 	t.Helper()
 	addr := freeAddr(t)
 	n := &node{
-		service: &service{t: t, URL: "http://" + addr, Broker: broker, stopped: true},
-		env: append(os.Environ(), "KAFKA_BROKERS="+broker, "KAFKA_NODE_ID="+id, "HTTP_ADDR="+addr,
+		service: &service{t: t, URL: "http://" + addr, Broker: broker, Group: "realtime-service." + id, stopped: true},
+		env: append(append(os.Environ(), "KAFKA_BROKERS="+broker, "KAFKA_NODE_ID="+id, "HTTP_ADDR="+addr,
 			"REALTIME_JWT_SECRET="+testSecret, "REALTIME_API_KEYS="+testAPIKey, "LOG_LEVEL=warn",
-			"KAFKA_REQUEST_TIMEOUT=5000", "HTTP_SHUTDOWN_TIMEOUT=5000"),
+			"KAFKA_REQUEST_TIMEOUT=5000", "HTTP_SHUTDOWN_TIMEOUT=5000"), env...),
 	}
 	n.start(t)
 	return n

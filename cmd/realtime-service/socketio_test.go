@@ -3,13 +3,18 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/realtime-service/realtime-service/internal/realtime"
 )
 
 // End-to-end tests of the Socket.IO endpoint with npm socket.io-client@4 (test/interop pins
@@ -353,5 +358,284 @@ func TestSocketIOClientsGetKafkaJSRecords(t *testing.T) {
 			t.Errorf("%s: %d rounds of acks, want 2", c.Name, len(got.Acks))
 		}
 		t.Logf("%s (%s): %d events, connects %+v, disconnects %+v", c.Name, c.user, len(got.Events), got.Connects, got.Disconnects)
+	}
+}
+
+// planRecords is records as socketio-recovery.mjs takes them: to says whether a record names user.
+func planRecords(records []sioRecord, user string) []map[string]any {
+	out := make([]map[string]any, len(records))
+	for i, r := range records {
+		m := map[string]any{"topic": r.Topic, "key": r.Key, "value": r.Value, "to": slices.Contains(r.to, user)}
+		if r.Headers != nil {
+			m["headers"] = r.Headers
+		}
+		if r.Partition != nil {
+			m["partition"] = *r.Partition
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// onPartition returns r produced to partition p.
+func onPartition(r sioRecord, p int32) sioRecord {
+	r.Partition = &p
+	return r
+}
+
+// recoveryReport is socketio-recovery.mjs's output.
+type recoveryReport struct {
+	Produced struct {
+		Before, Missed, Live, Resync []e2eProduced
+	} `json:"produced"`
+	Sentinels []string    `json:"sentinels"`
+	Sockets   []sioSocket `json:"sockets"`
+}
+
+func (r recoveryReport) socket(t *testing.T, name string) sioSocket {
+	t.Helper()
+	for _, s := range r.Sockets {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no socket %s in the report", name)
+	return sioSocket{}
+}
+
+// checkRecovered checks a socket that lost its connection after the before events and came back
+// (firstBack: the index of the connect that came back): that connect recovered the session (same
+// pid), and the socket got exactly the user's before events, then exactly the missed ones, then
+// the live ones, each once, in partition order, and every sentinel.
+func checkRecovered(t *testing.T, s sioSocket, user string, firstBack int, before, missed, live []sioRecord, places map[string]sioPlace, sentinels []string) {
+	t.Helper()
+	got := checkSIOEvents(t, s, user, slices.Concat(before, missed, live), places, sentinels)
+	if len(s.Connects) != firstBack+1 || !s.recovered(firstBack) || (firstBack > 0 && s.Connects[firstBack].PID != s.Connects[0].PID) {
+		t.Errorf("%s: connects %+v, want the reconnection to recover the session (socket.recovered true, the same pid)", s.Name, s.Connects)
+	}
+	var segments [][]string
+	for _, rs := range [][]sioRecord{before, missed, live} {
+		var keys []string
+		for _, r := range rs {
+			if slices.Contains(r.to, user) {
+				keys = append(keys, dataKey(json.RawMessage(r.Value)))
+			}
+		}
+		segments = append(segments, keys)
+	}
+	for i, what := range []string{"before the drop", "missed", "live"} {
+		n := min(len(segments[i]), len(got))
+		seg := got[:n]
+		got = got[n:]
+		if !slices.Equal(slices.Sorted(slices.Values(seg)), slices.Sorted(slices.Values(segments[i]))) {
+			t.Errorf("%s: the events %s are %v, want %v (in any order across partitions)", s.Name, what, seg, segments[i])
+		}
+	}
+	t.Logf("%s: %d events, connects %+v, disconnects %+v", s.Name, len(s.Events), s.Connects, s.Disconnects)
+}
+
+// metric returns the value of the Prometheus sample name{labels} (e.g. `source="kafka"`) that the
+// service at url exposes, 0 if it has none.
+func metric(t *testing.T, url, name, labels string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	series := name
+	if labels != "" {
+		series += "{" + labels + "}"
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", series, line)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// TestSocketIORecoveryGetsExactlyWhatWasMissed: a socket.io-client@4 socket with the default
+// options (long-polling upgraded to WebSocket, reconnection on) gets events, then loses the
+// network under it (socketio-recovery.mjs's proxy destroys its TCP connections and refuses new
+// ones); KafkaJS produces records meanwhile (to both topics and several partitions, some for
+// others) and the service publishes them; the proxy lets connections through again, and the
+// socket reconnects by itself, sending its pid and offset: socket.recovered is true (same pid)
+// and it gets exactly the events it missed, in partition order, then live ones, with no
+// duplicate — from the node's memory, and from Kafka when the history is off.
+func TestSocketIORecoveryGetsExactlyWhatWasMissed(t *testing.T) {
+	nodeModules(t)
+	for _, tc := range []struct {
+		name, source string
+		env          map[string]string
+	}{
+		{"from memory", "memory", nil},
+		{"from Kafka", "kafka", map[string]string{"REALTIME_HISTORY_SIZE": "0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startService(t, tc.env)
+			s.waitConsuming()
+			before := []sioRecord{
+				onPartition(conceptRecord("before-1", "alice"), 0),
+				onPartition(sessionRecord("before-2", "alice", "bob"), 1),
+				onPartition(sessionRecord("before-3", "bob"), 1),
+			}
+			missed := []sioRecord{
+				onPartition(conceptRecord("missed-1", "alice"), 0),
+				onPartition(conceptRecord("missed-2", "bob"), 0),
+				onPartition(sessionRecord("missed-3", "carol", "alice"), 1),
+				onPartition(conceptRecord("missed-4", "alice"), 2),
+				onPartition(conceptRecord("missed-5", "alice"), 0),
+				onPartition(sessionRecord("missed-6", "bob"), 2),
+			}
+			live := []sioRecord{
+				onPartition(conceptRecord("live-1", "alice"), 0),
+				onPartition(conceptRecord("live-2", "bob"), 0),
+				onPartition(sessionRecord("live-3", "alice"), 2),
+			}
+			plan := map[string]any{
+				"url": s.URL, "witnessUrl": s.URL, "token": clientToken(t, "alice"), "drop": "network",
+				"before": planRecords(before, "alice"), "missed": planRecords(missed, "alice"), "live": planRecords(live, "alice"),
+				"sentinelUsers": []string{"alice"},
+			}
+			var res recoveryReport
+			out := runSteps(t, "e2e/socketio-recovery.mjs", map[string]string{"E2E_BROKER": s.Broker, "E2E_PLAN": mustJSON(plan)}, nil)
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatalf("socketio-recovery.mjs output: %v\n%.4000s", err, out)
+			}
+			places := placesOf(t, slices.Concat(before, missed, live), slices.Concat(res.Produced.Before, res.Produced.Missed, res.Produced.Live))
+			checkRecovered(t, res.socket(t, "client"), "alice", 1, before, missed, live, places, res.Sentinels)
+			if w := res.socket(t, "witness"); len(w.Connects) != 1 || len(w.Disconnects) != 0 {
+				t.Errorf("witness: connects %+v, disconnects %+v, want one connection throughout", w.Connects, w.Disconnects)
+			} else {
+				checkSIOEvents(t, w, "alice", slices.Concat(before, missed, live), places, res.Sentinels)
+			}
+			if n := metric(t, s.URL, "realtime_replays_total", `source="`+tc.source+`"`); n < 1 {
+				t.Errorf("realtime_replays_total{source=%q} is %v: the missed events did not come from %s", tc.source, n, tc.source)
+			}
+		})
+	}
+}
+
+// TestSocketIOUnusableOffsetGetsResync: socket.io-client@4 sockets whose recovery state is set
+// by hand (socket._pid and socket._lastOffset, so that the CONNECT carries
+// {"pid":"x","offset":...,"token":...}) with an offset the server cannot honour — garbage, a
+// cursor of another cluster — connect with socket.recovered false and a new pid, and get a
+// "resync" event (data {reason, message}, then a cursor) before anything else, then live events:
+// README, "Socket.IO": "When they cannot be had it connects fresh and gets a resync event", and
+// DESIGN.md: "a cursor the server cannot honour yields an explicit resync event, never silence".
+func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
+	nodeModules(t)
+	s := startService(t, nil)
+	s.waitConsuming()
+	otherCluster, err := realtime.NewCursorCodec("another-cluster", []string{"session-notifications", "concept-notifications"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resync := []struct {
+		name, pid, offset, reason string
+		record                    sioRecord
+	}{
+		{"garbage-offset", "x", "garbage", "malformed", conceptRecord("after-garbage", "dave")},
+		{"other-cluster-offset", "x", otherCluster.Encode([]realtime.Position{{Topic: "concept-notifications", Partition: 0, Offset: 1}}), "other-cluster", conceptRecord("after-other-cluster", "dave")},
+	}
+	var resyncPlan []map[string]any
+	for _, r := range resync {
+		resyncPlan = append(resyncPlan, map[string]any{"name": r.name, "token": clientToken(t, "dave"), "pid": r.pid, "offset": r.offset,
+			"record": planRecords([]sioRecord{r.record}, "dave")[0]})
+	}
+	plan := map[string]any{"url": s.URL, "resync": resyncPlan}
+	var res recoveryReport
+	out := runSteps(t, "e2e/socketio-recovery.mjs", map[string]string{"E2E_BROKER": s.Broker, "E2E_PLAN": mustJSON(plan)}, nil)
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Produced.Resync) != len(resync) {
+		t.Fatalf("socketio-recovery.mjs output: %v\n%.4000s", err, out)
+	}
+	for _, r := range resync {
+		sock := res.socket(t, r.name)
+		if len(sock.Connects) != 1 || string(sock.Connects[0].Recovered) != "false" || sock.Connects[0].PID == r.pid {
+			t.Errorf("%s: connects %+v, want one connect that did not recover (socket.recovered false, a new pid)", r.name, sock.Connects)
+		}
+		var names []string
+		for _, e := range sock.Events {
+			names = append(names, e.Event)
+		}
+		t.Logf("%s (offset %.40q): events %v", r.name, r.offset, names)
+		if len(sock.Events) != 2 || sock.Events[0].Event != "resync" {
+			t.Errorf("%s (offset %.40q): events %v, want a resync event, then the live one", r.name, r.offset, names)
+			continue
+		}
+		var data map[string]string
+		var cursor string
+		if e := sock.Events[0]; len(e.Args) != 2 || json.Unmarshal(e.Args[0], &data) != nil || data["reason"] != r.reason || data["message"] == "" ||
+			json.Unmarshal(e.Args[1], &cursor) != nil || cursor == "" {
+			t.Errorf("%s: resync %s, want data {reason: %q, message} and a cursor", r.name, mustJSON(e.Args), r.reason)
+		}
+		if e := sock.Events[1]; e.Event != "concept-mastered" || dataKey(e.Args[0]) != dataKey(json.RawMessage(r.record.Value)) {
+			t.Errorf("%s: after the resync %s %s, want the live record %s", r.name, e.Event, e.Args[0], r.record.Value)
+		}
+	}
+	if n := metric(t, s.URL, "realtime_resyncs_total", `reason="malformed"`); n != 1 {
+		t.Errorf("realtime_resyncs_total{reason=\"malformed\"} is %v, want 1", n)
+	}
+}
+
+// TestSocketIORecoveryOnAnotherNode: two service processes share a broker; node 2 keeps no
+// history (REALTIME_HISTORY_SIZE=0). A socket.io-client@4 socket (WebSocket only) reaches node 1
+// through a load balancer (socketio-recovery.mjs's proxy) and gets events; a second socket is
+// connected straight to node 1. Node 1 is killed (SIGKILL) while the balancer refuses new
+// connections; KafkaJS produces records meanwhile and node 2 publishes them; then the balancer
+// sends new connections to node 2. The first socket reconnects by itself through the balancer,
+// the second is replaced by a new io() to node 2 carrying its pid and offset (socket.io-client
+// keeps them on the Socket: _pid, _lastOffset). Both recover (socket.recovered, the same pid)
+// and get exactly the missed events, read from Kafka by node 2, then live ones, no duplicate.
+func TestSocketIORecoveryOnAnotherNode(t *testing.T) {
+	nodeModules(t)
+	broker := startBroker(t)
+	n1, n2 := startNode(t, broker, "n1"), startNode(t, broker, "n2", "REALTIME_HISTORY_SIZE=0")
+	n1.waitConsuming()
+	n2.waitConsuming()
+	before := []sioRecord{
+		onPartition(conceptRecord("before-1", "alice"), 0),
+		onPartition(sessionRecord("before-2", "bob", "alice"), 2),
+	}
+	missed := []sioRecord{
+		onPartition(conceptRecord("missed-1", "alice"), 0),
+		onPartition(sessionRecord("missed-2", "alice"), 1),
+		onPartition(conceptRecord("missed-3", "bob"), 0),
+		onPartition(conceptRecord("missed-4", "carol", "alice"), 1),
+		onPartition(sessionRecord("missed-5", "alice"), 2),
+	}
+	live := []sioRecord{onPartition(conceptRecord("live-1", "alice"), 2), onPartition(conceptRecord("live-2", "bob"), 2)}
+	plan := map[string]any{
+		"url": n1.URL, "witnessUrl": n2.URL, "moveTo": n2.URL, "token": clientToken(t, "alice"),
+		"transports": []string{"websocket"}, "drop": "node",
+		"before": planRecords(before, "alice"), "missed": planRecords(missed, "alice"), "live": planRecords(live, "alice"),
+		"sentinelUsers": []string{"alice"},
+	}
+	kafkaReplays := metric(t, n2.URL, "realtime_replays_total", `source="kafka"`)
+	out := runSteps(t, "e2e/socketio-recovery.mjs", map[string]string{"E2E_BROKER": broker, "E2E_PLAN": mustJSON(plan)}, map[string]func(){
+		"stop-node": func() { n1.kill(t) },
+	})
+	var res recoveryReport
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("socketio-recovery.mjs output: %v\n%.4000s", err, out)
+	}
+	places := placesOf(t, slices.Concat(before, missed, live), slices.Concat(res.Produced.Before, res.Produced.Missed, res.Produced.Live))
+	checkRecovered(t, res.socket(t, "client"), "alice", 1, before, missed, live, places, res.Sentinels)
+	// The moved socket is a new Socket: its only connect recovered the direct socket's session.
+	direct, moved := res.socket(t, "direct"), res.socket(t, "moved")
+	if len(direct.Connects) != 1 || len(moved.Connects) != 1 || moved.Connects[0].PID != direct.Connects[0].PID {
+		t.Errorf("direct socket connects %+v, moved socket connects %+v: want the moved one to keep the direct one's pid", direct.Connects, moved.Connects)
+	}
+	moved.Events = slices.Concat(direct.Events, moved.Events) // one client's view across the move
+	moved.Connects = slices.Concat(direct.Connects, moved.Connects)
+	checkRecovered(t, moved, "alice", 1, before, missed, live, places, res.Sentinels)
+	if n := metric(t, n2.URL, "realtime_replays_total", `source="kafka"`) - kafkaReplays; n != 2 {
+		t.Errorf("node 2 served %v resumes from Kafka, want 2 (its history is off)", n)
 	}
 }
