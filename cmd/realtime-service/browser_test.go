@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,15 +14,29 @@ import (
 // TestDemoPageInChromium: the service in development mode (no REALTIME_JWT_SECRET, no
 // REALTIME_API_KEYS: GET /v1/dev/token exists and the API is open) serves the demo page, and
 // headless Chromium (test/interop/e2e/browser.mjs, playwright-core) uses it as a person would:
-// types a user, picks WebSocket, then SSE, clicks Connect and waits for the connected status;
-// then notifications sent through the page's own form and one produced by KafkaJS straight to
-// concept-notifications show up in its list with their event name and text; Disconnect leaves
-// the page saying "not connected". Screenshots go to test/artifacts/demo-<transport>.png.
+// types a user, picks WebSocket, then SSE, then Socket.IO, clicks Connect and waits for the
+// connected status; then notifications sent through the page's own form and one produced by
+// KafkaJS straight to concept-notifications show up in its list with their event name and text;
+// Disconnect leaves the page saying "not connected". Screenshots go to
+// test/artifacts/demo-<transport>.png. The Socket.IO mode runs the page's socket.io-client@4
+// bundle, which must be the unmodified npm package's (dist/socket.io.min.js of the version
+// test/interop pins); Socket.IO events carry no event ID (socket.emit(event, data, cursor)), so
+// there the page shows its notifications without one.
 func TestDemoPageInChromium(t *testing.T) {
-	nodeModules(t)
+	interop := nodeModules(t)
 	browser := interopTool(t, "chromium", "apt-get install chromium (the Debian package)")
 	s := startService(t, map[string]string{"REALTIME_JWT_SECRET": "", "REALTIME_API_KEYS": ""})
 	s.waitConsuming()
+	// The page's Socket.IO client is npm socket.io-client@4 as published.
+	npm, err := os.ReadFile(filepath.Join(interop, "node_modules", "socket.io-client", "dist", "socket.io.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if served := s.do("GET", "/static/vendor/socket.io.min.js", nil, nil); served.StatusCode != http.StatusOK {
+		t.Errorf("GET /static/vendor/socket.io.min.js: %d", served.StatusCode)
+	} else if body, _ := io.ReadAll(served.Body); !bytes.Equal(body, npm) {
+		t.Errorf("/static/vendor/socket.io.min.js (%d bytes) is not socket.io-client's dist/socket.io.min.js (%d bytes)", len(body), len(npm))
+	}
 	artifacts, err := filepath.Abs(filepath.Join("..", "..", "test", "artifacts"))
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +51,8 @@ func TestDemoPageInChromium(t *testing.T) {
 		Transports []struct {
 			Transport, User, Status, Count, Screenshot string
 			Notes                                      []struct {
-				Via, ID, Event, Text string
-				Data                 map[string]any
+				Via, Sent, ID, Event, Text, Kind, Meta string
+				Data                                   map[string]any
 			}
 			AfterDisconnect struct{ Status, State string }
 			Problems        []string
@@ -46,13 +61,18 @@ func TestDemoPageInChromium(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("browser.mjs output: %v\n%s", err, out)
 	}
-	if len(res.Transports) != 2 {
-		t.Fatalf("transports %+v, want websocket and sse", res.Transports)
+	if len(res.Transports) != 3 {
+		t.Fatalf("transports %+v, want websocket, sse and socketio", res.Transports)
 	}
-	label := map[string]string{"websocket": "WebSocket", "sse": "SSE"}
+	label := map[string]string{"websocket": "WebSocket", "sse": "SSE", "socketio": "Socket.IO"}
 	for _, tr := range res.Transports {
-		if want := "connected as " + tr.User + " over " + label[tr.Transport]; tr.Status != want {
-			t.Errorf("%s: status %q, want %q", tr.Transport, tr.Status, want)
+		status := "connected as " + tr.User + " over " + label[tr.Transport]
+		if tr.Transport == "socketio" { // and the Engine.IO transport it connected over
+			if tr.Status != status+" (polling)" && tr.Status != status+" (websocket)" {
+				t.Errorf("%s: status %q, want %q followed by (polling) or (websocket)", tr.Transport, tr.Status, status)
+			}
+		} else if tr.Status != status {
+			t.Errorf("%s: status %q, want %q", tr.Transport, tr.Status, status)
 		}
 		type want struct{ via, idPrefix, event, text string }
 		wants := []want{
@@ -66,8 +86,18 @@ func TestDemoPageInChromium(t *testing.T) {
 		}
 		for i, w := range wants {
 			n := tr.Notes[i]
-			if n.Via != w.via || !strings.HasPrefix(n.ID, w.idPrefix) || n.Event != w.event || n.Text != w.text {
-				t.Errorf("%s: note %d is %+v, want via %s, an ID on %s, event %s, text %q", tr.Transport, i, n, w.via, w.idPrefix, w.event, w.text)
+			// The note's ID is the event ID, the one the API or KafkaJS reported; Socket.IO
+			// events have none.
+			wantID := n.Sent
+			if tr.Transport == "socketio" {
+				wantID = ""
+			}
+			if n.Via != w.via || !strings.HasPrefix(n.Sent, w.idPrefix) || n.ID != wantID || n.Event != w.event || n.Text != w.text {
+				t.Errorf("%s: note %d is %+v, want via %s, ID %q (on %s), event %s, text %q", tr.Transport, i, n, w.via, wantID, w.idPrefix, w.event, w.text)
+			}
+			// Shown as a notification of its event, not as a control message (resync, disconnect).
+			if n.Kind != "note "+w.event || strings.HasPrefix(n.Meta, "control") {
+				t.Errorf("%s: note %d (%s) has class %q and meta %q, want class \"note %s\" and no \"control\" label", tr.Transport, i, w.event, n.Kind, n.Meta, w.event)
 			}
 			if users, _ := n.Data["userIds"].([]any); len(users) != 1 || users[0] != tr.User {
 				t.Errorf("%s: note %d data %v, want userIds [%s]", tr.Transport, i, n.Data, tr.User)

@@ -1,16 +1,18 @@
 // The demo page end to end in a real browser: headless Chromium (the Debian package, driven by
 // playwright-core) opens the page the service serves at "/", connects as a user over each
-// transport, and shows the notifications that arrive: one sent through the page's own form
-// (the HTTP API), one produced by KafkaJS straight to concept-notifications. The service runs in
+// transport — WebSocket, SSE, and Socket.IO through the page's unmodified socket.io-client@4
+// bundle (/static/vendor/socket.io.min.js) — and shows the notifications that arrive: two sent
+// through the page's own form (the HTTP API), one produced by KafkaJS straight to
+// concept-notifications. The service runs in
 // development mode (no REALTIME_JWT_SECRET, no REALTIME_API_KEYS), so the page gets its token
 // from /v1/dev/token and sends without an API key. The Go test (browser_test.go) checks the
 // report.
 //
 // Environment: E2E_URL, E2E_BROKER, E2E_CHROMIUM (the browser binary), E2E_ARTIFACTS (where
 // demo-<transport>.png screenshots go), E2E_TRANSPORTS (comma-separated, default
-// "websocket,sse").
-// Output: {transports: [{transport, user, status, notes: [{via, id, event, text, data}],
-// count, screenshot, afterDisconnect: {status, state}, problems}]}.
+// "websocket,sse,socketio").
+// Output: {transports: [{transport, user, status, notes: [{via, id, event, text, data, kind,
+// meta}], count, screenshot, afterDisconnect: {status, state}, problems}]}.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,21 +23,36 @@ const url = env("E2E_URL");
 const broker = env("E2E_BROKER");
 const executablePath = env("E2E_CHROMIUM");
 const artifacts = env("E2E_ARTIFACTS");
-const transports = (process.env.E2E_TRANSPORTS || "websocket,sse").split(",");
+const transports = (process.env.E2E_TRANSPORTS || "websocket,sse,socketio").split(",");
 
-const LABELS = { websocket: "WebSocket", sse: "SSE" };
+const LABELS = { websocket: "WebSocket", sse: "SSE", socketio: "Socket.IO" };
 
-/** Waits for the page's notification with event ID id and returns what the page shows of it. */
-async function note(page, id) {
-  const li = page.locator(`#notifications li[data-id="${id}"]`);
-  await li.waitFor({ timeout: DEADLINE_MS });
+/** What the page shows of a notification. */
+async function shown(li) {
   return {
-    id,
+    id: await li.getAttribute("data-id"),
     event: await li.locator(".event").textContent(),
     text: await li.locator(".text").textContent(),
     data: JSON.parse(await li.locator("pre").textContent()),
+    kind: await li.getAttribute("class"),
+    meta: await li.locator(".meta").textContent(),
   };
 }
+
+/**
+ * Waits for the page's next notification after `before` of them and returns what it shows. The
+ * WebSocket and SSE frames carry the event ID, which the page keeps in data-id: it must be id.
+ * Socket.IO events carry none (socket.emit(event, data, cursor), as the NestJS gateway's), so
+ * there the new notification is the newest in the list (the page prepends).
+ */
+async function note(page, transport, before, id) {
+  const li = transport === "socketio" ? page.locator("#notifications li").first() : page.locator(`#notifications li[data-id="${id}"]`);
+  await page.waitForFunction((n) => document.querySelectorAll("#notifications li").length > n, before, { timeout: DEADLINE_MS });
+  await li.waitFor({ timeout: DEADLINE_MS });
+  return shown(li);
+}
+
+const count = (page) => page.locator("#notifications li").count();
 
 /** Sends through the page's form and returns the event ID the page says it got back. */
 async function sendThroughPage(page, kind, to) {
@@ -92,16 +109,19 @@ try {
     r.status = await page.textContent("#status");
     await waitConnections(url, 1); // the page's connection is in the hub: it gets what follows
 
+    let before = await count(page);
     const sent = await sendThroughPage(page, "concept-mastered", user);
-    r.notes.push({ via: "page form", ...(await note(page, sent)) });
+    r.notes.push({ via: "page form", sent, ...(await note(page, transport, before, sent)) });
+    before = await count(page);
     const session = await sendThroughPage(page, "session-starting-soon", user);
-    r.notes.push({ via: "page form", ...(await note(page, session)) });
+    r.notes.push({ via: "page form", sent: session, ...(await note(page, transport, before, session)) });
+    before = await count(page);
     const rec = await produce(p, {
       topic: "concept-notifications",
       key: "kafka-streams",
       value: JSON.stringify({ conceptId: "kafka-streams", userIds: [user], conceptName: `Kafka Streams (KafkaJS, ${LABELS[transport]})`, masteryLevel: 0.75 }),
     });
-    r.notes.push({ via: "kafkajs", ...(await note(page, rec.id)) });
+    r.notes.push({ via: "kafkajs", sent: rec.id, ...(await note(page, transport, before, rec.id)) });
 
     r.count = await page.textContent("#count");
     r.screenshot = join(artifacts, `demo-${transport}.png`);
