@@ -20,21 +20,23 @@ async function tokenFor(user) {
 }
 
 // show renders one frame {id, event, data, time, cursor}; duplicates (same id) are dropped, as
-// every client of realtime-service should do.
+// every client of realtime-service should do. Control frames are resync and disconnect (their id
+// is empty); Socket.IO events have no id at all, but are notifications all the same.
 function show(frame) {
   if (frame.cursor) state.cursor = frame.cursor;
   if (frame.id) {
     if (state.seen.has(frame.id)) return;
     state.seen.add(frame.id);
   }
+  const control = !frame.id && (frame.event === "resync" || frame.event === "disconnect");
   const li = document.createElement("li");
-  li.className = "note " + (frame.id ? frame.event : "control");
+  li.className = "note " + (control ? "control" : frame.event);
   li.dataset.id = frame.id || "";
   const data = frame.data || {};
   const text = data.message || (data.conceptName ? `Mastered ${data.conceptName} (${Math.round((data.masteryLevel || 0) * 100)}%)` : "");
   li.innerHTML = `<div class="head"><span class="event"></span><span class="meta"></span></div><p class="text"></p><pre></pre>`;
   li.querySelector(".event").textContent = frame.event;
-  li.querySelector(".meta").textContent = `${frame.id || "control"} · ${new Date(frame.time || Date.now()).toLocaleTimeString()}`;
+  li.querySelector(".meta").textContent = `${frame.id || (control ? "control" : "Socket.IO")} · ${new Date(frame.time || Date.now()).toLocaleTimeString()}`;
   li.querySelector(".text").textContent = text;
   li.querySelector("pre").textContent = JSON.stringify(data);
   $("notifications").prepend(li);
