@@ -23,6 +23,7 @@ type deliveryConfig struct {
 	drainIdle time.Duration
 	readBuf   int
 	parallel  int
+	linger    time.Duration
 }
 
 // deliveryResult is what a latency or fanout run measured.
@@ -79,6 +80,7 @@ func runDelivery(ctx context.Context, mode string, args []string, stdout, stderr
 	fs.DurationVar(&dc.drainIdle, "drain-idle", 5*time.Second, "stop draining after this long without a new delivery")
 	fs.IntVar(&dc.readBuf, "read-buffer", 64<<10, "client read buffer per connection, bytes")
 	fs.IntVar(&dc.parallel, "dial-parallel", 256, "connections opened concurrently")
+	fs.DurationVar(&dc.linger, "linger", 0, "the producer's linger (franz-go ProducerLinger): 0 sends each record at once; more batches records into fewer requests, adding up to that much latency")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func deliveryRun(ctx context.Context, st *stack, c *common, dc deliveryConfig, r
 		return nil, nil, nil, err
 	}
 
-	cl, err := newProducer(st.brokers)
+	cl, err := newProducer(st.brokers, dc.linger)
 	if err != nil {
 		return nil, nil, nil, err
 	}

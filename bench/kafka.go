@@ -18,13 +18,14 @@ const (
 )
 
 // newProducer is a franz-go client producing as the service's own API does: acks=all,
-// idempotent, no linger (a record is sent at once), and no compression.
-func newProducer(brokers []string) (*kgo.Client, error) {
+// idempotent, no compression, and by default no linger (a record is sent at once; franz-go's own
+// default is 10 ms).
+func newProducer(brokers []string, linger time.Duration) (*kgo.Client, error) {
 	return kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ClientID("realtime-bench"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(1<<20),
 	)

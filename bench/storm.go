@@ -115,7 +115,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cl, err := newProducer(st.brokers)
+	cl, err := newProducer(st.brokers, 0)
 	if err != nil {
 		return nil, nil, nil, err
 	}
