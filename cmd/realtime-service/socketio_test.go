@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -525,29 +526,48 @@ func TestSocketIORecoveryGetsExactlyWhatWasMissed(t *testing.T) {
 // TestSocketIOUnusableOffsetGetsResync: socket.io-client@4 sockets whose recovery state is set
 // by hand (socket._pid and socket._lastOffset, so that the CONNECT carries
 // {"pid":"x","offset":...,"token":...}) with an offset the server cannot honour — garbage, a
-// cursor of another cluster — connect with socket.recovered false and a new pid, and get a
-// "resync" event (data {reason, message}, then a cursor) before anything else, then live events:
+// cursor of another cluster, a cursor whose missed records Kafka has deleted — connect with
+// socket.recovered false and a new pid, and get a "resync" event (data {reason, message}, then a
+// cursor) before anything else, then live events:
 // README, "Socket.IO": "When they cannot be had it connects fresh and gets a resync event", and
 // DESIGN.md: "a cursor the server cannot honour yields an explicit resync event, never silence".
 func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
 	nodeModules(t)
-	s := startService(t, nil)
+	s := startService(t, map[string]string{"REALTIME_HISTORY_SIZE": "0"}) // missed events come from Kafka
 	s.waitConsuming()
 	otherCluster, err := realtime.NewCursorCodec("another-cluster", []string{"session-notifications", "concept-notifications"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An offset the server wrote, whose missed records retention has deleted since: erin got an
+	// event, then missed two, then Kafka deleted everything up to the end of the partition.
+	p := newProducer(t, s.Broker)
+	_, frames := openWS(t, s, "erin", "")
+	waitConnected(t, s, 1)
+	expiredOffset := expectIDs(t, frames, p.send("erin")).Cursor
+	expectIDs(t, frames, p.send("erin"), p.send("erin")) // consumed: the node's position is past them
+	adm := kadm.NewClient(p.cl)
+	ends, err := adm.ListEndOffsets(t.Context(), "concept-notifications")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup("concept-notifications", 0)
+	if _, err := adm.DeleteRecords(t.Context(), kadm.Offsets{"concept-notifications": {0: {Topic: "concept-notifications", Partition: 0, At: end.Offset}}}); err != nil {
+		t.Fatal(err)
+	}
+
 	resync := []struct {
-		name, pid, offset, reason string
-		record                    sioRecord
+		name, user, pid, offset, reason string
+		record                          sioRecord
 	}{
-		{"garbage-offset", "x", "garbage", "malformed", conceptRecord("after-garbage", "dave")},
-		{"other-cluster-offset", "x", otherCluster.Encode([]realtime.Position{{Topic: "concept-notifications", Partition: 0, Offset: 1}}), "other-cluster", conceptRecord("after-other-cluster", "dave")},
+		{"garbage-offset", "dave", "x", "garbage", "malformed", conceptRecord("after-garbage", "dave")},
+		{"other-cluster-offset", "dave", "x", otherCluster.Encode([]realtime.Position{{Topic: "concept-notifications", Partition: 0, Offset: 1}}), "other-cluster", conceptRecord("after-other-cluster", "dave")},
+		{"expired-offset", "erin", "x", expiredOffset, "expired", conceptRecord("after-expired", "erin")},
 	}
 	var resyncPlan []map[string]any
 	for _, r := range resync {
-		resyncPlan = append(resyncPlan, map[string]any{"name": r.name, "token": clientToken(t, "dave"), "pid": r.pid, "offset": r.offset,
-			"record": planRecords([]sioRecord{r.record}, "dave")[0]})
+		resyncPlan = append(resyncPlan, map[string]any{"name": r.name, "token": clientToken(t, r.user), "pid": r.pid, "offset": r.offset,
+			"record": planRecords([]sioRecord{r.record}, r.user)[0]})
 	}
 	plan := map[string]any{"url": s.URL, "resync": resyncPlan}
 	var res recoveryReport
