@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		PingInterval:   cfg.Realtime.PingInterval,
 		PongTimeout:    cfg.Realtime.PongTimeout,
 		WriteTimeout:   cfg.Realtime.WriteTimeout,
+		ReplayTimeout:  cfg.Kafka.RequestTimeout,
 		Log:            log,
 		Metrics:        reg,
 	})

@@ -29,7 +29,8 @@ func (e *ResyncError) Error() string { return "resync: " + e.Reason + ": " + e.D
 // it every event of its user it missed since the cursor, then the live events queued meanwhile,
 // with no gap and no duplicate at the seam. A cursor that cannot be honoured (malformed, from
 // another cluster, older than Kafka retains, beyond the replay limit) yields one "resync"
-// control frame instead, then live events.
+// control frame instead, then live events. The replay runs in the background; the connection's
+// frames wait for it.
 func (h *Hub) Attach(o ConnOptions, cursor string) (*Conn, error) {
 	if cursor == "" {
 		c, _, err := h.Register(o)
@@ -44,18 +45,48 @@ func (h *Hub) Attach(o ConnOptions, cursor string) (*Conn, error) {
 		return nil, err
 	}
 	go func() {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := connContext(context.Background(), c)
 		defer cancel()
-		go func() {
-			select {
-			case <-c.Done():
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		c.Resume(h.replay(ctx, c, from, at, cerr))
+		frames, _ := h.replay(ctx, c, from, at, cerr)
+		c.Resume(frames)
 	}()
 	return c, nil
+}
+
+// AttachResume is Attach with the replay done before it returns, for protocols that must tell
+// the client whether its resume was honoured before anything else (Socket.IO's CONNECT reply
+// decides `socket.recovered`). honoured reports that every missed event is queued ahead of the
+// live ones; otherwise a resync frame is. The caller must pass o.Paused and release its hold
+// with Resume(nil) once its own reply is written. It returns within ctx, which bounds a Kafka
+// read.
+func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c *Conn, honoured bool, err error) {
+	from, cerr := h.decodeCursor(cursor)
+	if cerr == nil {
+		o.Skip = from
+	}
+	c, at, err := h.register(o, btoi(o.Paused)+1)
+	if err != nil {
+		return nil, false, err
+	}
+	ctx, cancel := connContext(ctx, c)
+	defer cancel()
+	frames, honoured := h.replay(ctx, c, from, at, cerr)
+	c.Resume(frames)
+	return c, honoured, nil
+}
+
+// connContext is a context that ends when c closes or parent ends: a replay for a client that
+// left stops reading Kafka.
+func connContext(parent context.Context, c *Conn) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-c.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 func (h *Hub) decodeCursor(s string) ([]Position, error) {
@@ -73,10 +104,10 @@ func (h *Hub) decodeCursor(s string) ([]Position, error) {
 }
 
 // replay returns the frames a resuming connection gets before live events: the missed events
-// with per-connection cursors, or one resync frame.
-func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr error) [][]byte {
+// with per-connection cursors (honoured), or one resync frame (not honoured).
+func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr error) (frames [][]byte, honoured bool) {
 	if cerr == nil && !behind(from, at) {
-		return nil
+		return nil, true
 	}
 	var events []*notification.Event
 	err := cerr
@@ -101,9 +132,9 @@ func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr err
 			re = &ResyncError{Reason: "unavailable", Detail: err.Error()}
 		}
 		h.m.resyncs.WithLabelValues(re.Reason).Inc()
-		return [][]byte{h.resyncFrame(c.format, re, at)}
+		return [][]byte{h.resyncFrame(c.format, re, at)}, false
 	}
-	return h.replayFrames(c.format, events, from, at)
+	return h.replayFrames(c.format, events, from, at), true
 }
 
 // behind reports whether some partition of at is ahead of from, i.e. events may be missing.

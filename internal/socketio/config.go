@@ -31,6 +31,10 @@ type Config struct {
 	// WriteTimeout bounds one write to a client: a WebSocket write, or the wait of queued
 	// packets for the client's next long-polling GET; zero means 10 s.
 	WriteTimeout time.Duration
+	// ReplayTimeout bounds the replay a recovering client waits for before its CONNECT reply
+	// (it may read Kafka); zero means 25 s, KAFKA_REQUEST_TIMEOUT's default. It must stay below
+	// PingInterval+PongTimeout, or the client gives up on the session first.
+	ReplayTimeout time.Duration
 	// MaxPayload is the largest message the client may send, in bytes: one WebSocket message,
 	// or one long-polling POST body (the open packet's maxPayload); zero means 1,000,000.
 	// Larger input closes the session (WebSocket close 1009, or HTTP 413 on polling).
@@ -45,10 +49,11 @@ type Config struct {
 
 // Defaults of Config's zero values.
 const (
-	defaultPingInterval = 25 * time.Second
-	defaultPongTimeout  = 20 * time.Second
-	defaultWriteTimeout = 10 * time.Second
-	defaultMaxPayload   = 1_000_000
+	defaultPingInterval  = 25 * time.Second
+	defaultPongTimeout   = 20 * time.Second
+	defaultWriteTimeout  = 10 * time.Second
+	defaultMaxPayload    = 1_000_000
+	defaultReplayTimeout = 25 * time.Second
 
 	// upgradeTimeout bounds the WebSocket probe: from the upgrade request to the client's
 	// upgrade packet (engine.io's upgradeTimeout).
@@ -64,6 +69,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.ReplayTimeout <= 0 {
+		c.ReplayTimeout = defaultReplayTimeout
 	}
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = defaultMaxPayload

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 
@@ -110,9 +111,10 @@ type connectPayload struct {
 // reply {"sid","pid"} precedes every event (see attach).
 //
 // Recovery (socket.io v4.6 connection state recovery): a client that sends back its pid and an
-// offset (the cursor of the last event it got) that the hub can read keeps its pid, so
-// socket.io-client reports `socket.recovered`, and the hub replays what it missed from that
-// cursor (or sends a "resync" event). Otherwise it gets a new pid and only live events.
+// offset (the cursor of the last event it got) gets what it missed replayed from that cursor. If
+// the hub honours the cursor the client keeps its pid, so socket.io-client reports
+// `socket.recovered`; if not (malformed, from another cluster, expired, too far behind) it gets
+// a new pid and a "resync" event, never silence. Without pid and offset it gets only live events.
 func (s *session) connect(data []byte) error {
 	var cp connectPayload
 	if len(data) > 0 {
@@ -136,25 +138,44 @@ func (s *session) connect(data []byte) error {
 		return nil
 	}
 
-	pid, cursor := newID(), ""
-	if old, offset := jsonString(cp.PID), jsonString(cp.Offset); old != "" && len(old) <= maxPIDLen &&
-		offset != "" && s.h.hub.CheckCursor(offset) == nil {
-		pid, cursor = old, offset
+	if s.h.isDown() {
+		s.close()
+		return nil
+	}
+	o := realtime.ConnOptions{User: claims.UserID, Transport: s, Expires: claims.Expires, Paused: true}
+	pid := newID()
+	var c *realtime.Conn
+	oldPID, offset := jsonString(cp.PID), jsonString(cp.Offset)
+	recovering := oldPID != "" && offset != ""
+	if recovering {
+		// The replay runs before the reply: the client keeps its pid (socket.recovered) only if
+		// every missed event is on its way; otherwise it gets a new pid and a "resync" event.
+		ctx, cancel := context.WithTimeout(context.Background(), s.h.cfg.ReplayTimeout)
+		var honoured bool
+		c, honoured, err = s.h.hub.AttachResume(ctx, o, offset)
+		cancel()
+		if honoured && len(oldPID) <= maxPIDLen {
+			pid = oldPID
+		}
+	} else {
+		c, err = s.h.hub.Attach(o, "")
+	}
+	if err != nil { // the hub is shutting down: the client reconnects elsewhere
+		s.close()
+		return nil
 	}
 	reply, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid"`
 	}{newID(), pid})
-	if s.h.isDown() {
+	// The connection is held (Paused) until the reply is written: it precedes every event,
+	// and no event published once the client is told it is connected is missed.
+	if !s.writeDirect(messagePacket(sioPacket{typ: sioConnect, nsp: defaultNamespace, data: reply})) {
+		c.Close(realtime.DisconnectClientGone)
 		s.close()
 		return nil
 	}
-	c, err := s.attach(messagePacket(sioPacket{typ: sioConnect, nsp: defaultNamespace, data: reply}),
-		realtime.ConnOptions{User: claims.UserID, Transport: s, Expires: claims.Expires}, cursor)
-	if err != nil { // the hub is shutting down (the client reconnects elsewhere), or the socket broke
-		s.close()
-		return nil
-	}
+	c.Resume(nil)
 	s.conn.Store(c)
 	if s.closed.Load() { // closed before it could see c
 		c.Close(realtime.DisconnectClientGone)
@@ -167,26 +188,8 @@ func (s *session) connect(data []byte) error {
 		s.connectTimer = nil
 	}
 	s.mu.Unlock()
-	s.h.connected(cursor != "")
+	s.h.connected(pid == oldPID)
 	return nil
-}
-
-// attach registers the session with the hub before its client can see the CONNECT reply, paused
-// (ConnOptions.Paused), so that no event published once the client is told it is connected is
-// missed; then it writes the reply, and only then releases the connection's frames: the reply
-// precedes every event.
-func (s *session) attach(reply []byte, o realtime.ConnOptions, cursor string) (*realtime.Conn, error) {
-	o.Paused = true
-	c, err := s.h.hub.Attach(o, cursor)
-	if err != nil {
-		return nil, err
-	}
-	if !s.writeDirect(reply) {
-		c.Close(realtime.DisconnectClientGone)
-		return nil, errSessionClosed
-	}
-	c.Resume(nil)
-	return c, nil
 }
 
 // connectError refuses a CONNECT to "/" with a message a UI can show.
