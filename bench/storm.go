@@ -133,7 +133,9 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 		errsDown   = map[string]int{}
 		errsUp     = map[string]int{}
 		samples    = map[string]string{}
-		live       sync.Map // *stormClient -> frameConn
+		liveMu     sync.Mutex
+		live       = map[*stormClient]frameConn{}
+		closedAll  bool // set by shutdown: a connection opened after it is closed at once
 	)
 	clients := make([]*stormClient, cfg.conns)
 	sem := make(chan struct{}, cfg.parallel)
@@ -189,12 +191,21 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 					continue
 				}
 				first = false
-				live.Store(sc, fc)
+				liveMu.Lock()
+				if closedAll {
+					liveMu.Unlock()
+					fc.close()
+					return
+				}
+				live[sc] = fc
+				liveMu.Unlock()
 				connected.Add(1)
 				fc.read(onFrame)
 				fc.close() // release the socket now, not when a GC finalizes it
 				connected.Add(-1)
-				live.Delete(sc)
+				liveMu.Lock()
+				delete(live, sc)
+				liveMu.Unlock()
 				if cfg.jitter > 0 {
 					select {
 					case <-stop:
@@ -207,7 +218,12 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	}
 	shutdown := func() {
 		close(stop)
-		live.Range(func(_, v any) bool { v.(frameConn).close(); return true })
+		liveMu.Lock()
+		closedAll = true
+		for _, fc := range live {
+			fc.close()
+		}
+		liveMu.Unlock()
 		wg.Wait()
 	}
 	defer func() {
