@@ -102,8 +102,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	checker.Require("consumer", func(context.Context) (map[string]any, error) {
 		return map[string]any{"group": cfg.Kafka.ConsumerGroup(), "topics": cfg.Kafka.TopicNames()}, consumer.Health()
 	})
-	checker.Add("realtime", func(context.Context) (map[string]any, error) {
-		return map[string]any{"connections": hub.Connections()}, nil
+	checker.Require("realtime", func(context.Context) (map[string]any, error) {
+		details := map[string]any{"connections": hub.Connections()}
+		if hub.Codec() == nil { // resume cursors need the cluster ID: not ready to serve resumes yet
+			return details, errors.New("waiting for the Kafka cluster ID to read resume cursors")
+		}
+		return details, nil
 	})
 
 	endpoints := realtime.EndpointConfig{
