@@ -203,6 +203,17 @@ func startLoadMonitor(pids map[string]int) *loadMonitor {
 	return m
 }
 
+// started tracks pid, a process started during the monitored window, in role, counting all
+// of its CPU time since it started; the CPU time of a previous process in that role is kept.
+func (m *loadMonitor) started(role string, pid int) {
+	m.setPID(role, pid)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.roles[role]; r != nil && r.pid == pid {
+		r.first, r.r0, r.w0 = 0, 0, 0
+	}
+}
+
 // setPID starts tracking pid in role; the CPU time of a previous process in that role is kept.
 func (m *loadMonitor) setPID(role string, pid int) {
 	if pid <= 0 {

@@ -251,7 +251,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	if err := st.startNode(ctx); err != nil {
 		return nil, nil, mon.stop(), err
 	}
-	mon.setPID("server", st.nodePID)
+	mon.started("server", st.nodePID)
 	readyAt := time.Since(t0)
 	ready.Store(true)
 	back := waitUntilFine(ctx, cfg.limit, all)

@@ -81,7 +81,7 @@ func runWrk(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		profDone := cpuProfile(ctx, st, *duration-time.Second, profilePath(c.cpuProfile, run))
 		err := cmd.Start()
 		if err == nil {
-			mon.setPID("wrk", cmd.Process.Pid)
+			mon.started("wrk", cmd.Process.Pid)
 			err = cmd.Wait()
 		}
 		load := mon.stop()
