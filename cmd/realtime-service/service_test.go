@@ -290,3 +290,19 @@ func (s *service) waitConsuming() {
 		return all
 	})
 }
+
+// clientData is what a client receives as an event's data for a record value: the value without
+// its recipient list (no member whose name encoding/json would read as userIds).
+func clientData(t *testing.T, value string) any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(value), &v); err != nil {
+		t.Fatalf("record value %s: %v", value, err)
+	}
+	for k := range v {
+		if strings.EqualFold(k, "userIds") {
+			delete(v, k)
+		}
+	}
+	return v
+}

@@ -40,7 +40,8 @@ func NewDecoder(v *Validator, topicEvents map[string]string) *Decoder {
 // Decode validates rec and returns its Event. The event name is the topic's unless the record has
 // an `event-type` header. The value must be a JSON object naming 1 to 10,000 non-empty user IDs in
 // "userIds"; a known event name (session-starting-soon, concept-mastered) must also match that
-// event's schema. Unknown fields are kept. The error, if any, is a *DecodeError.
+// event's schema. The Event's Data is the value, compacted, without "userIds" (see
+// withoutRecipients); unknown fields are kept. The error, if any, is a *DecodeError.
 func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 	name, ok := d.events[rec.Topic]
 	if !ok {
@@ -87,7 +88,7 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 		Offset:    rec.Offset,
 		Time:      rec.Timestamp,
 		UserIDs:   dedup(users),
-		Data:      data.Bytes(),
+		Data:      withoutRecipients(data.Bytes()),
 	}, nil
 }
 

@@ -72,7 +72,8 @@ type Event struct {
 	Time time.Time
 	// UserIDs are the users to deliver to, de-duplicated, in record order.
 	UserIDs []string
-	// Data is the record value as compact JSON (an object).
+	// Data is what clients receive: the record value as compact JSON (an object), without its
+	// recipient list "userIds".
 	Data []byte
 }
 

@@ -133,7 +133,7 @@ func TestDecodeCompactsTheValueAndSetsThePosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(ev.Data) != `{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":1}` {
+	if string(ev.Data) != `{"conceptId":"c1","conceptName":"n","masteryLevel":1}` {
 		t.Errorf("data %s", ev.Data)
 	}
 	if ev.ID() != "concept-notifications:2:41" {

@@ -1,0 +1,55 @@
+package notification
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestWithoutRecipients(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"conceptId":"c","userIds":["a","b"],"conceptName":"n"}`: `{"conceptId":"c","conceptName":"n"}`,
+		`{"userIds":["a"]}`:                                               `{}`,
+		`{"userIds":["a"],"x":1}`:                                         `{"x":1}`,
+		`{"x":{"userIds":["nested stays"]},"userIds":[]}`:                 `{"x":{"userIds":["nested stays"]}}`,
+		`{"s":"a,\"}\",{[","UserIDs":["a"],"n":-1.5e3,"t":true,"z":null}`: `{"s":"a,\"}\",{[","n":-1.5e3,"t":true,"z":null}`,
+		`{"user\u0049ds":["a"],"k":[1,[2,{"a":"]"}]]}`:                    `{"k":[1,[2,{"a":"]"}]]}`,
+		`{}`:  `{}`,
+		`[1]`: `[1]`,
+		`"x"`: `"x"`,
+	} {
+		if got := string(withoutRecipients([]byte(in))); got != want {
+			t.Errorf("withoutRecipients(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// FuzzWithoutRecipients: for any JSON object, the result is valid JSON equal to the object
+// without the members encoding/json would read as userIds.
+func FuzzWithoutRecipients(f *testing.F) {
+	f.Add(`{"conceptId":"c","userIds":["a","b"],"conceptName":"n","masteryLevel":0.5}`)
+	f.Add(`{"a":{"userIds":1},"USERIDS":"x","b":"\"}"}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var m map[string]any
+		if json.Unmarshal([]byte(s), &m) != nil || m == nil {
+			return
+		}
+		var compact bytes.Buffer
+		json.Compact(&compact, []byte(s))
+		out := withoutRecipients(compact.Bytes())
+		var got map[string]any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%s -> %s: not JSON: %v", s, out, err)
+		}
+		for k := range m {
+			if strings.EqualFold(k, "userIds") {
+				delete(m, k)
+			}
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("%s -> %s, want %v", s, out, m)
+		}
+	})
+}
