@@ -80,6 +80,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	defer reader.Close()
 	decoder := notification.NewDecoder(notification.NewValidator(), topicEvents(cfg.Kafka))
 	hub := realtime.NewHub(realtime.HubConfig{
+		Batched:        true,
 		SendQueueBytes: cfg.Realtime.SendQueueBytes,
 		Log:            log,
 		Metrics:        reg,
@@ -252,6 +253,7 @@ func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decod
 		Handler:  handler,
 		Assigned: hub.Assigned,
 		Revoked:  hub.Revoked,
+		Flush:    hub.Flush, // one write per connection per polled batch
 		Opts:     tr.consumerOpts(cfg),
 	}, reg, log)
 }

@@ -50,6 +50,11 @@ type ConsumerConfig struct {
 	// fell below the log start (retention). The map is the callee's.
 	Assigned func(start map[string]map[int32]int64)
 
+	// Flush, if set, is called after the records of each poll were handed off (before their
+	// commit), from the goroutine that calls Handler: the hub wakes each connection's writer
+	// once per batch there, so that one write carries every frame of the batch.
+	Flush func()
+
 	// Revoked, if set, is called with the partitions this node stopped consuming (revoked in a
 	// rebalance, lost with the group session, or all of them at shutdown), after what was handed
 	// off from them has been committed (not tried for lost partitions: their commit would be
@@ -343,19 +348,43 @@ func (s *session) adjust(ctx context.Context, offsets map[string]map[int32]kgo.O
 	return offsets, nil
 }
 
-// poll hands off records until ctx is done or the client is closed.
+// commitInterval is how often handed-off offsets are committed while records flow: at most ten
+// OffsetCommit round trips a second instead of one per poll. A crash re-delivers at most that
+// much (clients de-duplicate on the event ID); revocation and shutdown commit at once.
+const commitInterval = 100 * time.Millisecond
+
+// poll hands off records until ctx is done or the client is closed, calls Flush after each
+// poll's records, and commits what was handed off every commitInterval (also when no more
+// records come).
 func (s *session) poll(ctx context.Context, cl *kgo.Client) {
+	lastCommit := time.Now()
+	pending := false // handed off, not committed
 	for {
-		fetches := cl.PollRecords(ctx, s.c.cc.MaxPollRecords)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if pending {
+			pctx, cancel = context.WithDeadline(ctx, lastCommit.Add(commitInterval))
+		}
+		fetches := cl.PollRecords(pctx, s.c.cc.MaxPollRecords)
+		cancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) && pctx.Err() != nil {
+				return // our commit deadline, not a fetch error
+			}
 			s.c.health.groupFailed(fmt.Errorf("fetch %s/%d: %w", topic, partition, err))
 			s.c.log.Warn("kafka consumer: fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		stopped := s.handOff(ctx, cl, fetches)
-		s.commit(context.WithoutCancel(ctx), cl, nil) // what was handed off is committed, shutdown or not
+		if s.c.cc.Flush != nil {
+			s.c.cc.Flush()
+		}
+		pending = pending || fetches.NumRecords() > 0
+		if stopped || pending && time.Since(lastCommit) >= commitInterval {
+			s.commit(context.WithoutCancel(ctx), cl, nil) // what was handed off is committed, shutdown or not
+			lastCommit, pending = time.Now(), false
+		}
 		if stopped {
 			return
 		}

@@ -76,13 +76,14 @@ func (c *Conn) Send(frame []byte) bool {
 }
 
 // deliver queues ev's frame unless a resume filter says the client has it already. It reports
-// whether the frame was queued and whether the queue overflowed; on overflow the caller closes
-// the connection once it holds no hub lock.
-func (c *Conn) deliver(ev *Event) (queued, overflow bool) {
+// whether the frame was queued, whether the queue overflowed (the caller closes the connection
+// once it holds no hub lock) and, with deferWake, whether the caller must start the writer
+// (Hub.Flush does, once per batch).
+func (c *Conn) deliver(ev *Event, deferWake bool) (queued, overflow, wake bool) {
 	if c.skip != nil && c.skips(ev) {
-		return false, false
+		return false, false, false
 	}
-	return c.enqueue(ev.Frame(c.format))
+	return c.push(ev.Frame(c.format), deferWake)
 }
 
 func (c *Conn) skips(ev *Event) bool {
@@ -93,14 +94,21 @@ func (c *Conn) skips(ev *Event) bool {
 }
 
 func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
+	queued, overflow, _ = c.push(frame, false)
+	return queued, overflow
+}
+
+// push queues frame and starts the writer if none runs, or with deferWake leaves that to the
+// caller (wake): the writer is then reserved, and its frames wait for the caller's go writeLoop.
+func (c *Conn) push(frame []byte, deferWake bool) (queued, overflow, wake bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		return false, false
+		return false, false, false
 	}
 	if c.queued+len(frame) > c.maxQueued {
 		c.mu.Unlock()
-		return false, true
+		return false, true, false
 	}
 	if c.queue == nil {
 		c.queue, c.spare = c.spare, nil // reuse the last batch's array
@@ -112,10 +120,13 @@ func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
 		c.writing = true
 	}
 	c.mu.Unlock()
+	if start && deferWake {
+		return true, false, true
+	}
 	if start {
 		go c.writeLoop()
 	}
-	return true, false
+	return true, false, false
 }
 
 // writeLoop drains the queue in batches until it is empty, then exits; when the connection is

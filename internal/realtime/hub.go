@@ -38,6 +38,10 @@ type HubConfig struct {
 	// Replayer serves resuming clients the events they missed that the history cannot (it reads
 	// Kafka); nil answers those resumes with a resync event.
 	Replayer Replayer
+	// Batched makes Publish queue frames without waking connection writers; Flush wakes them,
+	// once per batch of events, so that one write carries every frame a connection got in the
+	// batch. The Kafka consumer calls Flush after each poll. False: every Publish wakes writers.
+	Batched bool
 }
 
 // Hub is the user index and fan-out. Make one with NewHub; it is safe for concurrent use.
@@ -51,10 +55,11 @@ type Hub struct {
 
 	// pubMu serialises publishing, so that an event's cursor, taken after its position was
 	// advanced, covers exactly the events queued before it on every connection.
-	pubMu sync.Mutex
-	pos   positions
-	hist  *history
-	codec atomic.Pointer[CursorCodec]
+	pubMu   sync.Mutex
+	pos     positions
+	hist    *history
+	waiting []*Conn // Batched: connections whose writer Flush must start
+	codec   atomic.Pointer[CursorCodec]
 }
 
 type shard struct {
@@ -263,9 +268,12 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 		s := h.shard(user)
 		s.mu.RLock()
 		for _, c := range s.users[user] {
-			queued, overflow := c.deliver(ev)
+			queued, overflow, wake := c.deliver(ev, h.cfg.Batched)
 			if queued {
 				delivered++
+			}
+			if wake {
+				h.waiting = append(h.waiting, c)
 			}
 			if overflow {
 				slow = append(slow, c)
@@ -283,6 +291,19 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 	h.m.deliveries.Add(float64(delivered))
 	ev.Delivered = delivered
 	return ev
+}
+
+// Flush starts the writers of the connections that got frames since the last Flush (see
+// HubConfig.Batched); without Batched there is nothing to do.
+func (h *Hub) Flush() {
+	h.pubMu.Lock()
+	waiting := h.waiting
+	h.waiting = nil
+	h.pubMu.Unlock()
+	for i, c := range waiting {
+		go c.writeLoop()
+		waiting[i] = nil
+	}
 }
 
 // Connections counts the live connections.
@@ -304,6 +325,7 @@ func (h *Hub) Connections() int {
 // remaining transports under their writers and returns ctx's error.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.down.Store(true)
+	h.Flush()
 	var all []*Conn
 	for i := range h.shards {
 		s := &h.shards[i]

@@ -295,3 +295,47 @@ func TestConcurrentPublishersAndConnections(t *testing.T) {
 		}
 	}
 }
+
+// writeCounter counts WriteFrames calls and frames.
+type writeCounter struct {
+	mu             sync.Mutex
+	writes, frames int
+}
+
+func (w *writeCounter) Format() Format               { return FormatWebSocket }
+func (w *writeCounter) CloseFrame(Disconnect) []byte { return nil }
+func (w *writeCounter) Close()                       {}
+func (w *writeCounter) WriteFrames(f [][]byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	w.frames += len(f)
+	return nil
+}
+
+func (w *writeCounter) counts() (int, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, w.frames
+}
+
+func TestBatchedPublishWritesOncePerFlush(t *testing.T) {
+	h := NewHub(HubConfig{Batched: true})
+	a, b := &writeCounter{}, &writeCounter{}
+	register(t, h, "alice", a)
+	register(t, h, "bob", b)
+	for i := range 50 {
+		h.Publish(event("t", 0, int64(i), "alice", "bob"))
+	}
+	time.Sleep(20 * time.Millisecond) // nothing may be written before Flush
+	if w, _ := a.counts(); w != 0 {
+		t.Fatalf("%d writes before Flush", w)
+	}
+	h.Flush()
+	for _, tr := range []*writeCounter{a, b} {
+		waitFor(t, "the batch", func() bool { _, f := tr.counts(); return f == 50 })
+		if w, _ := tr.counts(); w != 1 {
+			t.Errorf("%d writes for one batch, want 1", w)
+		}
+	}
+}
