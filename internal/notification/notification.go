@@ -35,7 +35,7 @@ const (
 // starts soon. ScheduledTime is RFC 3339 (e.g. "2026-11-29T10:00:00Z").
 type SessionStartingSoon struct {
 	SessionID     string   `json:"sessionId" validate:"required,max=256"`
-	UserIDs       []string `json:"userIds" validate:"required,min=1,max=10000,dive,required,max=256"`
+	UserIDs       []string `json:"userIds" validate:"required,min=1,max=10000,userids"`
 	Message       string   `json:"message" validate:"required,max=4096"`
 	ScheduledTime string   `json:"scheduledTime" validate:"required,rfc3339"`
 }
@@ -47,7 +47,7 @@ func (s *SessionStartingSoon) Key() string { return s.SessionID }
 // mastery level from 0 to 1 inclusive.
 type ConceptMastered struct {
 	ConceptID    string   `json:"conceptId" validate:"required,max=256"`
-	UserIDs      []string `json:"userIds" validate:"required,min=1,max=10000,dive,required,max=256"`
+	UserIDs      []string `json:"userIds" validate:"required,min=1,max=10000,userids"`
 	ConceptName  string   `json:"conceptName" validate:"required,max=1024"`
 	MasteryLevel *float64 `json:"masteryLevel" validate:"required,gte=0,lte=1"`
 }
@@ -57,7 +57,7 @@ func (c *ConceptMastered) Key() string { return c.ConceptID }
 
 // addressed is the part every delivered record must have, whatever its event: the users it names.
 type addressed struct {
-	UserIDs []string `json:"userIds" validate:"required,min=1,max=10000,dive,required,max=256"`
+	UserIDs []string `json:"userIds" validate:"required,min=1,max=10000,userids"`
 }
 
 // Event is a decoded, validated record, ready for fan-out.

@@ -1,7 +1,10 @@
 package notification
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +36,7 @@ func TestValidateSessionStartingSoon(t *testing.T) {
 		{"everything missing", `{}`, []string{"message:required", "scheduledTime:required", "sessionId:required", "userIds:required"}},
 		{"empty userIds", `{"sessionId":"s1","userIds":[],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:min"}},
 		{"empty user id", `{"sessionId":"s1","userIds":["u1",""],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds[1]:required"}},
+		{"user id too long", `{"sessionId":"s1","userIds":["u1","u2","` + strings.Repeat("x", 257) + `"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds[2]:max"}},
 		{"scheduledTime tomorrow", `{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"tomorrow"}`, []string{"scheduledTime:rfc3339"}},
 		{"userIds not a list", `{"sessionId":"s1","userIds":"u1","message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds:type"}},
 		{"user id a number", `{"sessionId":"s1","userIds":["u1",7],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`, []string{"userIds[1]:type"}},
@@ -181,5 +185,50 @@ func TestTypeErrorMessagesNameTheExpectedShape(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want %q", body, err, want)
 		}
+	}
+}
+
+// FuzzDecodePathsAgree: DecodeJSON's one-pass path accepts exactly what its thorough path
+// accepts, and both decode the same values.
+func FuzzDecodePathsAgree(f *testing.F) {
+	v := NewValidator()
+	f.Add(`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`, true)
+	f.Add(`{"CONCEPTID":"c1","userids":["u1"],"conceptName":"n","masteryLevel":0.5,"x":1}`, false)
+	f.Add(`{"conceptId":"c1","userIds":["u1",""],"conceptName":"n","masteryLevel":1.5}`, true)
+	f.Add(`null`, false)
+	f.Add(`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":5,"MASTERYLEVEL":0.5}`, false)
+	f.Fuzz(func(t *testing.T, doc string, strict bool) {
+		var a, b ConceptMastered
+		errA := v.DecodeJSON([]byte(doc), &a, strict)
+		errB := v.decodeFields([]byte(doc), &b, strict)
+		if (errA == nil) != (errB == nil) {
+			t.Fatalf("%s strict=%v: one pass %v, thorough %v", doc, strict, errA, errB)
+		}
+		if errA == nil && !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s: %+v vs %+v", doc, a, b)
+		}
+	})
+}
+
+func BenchmarkDecodeRecord(b *testing.B) {
+	d := NewDecoder(NewValidator(), map[string]string{TopicConcepts: EventConceptMastered})
+	users := make([]string, 1000)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%d", i)
+	}
+	js, _ := json.Marshal(users)
+	for _, n := range []int{1, 1000} {
+		value := []byte(`{"conceptId":"c1","userIds":` + string(js[:len(js)]) + `,"conceptName":"JavaScript Arrays","masteryLevel":0.9}`)
+		if n == 1 {
+			value = []byte(`{"conceptId":"c1","userIds":["user-1"],"conceptName":"JavaScript Arrays","masteryLevel":0.9}`)
+		}
+		b.Run(fmt.Sprintf("%d users", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := d.Decode(&kgo.Record{Topic: TopicConcepts, Value: value}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
