@@ -46,13 +46,25 @@ type Conn struct {
 	closing bool
 	reason  Disconnect
 	skip    map[partitionKey]int64 // drop events below these offsets (see Resume)
-	expiry  *time.Timer
+	expires time.Time              // the token's exp; zero: never
 	force   *time.Timer
 	done    chan struct{}
 }
 
 // User is the ID of the user the connection belongs to (the token's sub).
 func (c *Conn) User() string { return c.user }
+
+// ExpireIfDue closes the connection with DisconnectTokenExpired when its token's expiry
+// (ConnOptions.Expires) has passed, and reports whether it did. Transports call it on each
+// keepalive tick, so a connection outlives its token by at most one ping interval, at the cost
+// of no timer of its own.
+func (c *Conn) ExpireIfDue(now time.Time) bool {
+	if c.expires.IsZero() || now.Before(c.expires) {
+		return false
+	}
+	c.Close(DisconnectTokenExpired)
+	return true
+}
 
 // Done is closed once the connection is closed and its transport released.
 func (c *Conn) Done() <-chan struct{} { return c.done }
@@ -215,9 +227,6 @@ func (c *Conn) closeNow(d Disconnect) {
 func (c *Conn) finish() {
 	c.t.Close()
 	c.mu.Lock()
-	if c.expiry != nil {
-		c.expiry.Stop()
-	}
 	if c.force != nil {
 		c.force.Stop()
 	}

@@ -101,7 +101,8 @@ type ConnOptions struct {
 	User string
 	// Transport writes the frames; required.
 	Transport Transport
-	// Expires closes the connection with DisconnectTokenExpired at that time; zero never.
+	// Expires closes the connection with DisconnectTokenExpired once that time has passed, at
+	// the transport's next keepalive tick (see Conn.ExpireIfDue); zero never.
 	Expires time.Time
 	// Paused holds the connection's frames until Resume: register a connection before its
 	// client can see it open (so no event published after that is missed), and release it once
@@ -132,6 +133,7 @@ func (h *Hub) register(o ConnOptions, holds int) (*Conn, []Position, error) {
 		format:    o.Transport.Format(),
 		maxQueued: h.cfg.SendQueueBytes,
 		holds:     holds,
+		expires:   o.Expires,
 		done:      make(chan struct{}),
 	}
 	if len(o.Skip) > 0 {
@@ -150,11 +152,6 @@ func (h *Hub) register(o ConnOptions, holds int) (*Conn, []Position, error) {
 	h.pubMu.Unlock()
 
 	h.m.connections.WithLabelValues(formatName(c.format)).Inc()
-	if !o.Expires.IsZero() {
-		c.mu.Lock()
-		c.expiry = time.AfterFunc(time.Until(o.Expires), func() { c.Close(DisconnectTokenExpired) })
-		c.mu.Unlock()
-	}
 	// Shutdown may have begun between the check above and the insert: do not strand c.
 	if h.down.Load() {
 		c.Close(DisconnectShutdown)

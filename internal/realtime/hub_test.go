@@ -220,9 +220,16 @@ func TestShutdownFlushesQueuedFramesThenClosesWithGoingAway(t *testing.T) {
 func TestTokenExpiryClosesTheConnection(t *testing.T) {
 	h := NewHub(HubConfig{})
 	tr := newFake(FormatWebSocket, false)
-	c, _, err := h.Register(ConnOptions{User: "alice", Transport: tr, Expires: time.Now().Add(20 * time.Millisecond)})
+	exp := time.Now().Add(time.Hour)
+	c, _, err := h.Register(ConnOptions{User: "alice", Transport: tr, Expires: exp})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.ExpireIfDue(exp.Add(-time.Second)) {
+		t.Fatal("expired before its time")
+	}
+	if !c.ExpireIfDue(exp) {
+		t.Fatal("not expired at its time")
 	}
 	select {
 	case <-c.Done():

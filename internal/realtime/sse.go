@@ -56,8 +56,10 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		defer ticker.Stop()
 		for {
 			select {
-			case <-ticker.C:
-				c.Send(heartbeat)
+			case now := <-ticker.C:
+				if !c.ExpireIfDue(now) {
+					c.Send(heartbeat)
+				}
 			case <-c.Done():
 				return
 			case <-r.Context().Done():

@@ -198,3 +198,27 @@ func TestSSEStream(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketClosesWith4001WhenTheTokenExpires: the keepalive tick enforces the token's exp.
+func TestWebSocketClosesWith4001WhenTheTokenExpires(t *testing.T) {
+	h := NewHub(HubConfig{})
+	expiring := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := auth.WithClaims(r.Context(), auth.Claims{UserID: "alice", Expires: time.Now().Add(50 * time.Millisecond)})
+		NewWebSocketHandler(h, EndpointConfig{PingInterval: 20 * time.Millisecond}).ServeHTTP(w, r.WithContext(ctx))
+	})
+	srv := httptest.NewServer(expiring)
+	defer srv.Close()
+	ws := dialWS(t, srv, "")
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 {
+			t.Fatalf("got %v, want close 4001 token expired", err)
+		}
+		return
+	}
+}

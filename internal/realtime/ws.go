@@ -60,12 +60,12 @@ var pingFrame = wsFrame(opPing, nil)
 // disconnect.go.
 //
 // The handler returns once the connection is registered: an idle connection costs one goroutine
-// (its reader) and a 512-byte read buffer. Writes bypass gorilla/websocket's writer: events are
+// (its reader), a 128-byte read buffer and one timer (pings, and the token's expiry). Writes bypass gorilla/websocket's writer: events are
 // framed once for every connection and written as is, several per syscall.
 func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 	cfg = cfg.withDefaults()
 	up := websocket.Upgrader{
-		ReadBufferSize:  512,
+		ReadBufferSize:  128,          // clients send control frames only: bufio grows nothing, gorilla reads longer messages through it
 		WriteBufferPool: &sync.Pool{}, // gorilla's writer is never used; do not hold a buffer
 		Subprotocols:    []string{auth.Subprotocol},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked by the HTTP layer
@@ -173,6 +173,9 @@ func (t *wsTransport) Close() {
 // silent for interval+timeout.
 func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 	timer := time.AfterFunc(time.Hour, func() {
+		if c.ExpireIfDue(time.Now()) {
+			return
+		}
 		if p := t.ping.Load(); p != nil && c.Send(pingFrame) {
 			p.Reset(interval)
 		}

@@ -106,6 +106,9 @@ func (s *session) heartbeat() {
 	s.awaitingPong = true
 	s.timer.Reset(s.h.cfg.PongTimeout)
 	s.mu.Unlock()
+	if c := s.conn.Load(); c != nil && c.ExpireIfDue(time.Now()) {
+		return // closed with the token-expired reason
+	}
 	s.sendControl(pingPacket)
 }
 
