@@ -115,7 +115,7 @@ func deliveryRun(ctx context.Context, st *stack, c *common, dc deliveryConfig, r
 		base:   time.Now(),
 	}
 	prefix := "u"
-	if st.owned == false {
+	if !st.owned {
 		prefix = p.run + "u" // a shared node may have other users called u1
 	}
 	users := make([]string, dc.users)
@@ -326,8 +326,8 @@ produce:
 func probe(ctx context.Context, cl *kgo.Client, p *plan, users []string, recvs []*receiver) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for n := 0; ; n++ {
-		for from := 0; from < len(users); from += 10000 {
-			chunk := users[from:min(len(users), from+10000)]
+		for from := 0; from < len(users); from += probeUsers {
+			chunk := users[from:min(len(users), from+probeUsers)]
 			v := probeValue(p.run, n, usersJSON(chunk))
 			cl.Produce(ctx, &kgo.Record{Topic: topicConcepts, Value: v}, nil)
 		}

@@ -314,7 +314,12 @@ func waitUntilFine(ctx context.Context, limit time.Duration, cond func() bool) b
 	return true
 }
 
-// probeAll produces probe records of phase naming every user (10,000 per record) until every
+// probeUsers is how many users one probe record names: few, so that a probe frame stays small
+// (a record naming 10,000 users is a 120 KB frame, and a connection held paused by a resume
+// replay while probes repeat would overflow its send queue and be closed as slow).
+const probeUsers = 100
+
+// probeAll produces probe records of phase naming every user (probeUsers per record) until every
 // client has received phase, or limit passes; it returns how many did.
 func probeAll(ctx context.Context, cl *kgo.Client, run string, phase int64, users []string, clients []*stormClient, limit time.Duration) int {
 	count := func() int {
@@ -328,8 +333,8 @@ func probeAll(ctx context.Context, cl *kgo.Client, run string, phase int64, user
 	}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		for from := 0; from < len(users); from += 10000 {
-			v := probeValue(run, int(phase), usersJSON(users[from:min(len(users), from+10000)]))
+		for from := 0; from < len(users); from += probeUsers {
+			v := probeValue(run, int(phase), usersJSON(users[from:min(len(users), from+probeUsers)]))
 			cl.Produce(ctx, &kgo.Record{Topic: topicConcepts, Value: v}, nil)
 		}
 		if waitUntil(ctx, time.Second, func() bool { return count() == len(clients) }) {
