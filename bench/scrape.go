@@ -24,6 +24,8 @@ type nodeStats struct {
 	Disconnects float64 `json:"disconnects"`       // sum of realtime_disconnects_total
 	Slow        float64 `json:"slow_disconnects"`  // realtime_disconnects_total{reason="slow"}
 	ProcessRSS  float64 `json:"process_rss_bytes"` // process_resident_memory_bytes
+	// Resyncs counts realtime_resyncs_total by reason: resumes that could not be honoured.
+	Resyncs map[string]float64 `json:"resyncs,omitempty"`
 }
 
 // scrapeMetrics reads the node's /metrics (Prometheus text format) and its RSS.
@@ -71,6 +73,13 @@ func scrapeMetrics(ctx context.Context, s *stack) (nodeStats, error) {
 			}
 		case "process_resident_memory_bytes":
 			st.ProcessRSS = value
+		case "realtime_resyncs_total":
+			if st.Resyncs == nil {
+				st.Resyncs = map[string]float64{}
+			}
+			_, reason, _ := strings.Cut(labels, `reason="`)
+			reason, _, _ = strings.Cut(reason, `"`)
+			st.Resyncs[reason] += value
 		}
 	}
 	if s.nodePID > 0 {

@@ -32,6 +32,7 @@ type stormResult struct {
 	ErrorsUp       map[string]int    `json:"errors_after_ready"`
 	ErrorSamples   map[string]string `json:"error_samples"` // the first error of each kind
 	Resyncs        int64             `json:"resyncs"`
+	ResyncSample   string            `json:"resync_sample,omitempty"` // one resync frame as received
 	Server         nodeStats         `json:"server"`
 }
 
@@ -76,10 +77,11 @@ type stormConfig struct {
 
 // stormClient reconnects until stopped, remembering the cursor of the last event it got.
 type stormClient struct {
-	token   string
-	cursor  atomic.Pointer[string]
-	probe   atomic.Int64 // last probe phase received
-	resyncs atomic.Int64
+	token       string
+	cursor      atomic.Pointer[string]
+	probe       atomic.Int64 // last probe phase received
+	resyncs     atomic.Int64
+	resyncFrame atomic.Pointer[string] // the first resync frame, cut to 400 bytes
 }
 
 var cursorKey = []byte(`"cursor":"`)
@@ -100,7 +102,10 @@ func (sc *stormClient) onFrame(run string) func([]byte) {
 			return
 		}
 		if bytes.Contains(b, []byte(`"event":"resync"`)) {
-			sc.resyncs.Add(1)
+			if sc.resyncs.Add(1) == 1 {
+				f := string(b[:min(len(b), 400)])
+				sc.resyncFrame.CompareAndSwap(nil, &f)
+			}
 		}
 	}
 }
@@ -279,6 +284,9 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	emu.Unlock()
 	for _, sc := range clients {
 		res.Resyncs += sc.resyncs.Load()
+		if f := sc.resyncFrame.Load(); f != nil && res.ResyncSample == "" {
+			res.ResyncSample = *f
+		}
 	}
 	errUp := 0
 	for _, n := range res.ErrorsUp {
