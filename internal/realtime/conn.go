@@ -47,6 +47,7 @@ type Conn struct {
 	reason  Disconnect
 	skip    map[partitionKey]int64 // drop events below these offsets (see Resume)
 	expires time.Time              // the token's exp; zero: never
+	cursor  string                 // the last cursor queued to the client (guarded by Hub.pubMu)
 	force   *time.Timer
 	done    chan struct{}
 }
@@ -95,7 +96,11 @@ func (c *Conn) deliver(ev *Event, deferWake bool) (queued, overflow, wake bool) 
 	if c.skip != nil && c.skips(ev) {
 		return false, false, false
 	}
-	return c.push(ev.Frame(c.format), deferWake)
+	queued, overflow, wake = c.push(ev.Frame(c.format), deferWake)
+	if queued {
+		c.cursor = ev.Cursor
+	}
+	return queued, overflow, wake
 }
 
 func (c *Conn) skips(ev *Event) bool {

@@ -118,7 +118,14 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// Control is a message the server itself sends a client: a resync notice or a disconnect reason.
+// cursorEvent names the control frame that only moves a client's cursor forward (see
+// Hub.SendCursor): {"id":"","event":"cursor","data":null,"time":...,"cursor":"..."} on WebSocket,
+// an id line alone on SSE, `42["cursor",null,"<cursor>"]` on Socket.IO (socket.io-client keeps
+// the last argument as its recovery offset).
+const cursorEvent = "cursor"
+
+// Control is a message the server itself sends a client: a resync notice, a disconnect reason,
+// or a fresh cursor.
 // It is framed like an event, with an empty id and no cursor change unless Cursor is set.
 type Control struct {
 	Event  string // "resync" or "disconnect"
@@ -129,6 +136,11 @@ type Control struct {
 // Frame encodes c in format f (for control messages that are not shared, encoding per
 // connection is fine).
 func (c Control) Frame(f Format) []byte {
+	if c.Event == cursorEvent && f == FormatSSE {
+		// An id line alone: EventSource takes it as its Last-Event-ID and dispatches nothing
+		// (WHATWG HTML, "dispatch the event": the id is set before empty data returns).
+		return []byte("id: " + c.Cursor + "\n\n")
+	}
 	data, err := json.Marshal(c.Data)
 	if err != nil {
 		data = []byte("null")

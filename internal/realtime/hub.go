@@ -59,6 +59,7 @@ type Hub struct {
 	pos     positions
 	hist    *history
 	waiting []*Conn // Batched: connections whose writer Flush must start
+	cursor  string  // the cursor of the hub's position now ("" before the first publish)
 	codec   atomic.Pointer[CursorCodec]
 }
 
@@ -226,6 +227,7 @@ func (h *Hub) Assigned(start map[string]map[int32]int64) {
 		for p, off := range parts {
 			h.pos.set(topic, p, off)
 			h.hist.assigned(partitionKey{topic, p}, off)
+			h.cursor = ""
 		}
 	}
 }
@@ -237,6 +239,7 @@ func (h *Hub) Revoked(parts map[string][]int32) {
 	for topic, ps := range parts {
 		for _, p := range ps {
 			h.pos.remove(topic, p)
+			h.cursor = ""
 		}
 	}
 }
@@ -260,6 +263,7 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 	h.pos.set(n.Topic, n.Partition, n.Offset+1)
 	if cc := h.codec.Load(); cc != nil {
 		ev.Cursor = cc.Encode(h.pos.list)
+		h.cursor = ev.Cursor
 	}
 	for _, user := range n.UserIDs {
 		s := h.shard(user)
@@ -288,6 +292,41 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 	h.m.deliveries.Add(float64(delivered))
 	ev.Delivered = delivered
 	return ev
+}
+
+// SendCursor queues a control frame carrying the hub's position now to c, unless c already has
+// a cursor at least that far: a client whose user gets few events then holds a fresh cursor, so
+// its resume after a disconnect has seconds of records to look through, not hours. It is exact
+// like an event's cursor: taken under the publish lock, so every event published before it is
+// queued ahead of it. Transports call it on each keepalive tick; Shutdown calls it before the
+// 1001 close, so that clients resume on another node with nothing to replay.
+func (c *Conn) SendCursor() {
+	h := c.hub
+	cc := h.Codec()
+	if cc == nil {
+		return
+	}
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	if h.cursor == "" && len(h.pos.list) > 0 {
+		h.cursor = cc.Encode(h.pos.list) // after Assigned or Revoked, before any event
+	}
+	if h.cursor == "" || h.cursor == c.cursor {
+		return
+	}
+	if c.skip != nil { // the client resumed with a cursor ahead of this node
+		for k, off := range c.skip {
+			if i, ok := h.pos.index(k.topic, k.partition); ok && h.pos.list[i].Offset < off {
+				return // not caught up: this node's cursor would move the client back
+			}
+		}
+		c.mu.Lock()
+		c.skip = nil // caught up: nothing below the client's cursor can come any more
+		c.mu.Unlock()
+	}
+	if _, overflow := c.enqueue(Control{Event: cursorEvent, Cursor: h.cursor}.Frame(c.format)); !overflow {
+		c.cursor = h.cursor
+	}
 }
 
 // Flush starts the writers of the connections that got frames since the last Flush (see
@@ -333,6 +372,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		s.mu.RUnlock()
 	}
 	for _, c := range all {
+		c.SendCursor() // the position is final: the consumer has stopped
 		c.Close(DisconnectShutdown)
 	}
 	for _, c := range all {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -16,12 +17,14 @@ type memReplayer struct {
 	records []*notification.Event
 	err     error
 	calls   int
+	from    []Position // of the last call
 }
 
 func (m *memReplayer) Replay(_ context.Context, user string, from, to []Position) ([]*notification.Event, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
+	m.from = from
 	if m.err != nil {
 		return nil, m.err
 	}
@@ -209,5 +212,72 @@ func TestResumeOnANodeBehindTheCursorSkipsWhatTheClientHas(t *testing.T) {
 	}
 	if rp.calls != 0 {
 		t.Errorf("replayer called %d times for a cursor ahead of the node", rp.calls)
+	}
+}
+
+// TestQuietUserCursorStaysFresh: a user who gets no events still gets the hub's position on
+// keepalive ticks, so resuming from it needs no replay; the frame is exact: an event published
+// after it follows it.
+func TestQuietUserCursorStaysFresh(t *testing.T) {
+	rp := &memReplayer{}
+	h := newResumeHub(t, rp)
+	tr := newFake(FormatWebSocket, false)
+	c := register(t, h, "quiet", tr)
+	publish := func(ev *notification.Event) {
+		rp.mu.Lock()
+		rp.records = append(rp.records, ev)
+		rp.mu.Unlock()
+		h.Publish(ev)
+	}
+	for i := range 5 {
+		publish(event("concept-notifications", 0, int64(i), "busy"))
+	}
+	c.SendCursor()
+	c.SendCursor() // nothing new: no second frame
+	publish(event("concept-notifications", 0, 5, "quiet"))
+	waitFor(t, "cursor and event", func() bool { return len(tr.got()) == 2 })
+	got := frames(t, tr)
+	if got[0].Event != "cursor" || got[0].ID != "" || got[0].Cursor == "" || got[1].ID != "concept-notifications:0:5" {
+		t.Fatalf("frames %+v, want a cursor frame then the event", got)
+	}
+	c.Close(DisconnectClientGone)
+	<-c.Done()
+
+	again := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(ConnOptions{User: "quiet", Transport: again}, got[0].Cursor); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the missed event", func() bool { return len(again.got()) == 1 })
+	if f := frames(t, again)[0]; f.ID != "concept-notifications:0:5" {
+		t.Errorf("resume from the fresh cursor got %+v", f)
+	}
+	// The replay read from the fresh cursor on: the five records before it were not in range.
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.from[0].Offset != 5 {
+		t.Errorf("replay read from %v, want partition 0 from offset 5", rp.from)
+	}
+}
+
+func TestShutdownSendsTheFinalCursorBeforeClosing(t *testing.T) {
+	h := newResumeHub(t, nil)
+	tr := newFake(FormatWebSocket, false)
+	register(t, h, "alice", tr)
+	h.Publish(event("concept-notifications", 0, 0, "bob"))
+	if err := h.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := tr.got()
+	if len(got) != 2 || got[1] != "close 1001 server shutting down" || !strings.Contains(got[0], `"event":"cursor"`) {
+		t.Fatalf("frames %q, want the final cursor then the 1001 close", got)
+	}
+}
+
+func TestCursorFrameOnSSEIsAnIDLineAlone(t *testing.T) {
+	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSSE)); got != "id: abc\n\n" {
+		t.Errorf("SSE cursor frame %q", got)
+	}
+	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSocketIO)); got != `42["cursor",null,"abc"]` {
+		t.Errorf("Socket.IO cursor frame %q", got)
 	}
 }

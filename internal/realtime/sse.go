@@ -58,6 +58,7 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 			select {
 			case now := <-ticker.C:
 				if !c.ExpireIfDue(now) {
+					c.SendCursor()
 					c.Send(heartbeat)
 				}
 			case <-c.Done():

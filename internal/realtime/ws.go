@@ -176,6 +176,7 @@ func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 		if c.ExpireIfDue(time.Now()) {
 			return
 		}
+		c.SendCursor()
 		if p := t.ping.Load(); p != nil && c.Send(pingFrame) {
 			p.Reset(interval)
 		}

@@ -106,8 +106,11 @@ func (s *session) heartbeat() {
 	s.awaitingPong = true
 	s.timer.Reset(s.h.cfg.PongTimeout)
 	s.mu.Unlock()
-	if c := s.conn.Load(); c != nil && c.ExpireIfDue(time.Now()) {
-		return // closed with the token-expired reason
+	if c := s.conn.Load(); c != nil {
+		if c.ExpireIfDue(time.Now()) {
+			return // closed with the token-expired reason
+		}
+		c.SendCursor()
 	}
 	s.sendControl(pingPacket)
 }

@@ -24,6 +24,7 @@ async function tokenFor(user) {
 // is empty); Socket.IO events have no id at all, but are notifications all the same.
 function show(frame) {
   if (frame.cursor) state.cursor = frame.cursor;
+  if (frame.event === "cursor" && !frame.id) return; // only moves the resume position forward
   if (frame.id) {
     if (state.seen.has(frame.id)) return;
     state.seen.add(frame.id);
