@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,13 +30,31 @@ type Kafka struct {
 	decoder    *notification.Decoder
 	maxRecords int64
 	timeout    time.Duration
+	reads      chan struct{} // a slot per concurrent Kafka read
+
+	mu       sync.Mutex // guards the offsets cache
+	offsets  map[string]map[int32]kafka.PartitionOffsets
+	topics   []string
+	cachedAt time.Time
 }
+
+const (
+	// maxConcurrentReads bounds the Kafka reads of concurrent replays: after a node restart
+	// thousands of clients may resume at once; they queue (within their timeout) instead of
+	// each opening a Kafka connection at the same moment.
+	maxConcurrentReads = 4
+	// offsetsTTL is how long a lookup of the log start offsets serves later replays. Retention
+	// moves a log start rarely; a replay that starts below it anyway gets ErrOffsetOutOfRange
+	// from the read and answers "expired" all the same.
+	offsetsTTL = 2 * time.Second
+)
 
 // New returns a replayer reading from src, decoding with decoder (the consumer's: records it
 // would have sent to the dead-letter topic are skipped), reading at most maxRecords records per
 // replay (REALTIME_REPLAY_MAX_RECORDS) within timeout.
 func New(src Source, decoder *notification.Decoder, maxRecords int, timeout time.Duration) *Kafka {
-	return &Kafka{src: src, decoder: decoder, maxRecords: int64(maxRecords), timeout: timeout}
+	return &Kafka{src: src, decoder: decoder, maxRecords: int64(maxRecords), timeout: timeout,
+		reads: make(chan struct{}, maxConcurrentReads)}
 }
 
 // Replay returns user's events with offsets in [from, to) of each partition of to, in offset
@@ -52,7 +71,7 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 			topics = append(topics, p.Topic)
 		}
 	}
-	bounds, err := k.src.Offsets(ctx, topics)
+	bounds, err := k.bounds(ctx, topics)
 	if err != nil {
 		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka's offsets: " + err.Error()}
 	}
@@ -88,6 +107,12 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 	if total == 0 {
 		return nil, nil
 	}
+	select {
+	case k.reads <- struct{}{}:
+		defer func() { <-k.reads }()
+	case <-ctx.Done():
+		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "too many resumes are reading Kafka; try again"}
+	}
 	var events []*notification.Event
 	err = k.src.Read(ctx, start, until, func(rec *kgo.Record) bool {
 		ev, err := k.decoder.Decode(rec)
@@ -103,4 +128,21 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka: " + err.Error()}
 	}
 	return events, nil
+}
+
+// bounds returns the partitions' log start offsets and high watermarks, from a lookup at most
+// offsetsTTL old: one ListOffsets serves a burst of resumes. Lookups are serialised, so a burst
+// waits for one lookup instead of sending one each.
+func (k *Kafka) bounds(ctx context.Context, topics []string) (map[string]map[int32]kafka.PartitionOffsets, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.offsets != nil && time.Since(k.cachedAt) < offsetsTTL && slices.Equal(k.topics, topics) {
+		return k.offsets, nil
+	}
+	offsets, err := k.src.Offsets(ctx, topics)
+	if err != nil {
+		return nil, err
+	}
+	k.offsets, k.topics, k.cachedAt = offsets, slices.Clone(topics), time.Now()
+	return offsets, nil
 }

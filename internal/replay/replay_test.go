@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,5 +122,55 @@ func TestReplayRefusals(t *testing.T) {
 				t.Errorf("err = %v, want resync %q", err, tc.reason)
 			}
 		})
+	}
+}
+
+// countingSource serves offsets and reads from memory, counting calls and concurrent reads.
+type countingSource struct {
+	mu                        sync.Mutex
+	offsetCalls, reading, max int
+}
+
+func (c *countingSource) Offsets(context.Context, []string) (map[string]map[int32]kafka.PartitionOffsets, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offsetCalls++
+	return map[string]map[int32]kafka.PartitionOffsets{topic: {0: {Start: 0, End: 10}}}, nil
+}
+
+func (c *countingSource) Read(_ context.Context, _, _ map[string]map[int32]int64, fn func(*kgo.Record) bool) error {
+	c.mu.Lock()
+	c.reading++
+	c.max = max(c.max, c.reading)
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	fn(&kgo.Record{Topic: topic, Offset: 3, Value: []byte(`{"conceptId":"c","userIds":["alice"],"conceptName":"n","masteryLevel":1}`)})
+	c.mu.Lock()
+	c.reading--
+	c.mu.Unlock()
+	return nil
+}
+
+// TestABurstOfResumesSharesOneOffsetsLookupAndQueuesItsReads: after a restart many clients resume
+// at once; they must not each ask Kafka for offsets, nor all read at the same moment.
+func TestABurstOfResumesSharesOneOffsetsLookupAndQueuesItsReads(t *testing.T) {
+	src := &countingSource{}
+	dec := notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"})
+	k := New(src, dec, 1000, 10*time.Second)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			evs, err := k.Replay(t.Context(), "alice", []realtime.Position{{Topic: topic, Partition: 0, Offset: 2}}, []realtime.Position{{Topic: topic, Partition: 0, Offset: 10}})
+			if err != nil || len(evs) != 1 {
+				t.Errorf("replay: %v %v", evs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if src.offsetCalls != 1 {
+		t.Errorf("%d offsets lookups for one burst, want 1", src.offsetCalls)
+	}
+	if src.max > maxConcurrentReads {
+		t.Errorf("%d concurrent reads, want at most %d", src.max, maxConcurrentReads)
 	}
 }
