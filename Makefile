@@ -1,5 +1,5 @@
 # realtime-service: developer and CI entry points. `make test` is the test command of README.md.
-.PHONY: run test test-go interop-deps lint bench-smoke
+.PHONY: run test interop-deps lint
 
 run: ## run the service (embedded Kafka broker when KAFKA_BROKERS is unset)
 	go run ./cmd/realtime-service

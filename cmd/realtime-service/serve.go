@@ -84,8 +84,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		SendQueueBytes: cfg.Realtime.SendQueueBytes,
 		Log:            log,
 		Metrics:        reg,
-		History:        realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL},
-		Replayer:       replay.New(reader, decoder, cfg.Realtime.ReplayMaxRecords, cfg.Kafka.RequestTimeout),
+		History: realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL,
+			MaxBytes: cfg.Realtime.HistoryMaxBytes},
+		Replayer: replay.New(reader, decoder, cfg.Realtime.ReplayMaxRecords, cfg.Kafka.RequestTimeout),
 	})
 	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log, tr)
 	if err != nil {

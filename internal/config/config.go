@@ -146,6 +146,9 @@ type Realtime struct {
 	// HistoryTTL is how long an event stays in the in-memory history
 	// (REALTIME_HISTORY_TTL, ms, default 300000).
 	HistoryTTL time.Duration
+	// HistoryMaxBytes bounds the estimated memory of the in-memory history; past it the oldest
+	// events go first (REALTIME_HISTORY_MAX_BYTES, default 64 MiB).
+	HistoryMaxBytes int64
 	// ReplayMaxRecords bounds how many records one resume may read from Kafka before it gives
 	// up with a resync event (REALTIME_REPLAY_MAX_RECORDS, default 100000).
 	ReplayMaxRecords int
@@ -206,6 +209,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.WriteTimeout = r.millis("REALTIME_WRITE_TIMEOUT", 10000)
 	c.Realtime.HistorySize = r.intRange("REALTIME_HISTORY_SIZE", 100, 0, 100000)
 	c.Realtime.HistoryTTL = r.millis("REALTIME_HISTORY_TTL", 300000)
+	c.Realtime.HistoryMaxBytes = int64(r.intRange("REALTIME_HISTORY_MAX_BYTES", 64<<20, 1<<20, 1<<40))
 	c.Realtime.ReplayMaxRecords = r.intRange("REALTIME_REPLAY_MAX_RECORDS", 100000, 1, 100000000)
 
 	c.Log.Level = r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")

@@ -44,7 +44,7 @@ func TestDefaults(t *testing.T) {
 	r := c.Realtime
 	if r.JWTSecret != "" || r.AllowedOrigins != nil || r.SendQueueBytes != 1<<20 || r.PingInterval != 25*time.Second ||
 		r.PongTimeout != 20*time.Second || r.WriteTimeout != 10*time.Second || r.HistorySize != 100 ||
-		r.HistoryTTL != 5*time.Minute || r.ReplayMaxRecords != 100000 {
+		r.HistoryTTL != 5*time.Minute || r.HistoryMaxBytes != 64<<20 || r.ReplayMaxRecords != 100000 {
 		t.Errorf("realtime defaults: %+v", r)
 	}
 	if c.Log.Level != "info" || c.Log.Format != "text" || c.DebugAddr != "" {
@@ -96,6 +96,7 @@ func TestGoodValues(t *testing.T) {
 		"REALTIME_WRITE_TIMEOUT":         "3000",
 		"REALTIME_HISTORY_SIZE":          "0",
 		"REALTIME_HISTORY_TTL":           "60000",
+		"REALTIME_HISTORY_MAX_BYTES":     "2097152",
 		"REALTIME_REPLAY_MAX_RECORDS":    "10",
 		"LOG_LEVEL":                      "DEBUG",
 		"LOG_FORMAT":                     "json",
@@ -126,7 +127,7 @@ func TestGoodValues(t *testing.T) {
 	r := c.Realtime
 	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173"}) ||
 		r.SendQueueBytes != 65536 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
-		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.ReplayMaxRecords != 10 {
+		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.HistoryMaxBytes != 2<<20 || r.ReplayMaxRecords != 10 {
 		t.Errorf("realtime %+v", r)
 	}
 	if c.Log.Level != "debug" || c.Log.Format != "json" || c.DebugAddr != "127.0.0.1:6060" {
@@ -170,6 +171,7 @@ func TestMalformedValuesNameVariableValueAndForm(t *testing.T) {
 		{"REALTIME_WRITE_TIMEOUT", "x", "milliseconds"},
 		{"REALTIME_HISTORY_SIZE", "-1", "whole number from 0"},
 		{"REALTIME_HISTORY_TTL", "forever", "milliseconds"},
+		{"REALTIME_HISTORY_MAX_BYTES", "1000", "whole number from 1048576"},
 		{"REALTIME_REPLAY_MAX_RECORDS", "0", "whole number from 1"},
 		{"LOG_LEVEL", "verbose", "one of debug, info, warn, error"},
 		{"LOG_FORMAT", "xml", "one of text, json"},

@@ -42,6 +42,7 @@ func Variables() []Variable {
 		{"REALTIME_WRITE_TIMEOUT", "10000", "ms, one write to a client"},
 		{"REALTIME_HISTORY_SIZE", "100", "recent events kept per user for fast resume"},
 		{"REALTIME_HISTORY_TTL", "300000", "ms an event stays in that history"},
+		{"REALTIME_HISTORY_MAX_BYTES", "67108864", "bound on that history's memory"},
 		{"REALTIME_REPLAY_MAX_RECORDS", "100000", "records a resume may read from Kafka"},
 		{"LOG_LEVEL", "info", "debug, info, warn or error"},
 		{"LOG_FORMAT", "text", "text or json"},

@@ -14,7 +14,7 @@ type HistoryConfig struct {
 	PerUser int
 	// TTL is how long an event is kept; zero means 5 minutes.
 	TTL time.Duration
-	// MaxBytes bounds the estimated memory of all kept events; zero means 256 MiB. Past it the
+	// MaxBytes bounds the estimated memory of all kept events; zero means 64 MiB. Past it the
 	// oldest events go first, whatever their age.
 	MaxBytes int64
 }
@@ -96,7 +96,7 @@ func newHistory(cfg HistoryConfig, m *metrics) *history {
 		cfg.TTL = 5 * time.Minute
 	}
 	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = 256 << 20
+		cfg.MaxBytes = 64 << 20
 	}
 	return &history{
 		cfg:   cfg,
