@@ -281,3 +281,30 @@ func TestExpiredCursorGetsResync(t *testing.T) {
 	}
 	expectIDs(t, frames, p.send("alice"))
 }
+
+// TestShutdownHandsClientsTheirFinalCursor: a client that got nothing of its own while others'
+// events flowed gets the node's final position before the 1001 close, and resuming from it on the
+// restarted node needs no replay and loses nothing.
+func TestShutdownHandsClientsTheirFinalCursor(t *testing.T) {
+	broker := startBroker(t)
+	env := map[string]string{"KAFKA_BROKERS": broker, "KAFKA_NODE_ID": "restarted"}
+	s := startService(t, env)
+	p := newProducer(t, broker)
+	ws, frames := openWS(t, s, "quiet", "")
+	_, busy := openWS(t, s, "busy", "")
+	waitConnected(t, s, 2)
+	expectIDs(t, busy, p.send("busy"), p.send("busy"), p.send("busy"))
+	s.Stop()
+	var final frame
+	for f := range frames {
+		final = f
+	}
+	ws.Close()
+	if final.Event != "cursor" || final.Cursor == "" {
+		t.Fatalf("last frame before the close %+v, want a cursor frame", final)
+	}
+
+	s2 := startService(t, env)
+	_, frames = openWS(t, s2, "quiet", final.Cursor)
+	expectIDs(t, frames, p.send("quiet")) // no resync first: nothing was missing
+}

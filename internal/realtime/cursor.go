@@ -163,12 +163,6 @@ func (p *positions) set(topic string, partition int32, offset int64) {
 	p.list = slices.Insert(p.list, i, Position{Topic: topic, Partition: partition, Offset: offset})
 }
 
-func (p *positions) remove(topic string, partition int32) {
-	if i, found := p.index(topic, partition); found {
-		p.list = slices.Delete(p.list, i, i+1)
-	}
-}
-
 func (p *positions) snapshot() []Position { return slices.Clone(p.list) }
 
 // errNoCodec is returned when a cursor arrives before the hub knows its cluster.

@@ -112,6 +112,10 @@ func (h *history) enabled() bool { return h.cfg.PerUser > 0 }
 // assigned records where the hub starts in a partition: the history is complete from there.
 func (h *history) assigned(k partitionKey, offset int64) { h.start[k] = offset }
 
+// revoked records that the hub stopped consuming a partition: until it is assigned again the
+// history cannot prove anything about it (events published meanwhile never reach this node).
+func (h *history) revoked(k partitionKey) { delete(h.start, k) }
+
 // eventBytes estimates what keeping ev costs: the value, the frames encoded from it (about as
 // large, for up to three formats), the user list and fixed overhead.
 func eventBytes(ev *Event) int64 {

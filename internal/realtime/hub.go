@@ -232,14 +232,16 @@ func (h *Hub) Assigned(start map[string]map[int32]int64) {
 	}
 }
 
-// Revoked forgets partitions this node no longer consumes.
+// Revoked records that this node no longer consumes parts (a rebalance, or shutdown). Their
+// positions stay: they still say how far clients were sent, so cursors stay exact — the final
+// cursor a shutdown sends every client included. The history stops being provably complete for
+// them until they are assigned again (Assigned sets their new start).
 func (h *Hub) Revoked(parts map[string][]int32) {
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
 	for topic, ps := range parts {
 		for _, p := range ps {
-			h.pos.remove(topic, p)
-			h.cursor = ""
+			h.hist.revoked(partitionKey{topic, p})
 		}
 	}
 }

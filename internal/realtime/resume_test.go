@@ -264,6 +264,8 @@ func TestShutdownSendsTheFinalCursorBeforeClosing(t *testing.T) {
 	tr := newFake(FormatWebSocket, false)
 	register(t, h, "alice", tr)
 	h.Publish(event("concept-notifications", 0, 0, "bob"))
+	// As in the service: the consumer leaves its group first, revoking every partition.
+	h.Revoked(map[string][]int32{"concept-notifications": {0, 1}, "session-notifications": {0}})
 	if err := h.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
