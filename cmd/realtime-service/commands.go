@@ -44,6 +44,9 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected argument %q (usage: token --user U [--ttl 1h])", fs.Arg(0))
+	}
 	if *user == "" {
 		return errors.New("token: --user is required")
 	}

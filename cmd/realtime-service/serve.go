@@ -52,7 +52,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	if dev {
 		b, err := kafka.StartEmbedded(cfg.Kafka, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (another instance's broker? use it with KAFKA_BROKERS=%s, or pick another KAFKA_EMBEDDED_ADDR)", err, cfg.Kafka.EmbeddedAddr)
 		}
 		defer b.Close()
 		brokers = []string{b.Addr()}
@@ -64,7 +64,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		log.Warn("development mode: REALTIME_JWT_SECRET is unset, so client tokens are signed with a random secret that changes at every start; GET /v1/dev/token?user=<id> issues them (this endpoint exists only in development)")
 	}
 	if len(cfg.HTTP.APIKeys) == 0 {
-		log.Warn("development mode: REALTIME_API_KEYS is unset, so the service API (/v1/notifications, /v1/topics) is open to anyone who can reach it")
+		log.Warn("development mode: REALTIME_API_KEYS is unset, so the service API (/v1/notifications, /v1/topics) is open to anyone who can reach it; HTTP_ADDR defaults to 127.0.0.1:3000 for that reason", "addr", cfg.HTTP.Addr)
 	}
 
 	client, err := kafka.NewClient(cfg.Kafka, brokers, reg, log, tr.clientOpts(cfg.Kafka)...)

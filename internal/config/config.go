@@ -107,7 +107,8 @@ func (k Kafka) TopicNames() []string {
 
 // HTTP holds the listener settings and the service-to-service API keys.
 type HTTP struct {
-	// Addr is the listen address (HTTP_ADDR, default ":3000").
+	// Addr is the listen address (HTTP_ADDR, default ":3000"; "127.0.0.1:3000" in development
+	// mode, see DevelopmentMode).
 	Addr string
 	// MaxBodyBytes caps a request body; larger bodies get 413 (HTTP_MAX_BODY_BYTES, default 1 MiB).
 	MaxBodyBytes int64
@@ -222,8 +223,17 @@ func Load(getenv func(string) string) (Config, error) {
 	if len(r.problems) > 0 {
 		return Config{}, &Error{Problems: r.problems}
 	}
+	if c.DevelopmentMode() && r.get("HTTP_ADDR") == "" {
+		// Open API and dev tokens for anyone: keep them on this machine unless asked otherwise.
+		c.HTTP.Addr = "127.0.0.1:3000"
+	}
 	return c, nil
 }
+
+// DevelopmentMode reports the zero-configuration mode: the embedded broker and no API keys, so
+// the service API is open (and, without REALTIME_JWT_SECRET, GET /v1/dev/token mints client
+// tokens). HTTP_ADDR then defaults to 127.0.0.1:3000 instead of :3000.
+func (c Config) DevelopmentMode() bool { return c.Kafka.Embedded() && len(c.HTTP.APIKeys) == 0 }
 
 // CheckServe reports what serving needs beyond well-formed values: with a real broker
 // (KAFKA_BROKERS set) the service API is never open and clients need real tokens, so

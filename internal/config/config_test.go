@@ -38,7 +38,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("dlq/sasl/tls: %+v", k)
 	}
 	h := c.HTTP
-	if h.Addr != ":3000" || h.MaxBodyBytes != 1<<20 || h.ShutdownTimeout != 10*time.Second || h.APIKeys != nil {
+	if h.Addr != "127.0.0.1:3000" || h.MaxBodyBytes != 1<<20 || h.ShutdownTimeout != 10*time.Second || h.APIKeys != nil {
 		t.Errorf("http defaults: %+v", h)
 	}
 	r := c.Realtime
@@ -285,9 +285,11 @@ func TestVariablesListsExactlyWhatLoadReads(t *testing.T) {
 	}
 }
 
-// TestVariableDefaultsAreLoadsDefaults: a variable set to its listed default changes nothing.
+// TestVariableDefaultsAreLoadsDefaults: a variable set to its listed default changes nothing
+// (outside development mode, where HTTP_ADDR defaults to loopback).
 func TestVariableDefaultsAreLoadsDefaults(t *testing.T) {
-	base, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n"}))
+	keys := "0123456789abcdef"
+	base, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_API_KEYS": keys}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +297,7 @@ func TestVariableDefaultsAreLoadsDefaults(t *testing.T) {
 		if v.Default == "" {
 			continue
 		}
-		c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", v.Name: v.Default}))
+		c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_API_KEYS": keys, v.Name: v.Default}))
 		if err != nil {
 			t.Errorf("%s=%s: %v", v.Name, v.Default, err)
 			continue
@@ -336,5 +338,23 @@ func TestREADMEConfigurationTable(t *testing.T) {
 	}
 	for name := range inREADME {
 		t.Errorf("README.md documents %s, which Load does not read", name)
+	}
+}
+
+func TestDevelopmentModeListensOnLoopbackUnlessAsked(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		addr string
+	}{
+		{map[string]string{}, "127.0.0.1:3000"},
+		{map[string]string{"HTTP_ADDR": ":3000"}, ":3000"},
+		{map[string]string{"REALTIME_API_KEYS": "0123456789abcdef"}, ":3000"},
+		{map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef"}, ":3000"},
+	} {
+		tc.env["KAFKA_NODE_ID"] = "n"
+		c, err := Load(env(tc.env))
+		if err != nil || c.HTTP.Addr != tc.addr {
+			t.Errorf("%v: addr %q (%v), want %q", tc.env, c.HTTP.Addr, err, tc.addr)
+		}
 	}
 }
