@@ -109,6 +109,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		if hub.Codec() == nil { // resume cursors need the cluster ID: not ready to serve resumes yet
 			return details, errors.New("waiting for the Kafka cluster ID to read resume cursors")
 		}
+		if !hub.Consuming() { // where live events start is unknown until partitions are assigned
+			return details, errors.New("waiting for the consumer group to assign partitions")
+		}
 		return details, nil
 	})
 

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -26,7 +27,7 @@ func TestResumeFromMemoryDoesNotReadKafka(t *testing.T) {
 		h.Publish(event("t", 0, int64(i), "alice", "bob"))
 	}
 	tr := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "replay", func() bool { return len(tr.got()) == 3 })

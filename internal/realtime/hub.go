@@ -10,7 +10,9 @@ package realtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,9 @@ type HubConfig struct {
 	// Replayer serves resuming clients the events they missed that the history cannot (it reads
 	// Kafka); nil answers those resumes with a resync event.
 	Replayer Replayer
+	// AssignWait bounds how long a resume waits for a starting node to be assigned the cursor's
+	// partitions (see Attach); 10 s when zero.
+	AssignWait time.Duration
 	// Batched makes Publish queue frames without waking connection writers; Flush wakes them,
 	// once per batch of events, so that one write carries every frame a connection got in the
 	// batch. The Kafka consumer calls Flush after each poll. False: every Publish wakes writers.
@@ -60,7 +65,9 @@ type Hub struct {
 	hist    *history
 	waiting []*Conn // Batched: connections whose writer Flush must start
 	cursor  string  // the cursor of the hub's position now ("" before the first publish)
-	codec   atomic.Pointer[CursorCodec]
+	// assignedc is closed (and replaced) at each Assigned: resumes waiting for a partition wake.
+	assignedc chan struct{}
+	codec     atomic.Pointer[CursorCodec]
 }
 
 type shard struct {
@@ -73,11 +80,14 @@ func NewHub(cfg HubConfig) *Hub {
 	if cfg.SendQueueBytes <= 0 {
 		cfg.SendQueueBytes = 1 << 20
 	}
+	if cfg.AssignWait <= 0 {
+		cfg.AssignWait = 10 * time.Second
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics)}
+	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics), assignedc: make(chan struct{})}
 	h.hist = newHistory(cfg.History, h.m)
 	for i := range h.shards {
 		h.shards[i].users = make(map[string][]*Conn)
@@ -228,6 +238,39 @@ func (h *Hub) Assigned(start map[string]map[int32]int64) {
 			h.pos.set(topic, p, off)
 			h.hist.assigned(partitionKey{topic, p}, off)
 			h.cursor = ""
+		}
+	}
+	close(h.assignedc)
+	h.assignedc = make(chan struct{})
+}
+
+// Consuming reports whether the hub has been assigned partitions: until then it cannot tell a
+// resuming client what it missed (readiness waits for it).
+func (h *Hub) Consuming() bool {
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	return len(h.pos.list) > 0
+}
+
+// awaitPartitions blocks until the hub has a position in every partition of from (it has been
+// assigned them, so a resume knows where live events start), or ctx ends. A node that just
+// started has not joined its consumer group yet.
+func (h *Hub) awaitPartitions(ctx context.Context, from []Position) error {
+	for {
+		h.pubMu.Lock()
+		missing := slices.IndexFunc(from, func(f Position) bool {
+			_, ok := h.pos.index(f.Topic, f.Partition)
+			return !ok
+		})
+		wake := h.assignedc
+		h.pubMu.Unlock()
+		if missing < 0 {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("not consuming %s/%d yet: %w", from[missing].Topic, from[missing].Partition, ctx.Err())
 		}
 	}
 }

@@ -29,14 +29,16 @@ func (e *ResyncError) Error() string { return "resync: " + e.Reason + ": " + e.D
 // it every event of its user it missed since the cursor, then the live events queued meanwhile,
 // with no gap and no duplicate at the seam. A cursor that cannot be honoured (malformed, from
 // another cluster, older than Kafka retains, beyond the replay limit) yields one "resync"
-// control frame instead, then live events. The replay runs in the background; the connection's
-// frames wait for it.
-func (h *Hub) Attach(o ConnOptions, cursor string) (*Conn, error) {
+// control frame instead, then live events. On a node that has not been assigned the cursor's
+// partitions yet (it is starting), Attach first waits for them, within ctx and
+// HubConfig.AssignWait; past that the client gets a resync ("unavailable"). The replay runs in
+// the background; the connection's frames wait for it.
+func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, error) {
 	if cursor == "" {
 		c, _, err := h.Register(o)
 		return c, err
 	}
-	from, cerr := h.decodeCursor(cursor)
+	from, cerr := h.resumeFrom(ctx, cursor)
 	if cerr == nil {
 		o.Skip = from // live events below the cursor are the client's already
 	}
@@ -57,10 +59,10 @@ func (h *Hub) Attach(o ConnOptions, cursor string) (*Conn, error) {
 // the client whether its resume was honoured before anything else (Socket.IO's CONNECT reply
 // decides `socket.recovered`). honoured reports that every missed event is queued ahead of the
 // live ones; otherwise a resync frame is. The caller must pass o.Paused and release its hold
-// with Resume(nil) once its own reply is written. It returns within ctx, which bounds a Kafka
-// read.
+// with Resume(nil) once its own reply is written. It returns within ctx, which bounds the wait
+// for partitions and a Kafka read.
 func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c *Conn, honoured bool, err error) {
-	from, cerr := h.decodeCursor(cursor)
+	from, cerr := h.resumeFrom(ctx, cursor)
 	if cerr == nil {
 		o.Skip = from
 	}
@@ -73,6 +75,22 @@ func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c
 	frames, honoured := h.replay(ctx, c, from, at, cerr)
 	c.Resume(frames)
 	return c, honoured, nil
+}
+
+// resumeFrom decodes cursor and waits until the hub consumes each of its partitions: only then
+// does the hub's position say where live events start for the client, so that what lies between
+// the cursor and that position can be replayed. The error is a *ResyncError.
+func (h *Hub) resumeFrom(ctx context.Context, cursor string) ([]Position, error) {
+	from, err := h.decodeCursor(cursor)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
+	defer cancel()
+	if err := h.awaitPartitions(ctx, from); err != nil {
+		return nil, &ResyncError{Reason: "unavailable", Detail: "this node is starting: " + err.Error()}
+	}
+	return from, nil
 }
 
 // connContext is a context that ends when c closes or parent ends: a replay for a client that

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
@@ -120,7 +121,7 @@ func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 	publish("concept-notifications", 0, 8, "alice")
 
 	second := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(ConnOptions{User: "alice", Transport: second}, cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: second}, cursor); err != nil {
 		t.Fatal(err)
 	}
 	publish("concept-notifications", 0, 9, "alice") // live, possibly during the replay
@@ -138,7 +139,7 @@ func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 	// Resuming again from the last replayed frame's cursor (before 9) yields 9 alone.
 	replayed := frames(t, second)[3]
 	third := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(ConnOptions{User: "alice", Transport: third}, replayed.Cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: third}, replayed.Cursor); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "second resume", func() bool { return len(third.got()) == 1 })
@@ -165,7 +166,7 @@ func TestResumeWithUnusableCursorSendsResyncThenLive(t *testing.T) {
 				cursor = h.Codec().Encode([]Position{{"concept-notifications", 0, 0}, {"concept-notifications", 1, 0}, {"session-notifications", 0, 0}})
 			}
 			tr := newFake(FormatWebSocket, false)
-			if _, err := h.Attach(ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
+			if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
 				t.Fatal(err)
 			}
 			h.Publish(event("concept-notifications", 0, 1, "alice"))
@@ -196,7 +197,7 @@ func TestResumeOnANodeBehindTheCursorSkipsWhatTheClientHas(t *testing.T) {
 	h := newResumeHub(t, rp)
 	cursor := h.Codec().Encode([]Position{{"concept-notifications", 0, 3}, {"concept-notifications", 1, 0}, {"session-notifications", 0, 0}})
 	tr := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -244,7 +245,7 @@ func TestQuietUserCursorStaysFresh(t *testing.T) {
 	<-c.Done()
 
 	again := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(ConnOptions{User: "quiet", Transport: again}, got[0].Cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "quiet", Transport: again}, got[0].Cursor); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the missed event", func() bool { return len(again.got()) == 1 })
@@ -281,5 +282,70 @@ func TestCursorFrameOnSSEIsAnIDLineAlone(t *testing.T) {
 	}
 	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSocketIO)); got != `42["cursor",null,"abc"]` {
 		t.Errorf("Socket.IO cursor frame %q", got)
+	}
+}
+
+// TestResumeOnStartingNodeWaitsForAssignment: a client resumes on a node that has not joined
+// its consumer group yet (a new node starts at the end of each partition). The resume waits for
+// the assignment and replays what lies between the cursor and where the node starts; before
+// the fix it replayed nothing and the events in between were lost.
+func TestResumeOnStartingNodeWaitsForAssignment(t *testing.T) {
+	rp := &memReplayer{}
+	for off := range 8 {
+		rp.records = append(rp.records, event("concept-notifications", 0, int64(off), "alice"))
+	}
+	old := newResumeHub(t, rp)
+	c := register(t, old, "alice", newFake(FormatWebSocket, false))
+	var cursor string
+	for _, ev := range rp.records[:3] {
+		cursor = old.Publish(ev).Cursor
+	}
+	c.Close(DisconnectClientGone)
+
+	h := NewHub(HubConfig{Replayer: rp})
+	h.SetCursorCodec(old.Codec())
+	tr := newFake(FormatWebSocket, false)
+	attached := make(chan error, 1)
+	go func() {
+		_, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor)
+		attached <- err
+	}()
+	select {
+	case err := <-attached:
+		t.Fatalf("Attach returned before the node was assigned its partitions (err %v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 6, 1: 0}, "session-notifications": {0: 0}})
+	if err := <-attached; err != nil {
+		t.Fatal(err)
+	}
+	h.Publish(rp.records[6])
+	h.Publish(rp.records[7])
+	waitFor(t, "replay and live", func() bool { return len(tr.got()) == 5 })
+	var ids []string
+	for _, f := range frames(t, tr) {
+		ids = append(ids, f.ID)
+	}
+	want := []string{"concept-notifications:0:3", "concept-notifications:0:4", "concept-notifications:0:5", "concept-notifications:0:6", "concept-notifications:0:7"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("got %v, want %v", ids, want)
+	}
+}
+
+// TestResumeOnNodeNeverAssignedResyncs: past AssignWait the client is told plainly (resync,
+// reason unavailable) instead of being left without the events it missed.
+func TestResumeOnNodeNeverAssignedResyncs(t *testing.T) {
+	old := newResumeHub(t, &memReplayer{})
+	cursor := old.Publish(event("concept-notifications", 0, 0, "alice")).Cursor
+	h := NewHub(HubConfig{Replayer: &memReplayer{}, AssignWait: 20 * time.Millisecond})
+	h.SetCursorCodec(old.Codec())
+	tr := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "resync", func() bool { return len(tr.got()) == 1 })
+	f := frames(t, tr)[0]
+	if f.Event != "resync" || !strings.Contains(string(f.Data), `"unavailable"`) {
+		t.Fatalf("got %+v, want a resync event with reason unavailable", f)
 	}
 }

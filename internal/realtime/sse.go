@@ -46,7 +46,7 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		// Register first, then open the stream through the connection's queue, so that every
 		// event published once the client sees the stream open reaches it. From here on only
 		// the connection's writer touches w.
-		c, err := h.Attach(ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires}, cursor)
+		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires}, cursor)
 		if err != nil {
 			t.WriteFrames([][]byte{sseOpen, t.CloseFrame(DisconnectShutdown)})
 			return

@@ -79,7 +79,7 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		// Register before the upgrade answers, held until the socket is ready: every event
 		// published once the client sees the connection open reaches it.
 		t := &wsTransport{writeTimeout: cfg.WriteTimeout}
-		c, err := h.Attach(ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, r.URL.Query().Get("cursor"))
+		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, r.URL.Query().Get("cursor"))
 		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)

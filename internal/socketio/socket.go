@@ -158,7 +158,7 @@ func (s *session) connect(data []byte) error {
 			pid = oldPID
 		}
 	} else {
-		c, err = s.h.hub.Attach(o, "")
+		c, err = s.h.hub.Attach(context.Background(), o, "")
 	}
 	if err != nil { // the hub is shutting down: the client reconnects elsewhere
 		s.close()
