@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -215,6 +216,52 @@ func (s *sseConn) read(onFrame func([]byte)) error {
 	}
 }
 
+// readEvents reads the stream as EventSource does (WHATWG HTML, "Server-sent events", "Event
+// stream interpretation"): field lines build an event and a blank line dispatches it. onDispatch
+// gets the last event ID, which every id line sets (also an id line alone, as the server's
+// cursor frames are), and the event's data, empty for a block without a data line. The last
+// event ID starts at lastID, the one of the previous connection: as in browsers (Chromium seeds
+// each new stream's parser with it), only an id line changes it.
+func (s *sseConn) readEvents(lastID string, onDispatch func(lastID string, data []byte)) error {
+	var long, data []byte
+	for {
+		line, err := s.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = s.br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil {
+			if err == io.EOF {
+				return errors.New("stream ended")
+			}
+			return err
+		}
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(line) == 0 {
+			onDispatch(lastID, bytes.TrimSuffix(data, []byte("\n")))
+			data = data[:0]
+			continue
+		}
+		if line[0] == ':' {
+			continue // a comment: the heartbeat
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "id":
+			if bytes.IndexByte(value, 0) < 0 {
+				lastID = string(value)
+			}
+		case "data":
+			data = append(append(data, value...), '\n')
+		}
+	}
+}
+
 func (s *sseConn) close() {
 	s.cancel()
 	s.body.Close()
@@ -224,13 +271,25 @@ func (s *sseConn) close() {
 // default namespace with the token in the CONNECT packet, as io(url, {auth: {token},
 // transports: ["websocket"]}) does.
 func (d *dialer) dialSocketIO(ctx context.Context, token string) (frameConn, error) {
+	c, _, err := d.dialSocketIOWith(ctx, token, "", "")
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialSocketIOWith is dialSocketIO with connection state recovery (socket.io v4.6): with pid and
+// offset set, the CONNECT packet carries them as socket.io-client sends its _pid and _lastOffset
+// after a lost connection. It returns the pid of the CONNECT reply: the same pid means the server
+// recovered the session (socket.recovered), another one that it did not.
+func (d *dialer) dialSocketIOWith(ctx context.Context, token, pid, offset string) (*sioConn, string, error) {
 	c, resp, err := d.wsDialer().DialContext(ctx, wsBase(d.base)+"/socket.io/?EIO=4&transport=websocket", nil)
 	if err != nil {
-		return nil, handshakeErr(err, resp)
+		return nil, "", handshakeErr(err, resp)
 	}
-	fail := func(err error) (frameConn, error) {
+	fail := func(err error) (*sioConn, string, error) {
 		c.Close()
-		return nil, err
+		return nil, "", err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetReadDeadline(dl)
@@ -244,8 +303,11 @@ func (d *dialer) dialSocketIO(ctx context.Context, token string) (frameConn, err
 	if len(open) == 0 || open[0] != '0' {
 		return fail(fmt.Errorf("socket.io: want an open packet, got %q", open))
 	}
-	connect := []byte(`40{"token":` + strconv.Quote(token) + `}`)
-	if err := c.WriteMessage(websocket.TextMessage, connect); err != nil {
+	connect := `40{"token":` + strconv.Quote(token)
+	if pid != "" && offset != "" {
+		connect += `,"pid":` + strconv.Quote(pid) + `,"offset":` + strconv.Quote(offset)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(connect+"}")); err != nil {
 		return fail(err)
 	}
 	for {
@@ -255,8 +317,16 @@ func (d *dialer) dialSocketIO(ctx context.Context, token string) (frameConn, err
 		}
 		switch {
 		case bytes.HasPrefix(msg, []byte("40")):
+			var reply struct {
+				PID string `json:"pid"`
+			}
+			if len(msg) > 2 {
+				if err := json.Unmarshal(msg[2:], &reply); err != nil {
+					return fail(fmt.Errorf("socket.io connect reply %q: %w", msg, err))
+				}
+			}
 			c.SetReadDeadline(time.Time{})
-			return &sioConn{c: c}, nil
+			return &sioConn{c: c}, reply.PID, nil
 		case bytes.HasPrefix(msg, []byte("44")):
 			return fail(fmt.Errorf("socket.io connect_error: %s", msg[2:]))
 		case len(msg) == 1 && msg[0] == '2':

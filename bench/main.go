@@ -6,6 +6,7 @@
 //	go run ./bench produce [flags]   HTTP load on the produce endpoints (notification, record, batch)
 //	go run ./bench wrk     [flags]   wrk against POST /v1/notifications/concept-mastered
 //	go run ./bench storm   [flags]   N clients reconnect at once after a server restart
+//	go run ./bench chaos   [flags]   two nodes, clients dropping and resuming, a node killed: nothing missed
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
 //	go run ./bench report  [flags]   medians and ranges of the quiet runs in bench/results.jsonl
 //
@@ -40,6 +41,8 @@ modes:
   produce   HTTP load on one produce endpoint (-endpoint notification|session|record|batch -conns -duration)
   wrk       wrk (Debian package wrk) against POST /v1/notifications/concept-mastered (-conns -duration)
   storm     N clients reconnect at once after a server restart (-conns)
+  chaos     2 nodes, K users' clients drop and resume at random, a node is SIGKILLed and restarted;
+            asserts every client holds exactly its user's records, none misrouted, no resync (-users -events)
   serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
   report    median (min-max) of each scenario's quiet runs in bench/results.jsonl, by commit
 
@@ -79,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runWrk(ctx, rest, stdout, stderr)
 	case "storm":
 		return runStorm(ctx, rest, stdout, stderr)
+	case "chaos":
+		return runChaos(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "report":

@@ -269,12 +269,18 @@ func printFigures(w io.Writer, title string, figs []figure, load *loadReport) {
 		if load.Noisy {
 			noisy = "  NOISY: rerun"
 		}
-		roles := fmt.Sprintf("server %.2f, broker %.2f, tool %.2f", load.Cores["server"], load.Cores["broker"], load.Cores["tool"])
-		for _, r := range slices.Sorted(maps.Keys(load.Cores)) {
-			if r != "server" && r != "broker" && r != "tool" {
-				roles += fmt.Sprintf(", %s %.2f", r, load.Cores[r])
+		var parts []string
+		for _, r := range []string{"server", "broker", "tool"} {
+			if c, ok := load.Cores[r]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.2f", r, c))
 			}
 		}
+		for _, r := range slices.Sorted(maps.Keys(load.Cores)) {
+			if r != "server" && r != "broker" && r != "tool" {
+				parts = append(parts, fmt.Sprintf("%s %.2f", r, load.Cores[r]))
+			}
+		}
+		roles := strings.Join(parts, ", ")
 		fmt.Fprintf(w, "machine load: loadavg %.2f (max %.2f); busy %.2f cores: %s, irq %.2f, other %.2f%s\n",
 			load.LoadAvg1, load.LoadAvg1Max, load.MachineCores, roles, load.IRQCores, load.OtherCores, noisy)
 	}

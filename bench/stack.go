@@ -39,6 +39,7 @@ type stack struct {
 	node    *child
 	broker  *child
 	nodeEnv []string
+	logName string // the node's log file in dir; "" is node.log
 	stderr  io.Writer
 }
 
@@ -173,7 +174,11 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 // startNode starts the node and waits until /health/ready answers 200.
 func (s *stack) startNode(ctx context.Context) error {
 	var err error
-	s.node, err = startChild("node", s.bin, []string{"serve"}, s.nodeEnv, filepath.Join(s.dir, "node.log"))
+	logName := s.logName
+	if logName == "" {
+		logName = "node.log"
+	}
+	s.node, err = startChild("node", s.bin, []string{"serve"}, s.nodeEnv, filepath.Join(s.dir, logName))
 	if err != nil {
 		return err
 	}
@@ -182,6 +187,23 @@ func (s *stack) startNode(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// restartNode starts the node again (after stopNode or killNode) with the same environment,
+// polling /health/ready every poll until it answers 200, so that the caller learns it is ready
+// within poll.
+func (s *stack) restartNode(ctx context.Context, poll time.Duration) error {
+	logName := s.logName
+	if logName == "" {
+		logName = "node.log"
+	}
+	var err error
+	s.node, err = startChild("node", s.bin, []string{"serve"}, s.nodeEnv, filepath.Join(s.dir, logName))
+	if err != nil {
+		return err
+	}
+	s.nodePID = s.node.cmd.Process.Pid
+	return waitReadyPoll(ctx, s.url, s.node, 60*time.Second, poll)
 }
 
 // stopNode stops the node gracefully (SIGTERM; SIGKILL after grace), waits for it, and returns
@@ -197,6 +219,58 @@ func (s *stack) stopNode(grace time.Duration) uint64 {
 		return uint64((ps.UserTime() + ps.SystemTime()) * clockTicks / time.Second)
 	}
 	return 0
+}
+
+// killNode kills the node with SIGKILL (no shutdown: no final commit, no close frames), waits
+// for it, and returns the CPU time it used over its life, in clock ticks.
+func (s *stack) killNode() uint64 {
+	if s.node == nil {
+		return 0
+	}
+	n := s.node
+	s.node = nil
+	n.stopped.Do(func() {
+		n.cmd.Process.Kill()
+		<-n.done
+	})
+	if ps := n.cmd.ProcessState; ps != nil {
+		return uint64((ps.UserTime() + ps.SystemTime()) * clockTicks / time.Second)
+	}
+	return 0
+}
+
+// sibling returns a second node of an owned stack, not started: the same broker, binary,
+// secrets and extra environment, its own HTTP and debug addresses, KAFKA_NODE_ID nodeID (its own
+// consumer group) and log file. Start it with startNode; stop it with stopNode before the
+// stack closes (the stack's close does not know it).
+func (s *stack) sibling(nodeID, logName string) (*stack, error) {
+	if !s.owned {
+		return nil, errors.New("a second node needs an owned stack (no -target)")
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	o := &stack{
+		url: "http://" + httpAddr, brokers: s.brokers, secret: s.secret, apiKey: s.apiKey,
+		debugAddr: debugAddr, bin: s.bin, dir: s.dir, logName: logName, stderr: s.stderr,
+	}
+	for _, kv := range s.nodeEnv {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "HTTP_ADDR":
+			kv = "HTTP_ADDR=" + httpAddr
+		case "DEBUG_ADDR":
+			kv = "DEBUG_ADDR=" + debugAddr
+		case "KAFKA_NODE_ID":
+			kv = "KAFKA_NODE_ID=" + nodeID
+		}
+		o.nodeEnv = append(o.nodeEnv, kv)
+	}
+	return o, nil
 }
 
 // close stops what the stack owns: the node first (it flushes and leaves its group), then the
@@ -343,6 +417,10 @@ func waitReady(ctx context.Context, url string, limit time.Duration) error {
 }
 
 func waitReadyChild(ctx context.Context, url string, ch *child, limit time.Duration) error {
+	return waitReadyPoll(ctx, url, ch, limit, 25*time.Millisecond)
+}
+
+func waitReadyPoll(ctx context.Context, url string, ch *child, limit, poll time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -369,7 +447,7 @@ func waitReadyChild(ctx context.Context, url string, ch *child, limit time.Durat
 				return fmt.Errorf("node %s not ready after %v (last: %s); its log ends:\n%s", url, limit, last, ch.logTail())
 			}
 			return fmt.Errorf("node %s not ready after %v (last: %s)", url, limit, last)
-		case <-time.After(25 * time.Millisecond):
+		case <-time.After(poll):
 		}
 	}
 }
