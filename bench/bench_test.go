@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -137,6 +138,71 @@ func TestChaos(t *testing.T) {
 			}
 			t.Logf("%d deliveries to %d clients, %d resumes (%d on the other node), %d duplicates, catch-up p99 %.1f ms",
 				res.Expected, res.Clients, res.Resumes, res.ResumesOther, res.Duplicates, res.CatchUp.P99)
+		})
+	}
+}
+
+// TestResume is a small run of the resume mode, checking only correctness: a client that
+// missed 100 records of its user (among records for other users) and resumes with its cursor
+// gets exactly those 100, each once, in partition order, then a live one; on a node with the
+// default history every replay comes from memory, on one whose REALTIME_HISTORY_SIZE is below
+// 100 every replay comes from Kafka (the node's realtime_replays_total says so), over WebSocket
+// and SSE. The times of BENCHMARKS.md come from full runs of the same code.
+func TestResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the service; skipped with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to build the service")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	var flags []string
+	if raceEnabled {
+		flags = append(flags, "-race")
+	}
+	bin, err := buildBinary(ctx, root, "", "", &log, flags...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	defer bin.remove()
+	for _, source := range []string{"memory", "kafka"} {
+		t.Run(source, func(t *testing.T) {
+			var log bytes.Buffer
+			defer func() {
+				if t.Failed() {
+					t.Logf("tool output:\n%s", log.String())
+				}
+			}()
+			cfg := defaultResume()
+			cfg.source, cfg.iterations, cfg.warmup, cfg.noise, cfg.noiseUsers = source, 8, 1, 3, 50
+			c := &common{transport: "ws", runs: 1}
+			if source == "kafka" {
+				c.env = listFlag{"REALTIME_HISTORY_SIZE=" + strconv.Itoa(cfg.kafkaHistory)}
+			}
+			st, err := startStack(ctx, c, bin, &log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.close()
+			for _, transport := range []string{"ws", "sse"} {
+				_, result, _, err := resumeRun(ctx, st, transport, cfg, &log)
+				if err != nil {
+					t.Fatalf("%s: %v", transport, err)
+				}
+				res := result.(resumeResult)
+				resumes := float64(cfg.warmup + cfg.iterations)
+				if res.Iterations != cfg.iterations || res.Replays[source] != resumes || res.Replayed != resumes*float64(cfg.missed) || len(res.Resyncs) > 0 {
+					t.Fatalf("%s: %d resumes measured, replays %v, %v events replayed, resyncs %v; want %d, %v from %s, %v, none",
+						transport, res.Iterations, res.Replays, res.Replayed, res.Resyncs, cfg.iterations, resumes, source, resumes*float64(cfg.missed))
+				}
+				t.Logf("%s from %s: %d resumes of %d missed events, p50 %.2f ms, max %.2f ms", transport, source, res.Iterations, cfg.missed, res.CatchUp.P50, res.CatchUp.Max)
+			}
 		})
 	}
 }

@@ -891,19 +891,27 @@ type chaosFrame struct {
 	Cursor string          `json:"cursor"`
 }
 
-// read reads fc until it ends, keeping the cursor as a client of its transport does and handing
-// each event (name, data, id; no id on Socket.IO) to onEvent.
+// read reads fc until it ends, keeping cl's cursor (see readClientEvents).
 func (s *chaosState) read(cl *chaosClient, fc frameConn, onEvent func(name string, data []byte, id string)) error {
+	return readClientEvents(fc, &cl.cursor, &cl.foreign, onEvent)
+}
+
+// readClientEvents reads fc until it ends, keeping *cursor as a client of its transport does
+// (ws, sse: the last cursor; socketio: the last offset) and handing each event (name, data, id;
+// no id on Socket.IO) to onEvent; unparsable frames are counted in *foreign. SSE cursor-only
+// frames (an id line alone) only move the cursor; WebSocket and Socket.IO cursor frames reach
+// onEvent as events named "cursor".
+func readClientEvents(fc frameConn, cursor *string, foreign *int64, onEvent func(name string, data []byte, id string)) error {
 	switch c := fc.(type) {
 	case *sseConn:
-		return c.readEvents(cl.cursor, func(lastID string, data []byte) {
-			cl.cursor = lastID // EventSource sends its last event ID back as Last-Event-ID
+		return c.readEvents(*cursor, func(lastID string, data []byte) {
+			*cursor = lastID // EventSource sends its last event ID back as Last-Event-ID
 			if len(data) == 0 {
 				return // an id line alone: a cursor frame
 			}
 			var f chaosFrame
 			if json.Unmarshal(data, &f) != nil {
-				cl.foreign++
+				(*foreign)++
 				return
 			}
 			onEvent(f.Event, f.Data, f.ID)
@@ -913,14 +921,14 @@ func (s *chaosState) read(cl *chaosClient, fc frameConn, onEvent func(name strin
 			var args []json.RawMessage
 			var name string
 			if json.Unmarshal(b, &args) != nil || len(args) == 0 || json.Unmarshal(args[0], &name) != nil {
-				cl.foreign++
+				(*foreign)++
 				return
 			}
 			// socket.io-client keeps the last argument of every event as its recovery offset
 			// when it is a string.
 			var off string
 			if len(args) > 1 && json.Unmarshal(args[len(args)-1], &off) == nil {
-				cl.cursor = off
+				*cursor = off
 			}
 			var data []byte
 			if len(args) > 1 {
@@ -932,11 +940,11 @@ func (s *chaosState) read(cl *chaosClient, fc frameConn, onEvent func(name strin
 		return fc.read(func(b []byte) {
 			var f chaosFrame
 			if json.Unmarshal(b, &f) != nil {
-				cl.foreign++
+				(*foreign)++
 				return
 			}
 			if f.Cursor != "" {
-				cl.cursor = f.Cursor
+				*cursor = f.Cursor
 			}
 			onEvent(f.Event, f.Data, f.ID)
 		})

@@ -7,6 +7,7 @@
 //	go run ./bench wrk     [flags]   wrk against POST /v1/notifications/concept-mastered
 //	go run ./bench storm   [flags]   N clients reconnect at once after a server restart
 //	go run ./bench chaos   [flags]   two nodes, clients dropping and resuming, a node killed: nothing missed
+//	go run ./bench resume  [flags]   one client misses M records and resumes: time to catch up, from memory or Kafka
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
 //	go run ./bench report  [flags]   medians and ranges of the quiet runs in bench/results.jsonl
 //
@@ -43,6 +44,9 @@ modes:
   storm     N clients reconnect at once after a server restart (-conns)
   chaos     2 nodes, K users' clients drop and resume at random, a node is SIGKILLed and restarted;
             asserts every client holds exactly its user's records, none misrouted, no resync (-users -events)
+  resume    a client misses M records (-missed 100) and resumes with its cursor, -iterations times;
+            time from the dial to the last missed event, replayed from -source memory or kafka;
+            asserts exactly the missed events arrive, in partition order, then a live one
   serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
   report    median (min-max) of each scenario's quiet runs in bench/results.jsonl, by commit
 
@@ -84,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStorm(ctx, rest, stdout, stderr)
 	case "chaos":
 		return runChaos(ctx, rest, stdout, stderr)
+	case "resume":
+		return runResume(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "report":

@@ -26,6 +26,13 @@ type nodeStats struct {
 	ProcessRSS  float64 `json:"process_rss_bytes"` // process_resident_memory_bytes
 	// Resyncs counts realtime_resyncs_total by reason: resumes that could not be honoured.
 	Resyncs map[string]float64 `json:"resyncs,omitempty"`
+	// Replays counts realtime_replays_total by source (memory, kafka): resumes that missed events.
+	Replays       map[string]float64 `json:"replays,omitempty"`
+	Replayed      float64            `json:"replayed_events,omitempty"` // realtime_replayed_events_total
+	Published     float64            `json:"published,omitempty"`       // realtime_events_published_total
+	HistoryBytes  float64            `json:"history_bytes,omitempty"`   // realtime_history_bytes (the history's estimate)
+	HistoryEvents float64            `json:"history_events,omitempty"`  // realtime_history_events
+	HistoryUsers  float64            `json:"history_users,omitempty"`   // realtime_history_users
 }
 
 // scrapeMetrics reads the node's /metrics (Prometheus text format) and its RSS.
@@ -80,6 +87,23 @@ func scrapeMetrics(ctx context.Context, s *stack) (nodeStats, error) {
 			_, reason, _ := strings.Cut(labels, `reason="`)
 			reason, _, _ = strings.Cut(reason, `"`)
 			st.Resyncs[reason] += value
+		case "realtime_replays_total":
+			if st.Replays == nil {
+				st.Replays = map[string]float64{}
+			}
+			_, source, _ := strings.Cut(labels, `source="`)
+			source, _, _ = strings.Cut(source, `"`)
+			st.Replays[source] += value
+		case "realtime_replayed_events_total":
+			st.Replayed = value
+		case "realtime_events_published_total":
+			st.Published = value
+		case "realtime_history_bytes":
+			st.HistoryBytes = value
+		case "realtime_history_events":
+			st.HistoryEvents = value
+		case "realtime_history_users":
+			st.HistoryUsers = value
 		}
 	}
 	if s.nodePID > 0 {
