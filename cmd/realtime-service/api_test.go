@@ -278,3 +278,25 @@ func TestMalformedConfigurationStopsStartUpWithOneLine(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestHelpAfterACommandStartsNothing: "broker --help" once started a broker that held :9092;
+// help after any command prints the usage and exits 0, and a stray argument is refused.
+func TestHelpAfterACommandStartsNothing(t *testing.T) {
+	env := map[string]string{"KAFKA_EMBEDDED_ADDR": "127.0.0.1:1"} // a broker here would fail
+	getenv := func(k string) string { return env[k] }
+	for _, cmd := range []string{"serve", "check", "broker", "healthcheck", "token"} {
+		var out, errOut bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := run(ctx, []string{"realtime-service", cmd, "--help"}, getenv, &out, &errOut)
+		cancel()
+		if err != nil || !strings.Contains(out.String()+errOut.String(), "-") {
+			t.Errorf("%s --help: err %v, output %q", cmd, err, out.String()+errOut.String())
+		}
+	}
+	for _, cmd := range []string{"serve", "broker", "check"} {
+		err := run(context.Background(), []string{"realtime-service", cmd, "--port", "1"}, getenv, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), `unexpected argument "--port"`) {
+			t.Errorf("%s --port 1: err %v, want an unexpected argument", cmd, err)
+		}
+	}
+}

@@ -42,6 +42,9 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	user := fs.String("user", "", "the user ID the token is for (its sub claim); required")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid, e.g. 15m, 1h, 24h")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the flag package printed the flags
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

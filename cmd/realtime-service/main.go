@@ -57,9 +57,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 {
 		cmd, rest = args[1], args[2:]
 	}
-	if cmd == "-h" || cmd == "--help" || cmd == "help" {
+	if isHelp(cmd) || (cmd != "token" && len(rest) > 0 && isHelp(rest[0])) {
 		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if cmd != "token" && len(rest) > 0 { // only token takes flags; "broker --port 1" must not start a broker
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%s: unexpected argument %q", cmd, rest[0])
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -97,6 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errUsage
 	}
 }
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
 
 // newLogger returns the service's structured logger: text or JSON lines on w at the level asked,
 // with the trace_id and span_id of the span in a record's context, if any (telemetry.LogHandler).
