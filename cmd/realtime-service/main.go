@@ -102,7 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
 
 // newLogger returns the service's structured logger: text or JSON lines on w at the level asked,
 // with the trace_id and span_id of the span in a record's context, if any (telemetry.LogHandler).
