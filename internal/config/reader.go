@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
 // reader parses variables and collects a Problem for each malformed one, so that Load can report
@@ -203,8 +205,6 @@ func (r *reader) topicName(name, def string) string {
 	return v
 }
 
-var legalEvent = regexp.MustCompile(`^[a-zA-Z0-9._:-]{1,128}$`)
-
 // topics reads "topic=event,topic=event"; a bare "topic" uses the topic name as its event name.
 func (r *reader) topics(name, def string) []TopicEvent {
 	v := r.get(name)
@@ -219,8 +219,8 @@ func (r *reader) topics(name, def string) []TopicEvent {
 		if !found {
 			event = topic
 		}
-		if !ValidTopic(topic) || !legalEvent.MatchString(event) || seen[topic] {
-			r.fail(name, v, "a comma-separated list of topic=event-name with distinct, legal topic names")
+		if !ValidTopic(topic) || notification.CheckEventName(event) != nil || seen[topic] {
+			r.fail(name, v, "a comma-separated list of topic=event-name with distinct, legal topic names and event names of [a-zA-Z0-9._:-] that are not reserved (connect, disconnect, cursor, resync, ...)")
 			return nil
 		}
 		seen[topic] = true

@@ -132,6 +132,13 @@ func TestNotificationInvalid(t *testing.T) {
 		{"bad token", conceptPath, `{"conceptId":c}`, "invalid-json", []string{":syntax"}},
 		{"trailing garbage", conceptPath, validConcept + ` {"x":1}`, "invalid-json", []string{":syntax"}},
 		{"empty body", conceptPath, ``, "invalid-json", []string{":syntax"}},
+		{"invalid UTF-8", conceptPath, "{\"conceptId\":\"c\",\"userIds\":[\"u\"],\"conceptName\":\"bad\xff\",\"masteryLevel\":0.5}", "invalid-json", []string{":syntax"}},
+		{"recipients under a case variant", conceptPath,
+			`{"conceptId":"c","userIds":["pbob"],"USERIDS":["palice"],"conceptName":"n","masteryLevel":0.5}`,
+			"validation-error", []string{"USERIDS:name"}},
+		{"recipients twice", conceptPath,
+			`{"conceptId":"c","userIds":["pbob"],"userIds":["palice"],"conceptName":"n","masteryLevel":0.5}`,
+			"validation-error", []string{"userIds:duplicate"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

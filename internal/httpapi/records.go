@@ -39,7 +39,8 @@ type recordError struct {
 //	{"records":[<record>, ...]}                                 1 to 10,000 records
 //
 // "key" (a string, optional; its UTF-8 bytes are the record key), "headers" (optional; "key" a
-// non-empty string, "value" a string or null) and "value" (required) are all a record may have;
+// non-empty string, "value" a string or null; an "event-type" header's value must pass
+// notification.CheckEventName) and "value" (required) are all a record may have;
 // unknown fields are errors. The record value is the value's JSON text byte for byte as sent. The
 // topic must already exist: producing never creates it.
 //
@@ -98,6 +99,11 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 		for i, h := range in.Headers {
 			if h.Key == "" {
 				fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].key"), Code: "required", Message: "is required"})
+			}
+			if h.Key == notification.HeaderEventType && h.Value != nil && *h.Value != "" {
+				if err := notification.CheckEventName(*h.Value); err != nil {
+					fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].value"), Code: "event_type", Message: err.Error()})
+				}
 			}
 		}
 		if fields != nil {

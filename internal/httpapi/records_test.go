@@ -91,6 +91,8 @@ func TestRecordSingleInvalid(t *testing.T) {
 		{"malformed", `{"value":`, "invalid-json", []string{":syntax"}},
 		{"trailing garbage", `{"value":1}}`, "invalid-json", []string{":syntax"}},
 		{"not an object", `[{"value":1}]`, "validation-error", []string{":type"}},
+		{"reserved event-type", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"connect_error"}]}`, "validation-error", []string{"headers[0].value:event_type"}},
+		{"invalid UTF-8", "{\"value\":\"\xc3\x28\"}", "invalid-json", []string{":syntax"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,8 @@ import (
 // DecodeError says why a record cannot be delivered. Such a record goes to the dead-letter topic
 // with Code and the error text in its headers.
 type DecodeError struct {
-	// Code is machine-readable: "unknown-topic", "invalid-json", "invalid-value".
+	// Code is machine-readable: "unknown-topic", "invalid-event-type", "invalid-json",
+	// "invalid-value".
 	Code string
 	// Fields lists the failing fields for "invalid-json" and "invalid-value".
 	Fields []FieldError
@@ -51,6 +52,9 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 		if h.Key == HeaderEventType && len(h.Value) > 0 {
 			name = string(h.Value)
 		}
+	}
+	if err := CheckEventName(name); err != nil {
+		return nil, &DecodeError{Code: "invalid-event-type", Detail: "the event-type header: " + err.Error()}
 	}
 	var users []string
 	var err error

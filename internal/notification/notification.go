@@ -8,6 +8,7 @@
 package notification
 
 import (
+	"errors"
 	"strconv"
 	"time"
 )
@@ -38,6 +39,35 @@ type SessionStartingSoon struct {
 	UserIDs       []string `json:"userIds" validate:"required,min=1,max=10000,userids"`
 	Message       string   `json:"message" validate:"required,max=4096"`
 	ScheduledTime string   `json:"scheduledTime" validate:"required,rfc3339"`
+}
+
+// reservedEvents are names a record cannot use as its event: Socket.IO's reserved events
+// (socket.io v4 "Emit cheatsheet", reserved names: socket.io-parser refuses an EVENT packet with
+// one, so socket.io-client would drop the connection at each of them) and the service's own
+// control events (client protocol: cursor, resync, disconnect), which a record must not forge.
+var reservedEvents = map[string]bool{
+	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
+	"newListener": true, "removeListener": true, "cursor": true, "resync": true,
+}
+
+// CheckEventName returns nil if name can name an event: 1 to 128 characters from [a-zA-Z0-9._:-],
+// and not a reserved name (connect, connect_error, disconnect, disconnecting, newListener,
+// removeListener, cursor, resync). Records whose event-type header fails go to the dead-letter
+// topic; the HTTP API refuses them with 400.
+func CheckEventName(name string) error {
+	if len(name) == 0 || len(name) > 128 {
+		return errors.New("an event name has 1 to 128 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return errors.New("an event name has only the characters a-z, A-Z, 0-9, '.', '_', ':' and '-'")
+		}
+	}
+	if reservedEvents[name] {
+		return errors.New("\"" + name + "\" is reserved (Socket.IO or the service's control events)")
+	}
+	return nil
 }
 
 // Key is the record key: records of one session keep their order on one partition.

@@ -110,6 +110,17 @@ func TestDecodeRecord(t *testing.T) {
 		{"mastery 1.7", &kgo.Record{Topic: TopicConcepts, Value: []byte(`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":1.7}`)}, "", nil, "invalid-value"},
 		{"empty userIds", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":[]}`)}, "", nil, "invalid-value"},
 		{"unmapped topic", &kgo.Record{Topic: "elsewhere", Value: []byte(`{"userIds":["u"]}`)}, "", nil, "unknown-topic"},
+		{"invalid UTF-8", &kgo.Record{Topic: "custom", Value: []byte("{\"userIds\":[\"u1\"],\"name\":\"bad\xff\"}")}, "", nil, "invalid-json"},
+		{"recipients under a case variant", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["bob"],"USERIDS":["alice"]}`)}, "", nil, "invalid-value"},
+		{"recipients under a folded name", &kgo.Record{Topic: "custom", Value: []byte(`{"uſerIds":["alice"]}`)}, "", nil, "invalid-value"},
+		{"recipients twice", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["bob"],"userIds":["alice"]}`)}, "", nil, "invalid-value"},
+		{"escaped exact name is fine", &kgo.Record{Topic: "custom", Value: []byte(`{"user\u0049ds":["u1"],"meta":{"USERIDS":1,"userIds":2}}`)}, "custom-event", []string{"u1"}, ""},
+		{"reserved Socket.IO event", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("connect_error")}}}, "", nil, "invalid-event-type"},
+		{"forged control event", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("resync")}}}, "", nil, "invalid-event-type"},
+		{"event name with a newline", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("a\nb")}}}, "", nil, "invalid-event-type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev, err := d.Decode(tc.rec)
@@ -230,5 +241,14 @@ func BenchmarkDecodeRecord(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestStrictMemberNamesListEachProblem(t *testing.T) {
+	v := NewValidator()
+	var c ConceptMastered
+	err := v.DecodeJSON([]byte(`{"conceptId":"c","userIds":["pbob"],"USERIDS":["palice"],"conceptName":"n","masteryLevel":0.5,"conceptId":"d"}`), &c, true)
+	if got, want := fields(err), []string{"USERIDS:name", "conceptId:duplicate"}; !slices.Equal(got, want) {
+		t.Errorf("fields %v, want %v (err %v)", got, want, err)
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -138,12 +140,20 @@ func fieldError(fe validator.FieldError) FieldError {
 func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
 	// Most documents are valid: one pass straight into dst, then the rules. Only a document
 	// that fails is decoded again, field by field, to list every failing field.
+	if !utf8.Valid(data) {
+		// RFC 8259, section 8.1: JSON exchanged between systems is UTF-8. encoding/json would
+		// pass the bytes through, and a WebSocket text frame carrying them is a protocol error
+		// (RFC 6455, section 8.1) that drops the client's connection at every resume.
+		return &ValidationError{Fields: []FieldError{{Code: "syntax",
+			Message: "not valid UTF-8 at byte " + strconv.Itoa(invalidUTF8At(data)) + " (JSON text is UTF-8: RFC 8259, section 8.1)"}}}
+	}
 	fast := json.NewDecoder(bytes.NewReader(data))
 	if strict {
 		fast.DisallowUnknownFields()
 	}
 	if fast.Decode(dst) == nil {
-		if _, err := fast.Token(); err == io.EOF && bytes.TrimSpace(data)[0] == '{' && v.v.Struct(dst) == nil {
+		if _, err := fast.Token(); err == io.EOF && bytes.TrimSpace(data)[0] == '{' &&
+			exactNames(data, fieldNames(reflect.TypeOf(dst).Elem())) && v.v.Struct(dst) == nil {
 			return nil
 		}
 	}
@@ -151,9 +161,103 @@ func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
 	return v.decodeFields(data, dst, strict)
 }
 
+// invalidUTF8At returns the offset of the first byte of data that is not valid UTF-8.
+func invalidUTF8At(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(data)
+}
+
+// fieldNamesCache maps a struct type to its JSON member names.
+var fieldNamesCache sync.Map // reflect.Type -> []string
+
+func fieldNames(t reflect.Type) []string {
+	if names, ok := fieldNamesCache.Load(t); ok {
+		return names.([]string)
+	}
+	var names []string
+	for i := range t.NumField() {
+		if name := jsonName(t.Field(i)); name != "" {
+			names = append(names, name)
+		}
+	}
+	fieldNamesCache.Store(t, names)
+	return names
+}
+
+// exactNames reports whether every member of the JSON object data (valid JSON) that names one of
+// fields names it exactly, once. encoding/json would also take "USERIDS" or "uſerIds" for
+// "userIds", and the last of repeated members: the recipients this service reads would then
+// differ from those another consumer of the topic reads (RFC 8259, section 4: names SHOULD be
+// unique). DecodeJSON refuses such documents.
+func exactNames(data []byte, fields []string) bool {
+	var seen uint64 // bit i: fields[i] seen
+	ok := true
+	topLevelNames(data, func(raw []byte) bool {
+		name := raw
+		if bytes.IndexByte(raw, '\\') >= 0 { // escaped: decode it as JSON does
+			var s string
+			if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) == nil {
+				name = []byte(s)
+			}
+		}
+		for i, f := range fields {
+			switch {
+			case string(name) == f:
+				if seen&(1<<i) != 0 {
+					ok = false
+				}
+				seen |= 1 << i
+			case bytes.EqualFold(name, []byte(f)):
+				ok = false
+			}
+		}
+		return ok
+	})
+	return ok
+}
+
+// topLevelNames calls f with the raw (still escaped) name of each member of the JSON object data,
+// which must be valid JSON, until f returns false.
+func topLevelNames(data []byte, f func(raw []byte) bool) {
+	depth, wantName := 0, false
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{':
+			depth++
+			wantName = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			wantName = depth == 1
+		case '"':
+			j := i + 1
+			for ; j < len(data) && data[j] != '"'; j++ {
+				if data[j] == '\\' {
+					j++
+				}
+			}
+			if wantName {
+				if !f(data[i+1 : j]) {
+					return
+				}
+				wantName = false
+			}
+			i = j
+		}
+	}
+}
+
 // decodeFields is DecodeJSON's thorough path: it decodes the document into its members, then
-// each member into its field, and validates, collecting every failure. Member names match
-// fields as encoding/json matches them (an exact match first, else case-insensitively).
+// each member into its field, and validates, collecting every failure. A member must name its
+// field exactly and once (see exactNames); other members are unknown fields.
 func (v *Validator) decodeFields(data []byte, dst any, strict bool) error {
 	members, fe := objectMembers(data)
 	if fe != nil {
@@ -167,22 +271,30 @@ func (v *Validator) decodeFields(data []byte, dst any, strict bool) error {
 			field[name] = i
 		}
 	}
-	// Each member sets its field, as encoding/json does: the field of that exact name, else one
-	// whose name matches case-insensitively; a later member overwrites an earlier one.
+	// Each member sets the field of its exact name. A repeated member, or one whose name differs
+	// from a field's only in case (encoding/json would take it for that field), is an error.
 	raw := map[int]json.RawMessage{}
 	var unknown []string
+	var nameErrs []FieldError
 	for _, m := range members {
 		i, ok := field[m.name]
 		if !ok {
-			for name, j := range field {
+			for name := range field {
 				if strings.EqualFold(name, m.name) {
-					i, ok = j, true
+					nameErrs = append(nameErrs, FieldError{Field: m.name, Code: "name",
+						Message: "differs from the field " + strconv.Quote(name) + " only in case: use the exact name"})
+					ok = true
 					break
 				}
 			}
+			if !ok {
+				unknown = append(unknown, m.name)
+			}
+			continue
 		}
-		if !ok {
-			unknown = append(unknown, m.name)
+		if _, dup := raw[i]; dup {
+			nameErrs = append(nameErrs, FieldError{Field: m.name, Code: "duplicate",
+				Message: "appears more than once (RFC 8259, section 4: member names should be unique)"})
 			continue
 		}
 		raw[i] = m.value
@@ -210,6 +322,7 @@ func (v *Validator) decodeFields(data []byte, dst any, strict bool) error {
 			}
 		}
 	}
+	out = append(out, nameErrs...)
 	if strict {
 		slices.Sort(unknown)
 		for _, k := range slices.Compact(unknown) {
