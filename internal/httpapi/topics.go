@@ -94,7 +94,8 @@ func handleDescribeTopic(log *slog.Logger, k Kafka, s settings) http.Handler {
 //
 //	{"name":"orders","partitions":3,"replicationFactor":1,"configs":{"retention.ms":"3600000"}}
 //
-// name is a legal Kafka topic name not starting with "__", partitions is at least 1,
+// name is a legal Kafka topic name not starting with "__", partitions 1 to 10,000 (every partition
+// costs memory on the brokers and in every consumer; the embedded broker keeps them all in memory),
 // replicationFactor 1 to 32767 (Kafka checks it against the brokers it has), configs (optional)
 // are topic configs as strings.
 //
@@ -105,7 +106,7 @@ func handleDescribeTopic(log *slog.Logger, k Kafka, s settings) http.Handler {
 func handleCreateTopic(log *slog.Logger, v *notification.Validator, k Kafka, s settings) http.Handler {
 	type request struct {
 		Name              string            `json:"name" validate:"required"`
-		Partitions        *int32            `json:"partitions" validate:"required,gte=1"`
+		Partitions        *int32            `json:"partitions" validate:"required,gte=1,lte=10000"`
 		ReplicationFactor *int32            `json:"replicationFactor" validate:"required,gte=1,lte=32767"`
 		Configs           map[string]string `json:"configs"`
 	}
