@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -29,7 +30,8 @@ const (
 const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 
 // deadLetterRecord returns the copy of rec for the dead-letter topic: the same key, value and
-// headers (byte for byte; a nil key stays nil), plus the dlq-* headers, and the error code.
+// headers (byte for byte; a nil key stays nil) except any dlq-* header of its own, plus the
+// service's dlq-* headers, and the error code.
 // Its timestamp is left to the producer (now); the original one is in dlq-source-timestamp.
 func deadLetterRecord(topic string, rec *kgo.Record, reason error) (*kgo.Record, string) {
 	code := DLQCodeHandlerError
@@ -38,7 +40,13 @@ func deadLetterRecord(topic string, rec *kgo.Record, reason error) (*kgo.Record,
 		code = de.Code
 	}
 	headers := make([]kgo.RecordHeader, 0, len(rec.Headers)+6)
-	headers = append(headers, rec.Headers...)
+	for _, h := range rec.Headers {
+		// A record's own dlq-* headers (forged, or left by an earlier dead-lettering before
+		// the record was put back) would be read as this copy's: only the service's are kept.
+		if !strings.HasPrefix(h.Key, "dlq-") {
+			headers = append(headers, h)
+		}
+	}
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(reason.Error())},
 		kgo.RecordHeader{Key: HeaderDLQErrorCode, Value: []byte(code)},

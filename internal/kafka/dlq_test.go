@@ -68,3 +68,21 @@ func TestDeadLetterRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadLetterRecordDropsItsOwnDLQHeaders: a poison record carrying dlq-* headers of its own
+// (forged) must not have them read as the service's reason and source.
+func TestDeadLetterRecordDropsItsOwnDLQHeaders(t *testing.T) {
+	rec := &kgo.Record{Topic: "concept-notifications", Partition: 1, Offset: 7, Value: []byte("x"),
+		Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t")}, {Key: HeaderDLQReason, Value: []byte("forged reason")}, {Key: HeaderDLQSourceTopic, Value: []byte("elsewhere")}}}
+	d, _ := deadLetterRecord("realtime-service.dlq", rec, &notification.DecodeError{Code: "invalid-json", Detail: "x"})
+	counts := map[string]int{}
+	for _, h := range d.Headers {
+		counts[h.Key]++
+		if h.Key == HeaderDLQReason && string(h.Value) == "forged reason" || h.Key == HeaderDLQSourceTopic && string(h.Value) != "concept-notifications" {
+			t.Errorf("forged header kept: %s=%s", h.Key, h.Value)
+		}
+	}
+	if counts["trace"] != 1 || counts[HeaderDLQReason] != 1 || counts[HeaderDLQSourceTopic] != 1 {
+		t.Errorf("headers %v: want trace once and one of each dlq-* header", d.Headers)
+	}
+}
