@@ -253,24 +253,36 @@ func (h *Hub) Consuming() bool {
 }
 
 // awaitPartitions blocks until the hub has a position in every partition of from (it has been
-// assigned them, so a resume knows where live events start), or ctx ends. A node that just
-// started has not joined its consumer group yet.
+// assigned them, so a resume knows where live events start), or ctx ends: a node that just
+// started has not joined its consumer group yet. A partition the hub lacks although it consumes
+// other partitions of that topic does not exist here (a forged cursor): no wait. The error is a
+// *ResyncError ("unavailable").
 func (h *Hub) awaitPartitions(ctx context.Context, from []Position) error {
 	for {
 		h.pubMu.Lock()
-		missing := slices.IndexFunc(from, func(f Position) bool {
-			_, ok := h.pos.index(f.Topic, f.Partition)
-			return !ok
-		})
+		var missing *Position
+		known := false
+		for i, f := range from {
+			if _, ok := h.pos.index(f.Topic, f.Partition); !ok {
+				missing = &from[i]
+				known = slices.ContainsFunc(h.pos.list, func(p Position) bool { return p.Topic == f.Topic })
+				break
+			}
+		}
 		wake := h.assignedc
 		h.pubMu.Unlock()
-		if missing < 0 {
+		switch {
+		case missing == nil:
 			return nil
+		case known:
+			return &ResyncError{Reason: "unavailable", Detail: fmt.Sprintf(
+				"this node consumes no partition %d of %s", missing.Partition, missing.Topic)}
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return fmt.Errorf("not consuming %s/%d yet: %w", from[missing].Topic, from[missing].Partition, ctx.Err())
+			return &ResyncError{Reason: "unavailable", Detail: fmt.Sprintf(
+				"this node is starting: it has not been assigned %s partition %d yet", missing.Topic, missing.Partition)}
 		}
 	}
 }

@@ -17,9 +17,16 @@ type Replayer interface {
 	Replay(ctx context.Context, user string, from, to []Position) ([]*notification.Event, error)
 }
 
+// PositionChecker is implemented by a Replayer that can tell whether positions exist in Kafka.
+type PositionChecker interface {
+	// CheckPositions returns a *ResyncError (reason "ahead-of-log") when a position lies beyond
+	// the end of its partition's log, nil otherwise (also when Kafka cannot be asked).
+	CheckPositions(ctx context.Context, ps []Position) error
+}
+
 // ResyncError says why a resume cannot be honoured; the client gets a "resync" event with Reason.
 type ResyncError struct {
-	Reason string // machine-readable: malformed, other-cluster, unknown-topic, expired, too-far-behind, unavailable
+	Reason string // machine-readable: malformed, other-cluster, unknown-topic, expired, too-far-behind, ahead-of-log, unavailable
 	Detail string
 }
 
@@ -88,9 +95,31 @@ func (h *Hub) resumeFrom(ctx context.Context, cursor string) ([]Position, error)
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
 	defer cancel()
 	if err := h.awaitPartitions(ctx, from); err != nil {
-		return nil, &ResyncError{Reason: "unavailable", Detail: "this node is starting: " + err.Error()}
+		return nil, err
+	}
+	// A cursor ahead of this node is normal (another node was further along; live events below
+	// it are skipped), unless it is ahead of Kafka itself: forged, or from a topic since deleted
+	// and recreated. Skipping up to such offsets would drop every live event.
+	if pc, ok := h.cfg.Replayer.(PositionChecker); ok {
+		if ahead := aheadOf(from, h.Position()); len(ahead) > 0 {
+			if err := pc.CheckPositions(ctx, ahead); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return from, nil
+}
+
+// aheadOf returns the positions of from beyond the hub's position at.
+func aheadOf(from, at []Position) []Position {
+	var out []Position
+	for _, f := range from {
+		i := slices.IndexFunc(at, func(a Position) bool { return a.Topic == f.Topic && a.Partition == f.Partition })
+		if i >= 0 && f.Offset > at[i].Offset {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // connContext is a context that ends when c closes or parent ends: a replay for a client that

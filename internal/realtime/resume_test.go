@@ -349,3 +349,63 @@ func TestResumeOnNodeNeverAssignedResyncs(t *testing.T) {
 		t.Fatalf("got %+v, want a resync event with reason unavailable", f)
 	}
 }
+
+// checkingReplayer is a memReplayer that knows where each partition's log ends.
+type checkingReplayer struct {
+	memReplayer
+	end int64
+}
+
+func (c *checkingReplayer) CheckPositions(_ context.Context, ps []Position) error {
+	for _, p := range ps {
+		if p.Offset > c.end {
+			return &ResyncError{Reason: "ahead-of-log", Detail: "beyond the log"}
+		}
+	}
+	return nil
+}
+
+// TestCursorAheadOfTheLogResyncsAndKeepsLiveEvents: a cursor with offsets beyond Kafka's log
+// (forged, or from a recreated topic) must get a resync, and the live events after it must not
+// be skipped as "already had".
+func TestCursorAheadOfTheLogResyncsAndKeepsLiveEvents(t *testing.T) {
+	rp := &checkingReplayer{end: 3}
+	h := NewHub(HubConfig{Replayer: rp, AssignWait: time.Hour})
+	cc, err := NewCursorCodec("cluster", []string{"concept-notifications", "session-notifications"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetCursorCodec(cc)
+	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 3, 1: 0}, "session-notifications": {0: 0}})
+	forged := cc.Encode([]Position{{"concept-notifications", 0, 1_000_000}, {"concept-notifications", 1, 0}, {"session-notifications", 0, 0}})
+	tr := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, forged); err != nil {
+		t.Fatal(err)
+	}
+	h.Publish(event("concept-notifications", 0, 3, "alice"))
+	waitFor(t, "resync and the live event", func() bool { return len(tr.got()) == 2 })
+	got := frames(t, tr)
+	if got[0].Event != "resync" || !strings.Contains(string(got[0].Data), "ahead-of-log") || got[1].ID != "concept-notifications:0:3" {
+		t.Fatalf("got %+v, want a resync (ahead-of-log) then concept-notifications:0:3", got)
+	}
+}
+
+// TestCursorNamingAPartitionThisNodeLacksResyncsAtOnce: a cursor naming partition 99 of a topic
+// the node consumes does not wait for an assignment that will never come.
+func TestCursorNamingAPartitionThisNodeLacksResyncsAtOnce(t *testing.T) {
+	h := NewHub(HubConfig{Replayer: &memReplayer{}, AssignWait: time.Hour})
+	cc, err := NewCursorCodec("cluster", []string{"concept-notifications"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetCursorCodec(cc)
+	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 0}})
+	tr := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cc.Encode([]Position{{"concept-notifications", 99, 5}})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "resync", func() bool { return len(tr.got()) == 1 })
+	if f := frames(t, tr)[0]; f.Event != "resync" || !strings.Contains(string(f.Data), "no partition 99") {
+		t.Fatalf("got %+v, want a resync naming partition 99", f)
+	}
+}

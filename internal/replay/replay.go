@@ -71,7 +71,7 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 			topics = append(topics, p.Topic)
 		}
 	}
-	bounds, err := k.bounds(ctx, topics)
+	bounds, err := k.bounds(ctx, topics, offsetsTTL)
 	if err != nil {
 		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka's offsets: " + err.Error()}
 	}
@@ -130,13 +130,48 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 	return events, nil
 }
 
+// CheckPositions implements realtime.PositionChecker: a cursor position beyond its partition's
+// high watermark was never handed out by any node (a forged cursor, or one from a topic that was
+// deleted and recreated, which keeps the cluster ID). It answers "ahead-of-log" only after a
+// fresh lookup, so that a cached high watermark that lags a busy partition refuses nothing.
+func (k *Kafka) CheckPositions(ctx context.Context, ps []realtime.Position) error {
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	var topics []string
+	for _, p := range ps {
+		if !slices.Contains(topics, p.Topic) {
+			topics = append(topics, p.Topic)
+		}
+	}
+	for _, maxAge := range []time.Duration{offsetsTTL, 0} {
+		bounds, err := k.bounds(ctx, topics, maxAge)
+		if err != nil {
+			return nil // cannot tell: the resume goes on, as if the cursor were fine
+		}
+		i := slices.IndexFunc(ps, func(p realtime.Position) bool {
+			b, ok := bounds[p.Topic][p.Partition]
+			return ok && p.Offset > b.End
+		})
+		if i < 0 {
+			return nil
+		}
+		if maxAge == 0 {
+			p := ps[i]
+			return &realtime.ResyncError{Reason: "ahead-of-log", Detail: fmt.Sprintf(
+				"%s partition %d: the cursor is at offset %d but the log ends at %d (was the topic recreated?)",
+				p.Topic, p.Partition, p.Offset, bounds[p.Topic][p.Partition].End)}
+		}
+	}
+	return nil
+}
+
 // bounds returns the partitions' log start offsets and high watermarks, from a lookup at most
-// offsetsTTL old: one ListOffsets serves a burst of resumes. Lookups are serialised, so a burst
-// waits for one lookup instead of sending one each.
-func (k *Kafka) bounds(ctx context.Context, topics []string) (map[string]map[int32]kafka.PartitionOffsets, error) {
+// maxAge old (offsetsTTL for replays): one ListOffsets serves a burst of resumes. Lookups are
+// serialised, so a burst waits for one lookup instead of sending one each.
+func (k *Kafka) bounds(ctx context.Context, topics []string, maxAge time.Duration) (map[string]map[int32]kafka.PartitionOffsets, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.offsets != nil && time.Since(k.cachedAt) < offsetsTTL && slices.Equal(k.topics, topics) {
+	if k.offsets != nil && time.Since(k.cachedAt) < maxAge && !slices.ContainsFunc(topics, func(t string) bool { return !slices.Contains(k.topics, t) }) {
 		return k.offsets, nil
 	}
 	offsets, err := k.src.Offsets(ctx, topics)

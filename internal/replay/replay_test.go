@@ -174,3 +174,26 @@ func TestABurstOfResumesSharesOneOffsetsLookupAndQueuesItsReads(t *testing.T) {
 		t.Errorf("%d concurrent reads, want at most %d", src.max, maxConcurrentReads)
 	}
 }
+
+// TestCheckPositions: a cursor beyond the high watermark is refused as ahead-of-log, but only
+// after a fresh lookup: a high watermark cached while the partition grew refuses nothing.
+func TestCheckPositions(t *testing.T) {
+	k, cl := setup(t, 4) // partition 0 ends at 5 (4 records and a poison one), partition 1 at 4
+	ctx := context.Background()
+	if err := k.CheckPositions(ctx, []realtime.Position{{Topic: topic, Partition: 0, Offset: 5}, {Topic: topic, Partition: 1, Offset: 4}}); err != nil {
+		t.Fatalf("positions at the log end: %v", err)
+	}
+	// The lookup above is cached; the log grows; a cursor from a node that saw the new record.
+	v := `{"conceptId":"c","userIds":["alice"],"conceptName":"n","masteryLevel":1}`
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte(v)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.CheckPositions(ctx, []realtime.Position{{Topic: topic, Partition: 1, Offset: 5}}); err != nil {
+		t.Fatalf("a position the cached high watermark lags: %v", err)
+	}
+	err := k.CheckPositions(ctx, []realtime.Position{{Topic: topic, Partition: 1, Offset: 1_000_000_000_000}})
+	var re *realtime.ResyncError
+	if !errors.As(err, &re) || re.Reason != "ahead-of-log" {
+		t.Fatalf("a position far beyond the log: %v, want resync ahead-of-log", err)
+	}
+}
