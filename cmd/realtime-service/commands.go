@@ -12,6 +12,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/config"
 	"github.com/realtime-service/realtime-service/internal/kafka"
+	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
 // check runs the Kafka smoke test (the successor of the original test-kafka.js) against
@@ -50,8 +51,8 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("token: unexpected argument %q (usage: token --user U [--ttl 1h])", fs.Arg(0))
 	}
-	if *user == "" {
-		return errors.New("token: --user is required")
+	if *user == "" || len(*user) > notification.MaxUserIDLen {
+		return fmt.Errorf("token: --user is required, at most %d bytes", notification.MaxUserIDLen)
 	}
 	if cfg.Realtime.JWTSecret == "" {
 		return errors.New("token: set REALTIME_JWT_SECRET to the secret the service verifies tokens with (a development server without one issues tokens at GET /v1/dev/token?user=<id>)")

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
 // Subprotocol is the WebSocket subprotocol a browser offers next to "bearer.<token>"; the server
@@ -55,24 +57,32 @@ func NewVerifier(secret []byte) *Verifier {
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
 			jwt.WithLeeway(5*time.Second),
 		),
 	}
 }
 
-// Verify checks token's signature, exp (required), nbf/iat when present, and a non-empty sub.
+// Verify checks token's signature, exp (required), nbf/iat when present (5 s of leeway), the
+// absence of a crit header, and a sub of 1 to notification.MaxUserIDLen bytes.
 // The error wraps ErrInvalidToken with the reason.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenLen)
 	}
 	var rc jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return v.secret, nil })
+	tok, err := v.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
-	if rc.Subject == "" {
+	if _, ok := tok.Header["crit"]; ok { // RFC 7515 §4.1.11: extensions this verifier does not know
+		return Claims{}, fmt.Errorf("%w: crit header with extensions this service does not understand", ErrInvalidToken)
+	}
+	switch {
+	case rc.Subject == "":
 		return Claims{}, fmt.Errorf("%w: sub (the user ID) is missing", ErrInvalidToken)
+	case len(rc.Subject) > notification.MaxUserIDLen: // no record could name this user
+		return Claims{}, fmt.Errorf("%w: sub (the user ID) is longer than %d bytes", ErrInvalidToken, notification.MaxUserIDLen)
 	}
 	return Claims{UserID: rc.Subject, Expires: rc.ExpiresAt.Time}, nil
 }

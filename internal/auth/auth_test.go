@@ -40,6 +40,17 @@ func TestVerify(t *testing.T) {
 		{"HS512", sign(t, jwt.SigningMethodHS512, secret, jwt.MapClaims{"sub": "alice", "exp": exp}), "bad signature"},
 		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "alice", "exp": exp}), "bad signature"},
 		{"not yet valid", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "nbf": now.Add(time.Hour).Unix()}), "not valid yet"},
+		{"issued in the future", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "iat": now.Add(time.Hour).Unix()}), "not valid yet"},
+		{"sub longer than any user ID", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": strings.Repeat("u", 257), "exp": exp}), "longer than 256"},
+		{"crit header", func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": exp})
+			tok.Header["crit"] = []string{"x-unknown"}
+			s, err := tok.SignedString(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}(), "crit"},
 		{"garbage", "not.a.jwt", "malformed"},
 		{"huge", strings.Repeat("a", 9000), "longer than"},
 	} {

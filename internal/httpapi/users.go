@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/realtime-service/realtime-service/internal/auth"
@@ -64,8 +65,11 @@ func DevTokenHandler(secret []byte) http.Handler {
 		user := r.URL.Query().Get("user")
 		ttl := time.Hour
 		var fields []notification.FieldError
-		if user == "" {
+		switch {
+		case user == "":
 			fields = append(fields, notification.FieldError{Field: "user", Code: "required", Message: "is required"})
+		case len(user) > notification.MaxUserIDLen:
+			fields = append(fields, notification.FieldError{Field: "user", Code: "max", Message: "must be at most " + strconv.Itoa(notification.MaxUserIDLen) + " bytes"})
 		}
 		if s := r.URL.Query().Get("ttl"); s != "" {
 			d, err := time.ParseDuration(s)

@@ -486,18 +486,19 @@ func plural(n, one, many string) string {
 	return many
 }
 
-// maxUserIDLen is the longest user ID accepted, in bytes.
-const maxUserIDLen = 256
+// MaxUserIDLen is the longest user ID a record may name, in bytes; client tokens with a longer
+// sub are refused too.
+const MaxUserIDLen = 256
 
-// badUserID finds the first user ID that is empty or longer than maxUserIDLen and says why
+// badUserID finds the first user ID that is empty or longer than MaxUserIDLen and says why
 // (validator code and message); index is -1 when every ID is fine.
 func badUserID(ids []string) (code, message string, index int) {
 	for i, id := range ids {
 		switch {
 		case id == "":
 			return "required", "is required", i
-		case len(id) > maxUserIDLen:
-			return "max", "must be at most " + strconv.Itoa(maxUserIDLen) + " characters", i
+		case len(id) > MaxUserIDLen:
+			return "max", "must be at most " + strconv.Itoa(MaxUserIDLen) + " characters", i
 		}
 	}
 	return "", "", -1
