@@ -74,10 +74,10 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 	}
 	// envelope tells a batch from a single record; the single record is decoded again as a record.
 	type envelope struct {
-		Key     json.RawMessage   `json:"key"`
-		Value   json.RawMessage   `json:"value"`
-		Headers json.RawMessage   `json:"headers"`
-		Records []json.RawMessage `json:"records"`
+		Key     json.RawMessage `json:"key"`
+		Value   json.RawMessage `json:"value"`
+		Headers json.RawMessage `json:"headers"`
+		Records json.RawMessage `json:"records"` // null too: "records":null is a malformed batch
 	}
 	type batchResponse struct {
 		Results []recordResult `json:"results"`
@@ -155,11 +155,16 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 			return
 		}
 
-		if fields := checkBatch(env.Key, env.Value, env.Headers, len(env.Records)); fields != nil {
+		var records []json.RawMessage
+		if err := json.Unmarshal(env.Records, &records); err != nil || records == nil {
+			writeProblem(w, r, validationProblem([]notification.FieldError{{Field: "records", Code: "type", Message: "must be an array of records"}}))
+			return
+		}
+		if fields := checkBatch(env.Key, env.Value, env.Headers, len(records)); fields != nil {
 			writeProblem(w, r, validationProblem(fields))
 			return
 		}
-		results := make([]recordResult, len(env.Records))
+		results := make([]recordResult, len(records))
 		var (
 			send      []*kgo.Record
 			sendIndex []int // sendIndex[j] is the position in the batch of send[j]
@@ -174,7 +179,7 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 				worst = &pr
 			}
 		}
-		for i, raw := range env.Records {
+		for i, raw := range records {
 			rec, fields := parse(raw, topic, "records["+strconv.Itoa(i)+"]")
 			if fields != nil {
 				fail(i, validationProblem(fields))
@@ -184,7 +189,7 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 			send = append(send, rec)
 			sendIndex = append(sendIndex, i)
 		}
-		p.rejected(len(env.Records) - len(send))
+		p.rejected(len(records) - len(send))
 		if len(send) > 0 {
 			logged := false
 			for j, err := range p.produce(r.Context(), "records", send) {

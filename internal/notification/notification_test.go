@@ -197,6 +197,32 @@ func TestTypeErrorMessagesNameTheExpectedShape(t *testing.T) {
 			t.Errorf("%s: err %v, want %q", body, err, want)
 		}
 	}
+	// Nested shapes name the innermost misfit, in words that do not contradict themselves.
+	type header struct {
+		Key   string  `json:"key"`
+		Value *string `json:"value"`
+	}
+	type shapes struct {
+		Records []json.RawMessage `json:"records"`
+		Headers []header          `json:"headers"`
+		Configs map[string]string `json:"configs"`
+		Count   *int32            `json:"count"`
+		Level   *float64          `json:"level"`
+	}
+	for body, want := range map[string]string{
+		`{"records":{}}`:                      "records: must be an array of JSON values, not object",
+		`{"headers":[{"key":"a"},{"key":1}]}`: "headers[1].key: must be a string, not number",
+		`{"configs":{"a.b":1}}`:               `configs["a.b"]: must be a string, not number`,
+		`{"count":1.5}`:                       "count: must be an integer from -2147483648 to 2147483647, not 1.5",
+		`{"count":99999999999}`:               "count: must be an integer from -2147483648 to 2147483647, not 99999999999",
+		`{"level":1e400}`:                     "level: must be a number a 64-bit float can hold, not 1e400",
+	} {
+		var x shapes
+		err := v.decodeFields([]byte(body), &x, true)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", body, err, want)
+		}
+	}
 }
 
 // FuzzDecodePathsAgree: DecodeJSON's one-pass path accepts exactly what its thorough path

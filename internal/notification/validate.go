@@ -140,12 +140,8 @@ func fieldError(fe validator.FieldError) FieldError {
 func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
 	// Most documents are valid: one pass straight into dst, then the rules. Only a document
 	// that fails is decoded again, field by field, to list every failing field.
-	if !utf8.Valid(data) {
-		// RFC 8259, section 8.1: JSON exchanged between systems is UTF-8. encoding/json would
-		// pass the bytes through, and a WebSocket text frame carrying them is a protocol error
-		// (RFC 6455, section 8.1) that drops the client's connection at every resume.
-		return &ValidationError{Fields: []FieldError{{Code: "syntax",
-			Message: "not valid UTF-8 at byte " + strconv.Itoa(invalidUTF8At(data)) + " (JSON text is UTF-8: RFC 8259, section 8.1)"}}}
+	if fe := utf8Error(data); fe != nil {
+		return &ValidationError{Fields: []FieldError{*fe}}
 	}
 	fast := json.NewDecoder(bytes.NewReader(data))
 	if strict {
@@ -161,16 +157,23 @@ func (v *Validator) DecodeJSON(data []byte, dst any, strict bool) error {
 	return v.decodeFields(data, dst, strict)
 }
 
-// invalidUTF8At returns the offset of the first byte of data that is not valid UTF-8.
-func invalidUTF8At(data []byte) int {
-	for i := 0; i < len(data); {
-		r, n := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
+// utf8Error returns the error for a document that is not UTF-8, nil for one that is. RFC 8259,
+// section 8.1: JSON exchanged between systems is UTF-8. encoding/json would pass the bytes
+// through, and a WebSocket text frame carrying them is a protocol error (RFC 6455, section 8.1)
+// that drops the client's connection, at every resume again.
+func utf8Error(data []byte) *FieldError {
+	if utf8.Valid(data) {
+		return nil
 	}
-	return len(data)
+	at := 0
+	for at < len(data) {
+		r, n := utf8.DecodeRune(data[at:])
+		if r == utf8.RuneError && n == 1 {
+			break
+		}
+		at += n
+	}
+	return &FieldError{Code: "syntax", Message: "not valid UTF-8 at byte " + strconv.Itoa(at) + " (JSON text is UTF-8: RFC 8259, section 8.1)"}
 }
 
 // fieldNamesCache maps a struct type to its JSON member names.
@@ -259,6 +262,9 @@ func topLevelNames(data []byte, f func(raw []byte) bool) {
 // each member into its field, and validates, collecting every failure. A member must name its
 // field exactly and once (see exactNames); other members are unknown fields.
 func (v *Validator) decodeFields(data []byte, dst any, strict bool) error {
+	if fe := utf8Error(data); fe != nil {
+		return &ValidationError{Fields: []FieldError{*fe}}
+	}
 	members, fe := objectMembers(data)
 	if fe != nil {
 		return &ValidationError{Fields: []FieldError{*fe}}
@@ -382,20 +388,64 @@ func objectMembers(data []byte) ([]member, *FieldError) {
 	return members, nil
 }
 
-// typeError says which part of raw does not fit type t: the value itself, or for an array the
-// first entry that does not fit t's element type.
+// typeError says which part of raw does not fit type t: the value itself or, for an array, an
+// object or a map, the first entry or member that does not fit, down to the innermost one.
 func typeError(name string, t reflect.Type, raw json.RawMessage) FieldError {
-	var entries []json.RawMessage
-	if t.Kind() == reflect.Slice && json.Unmarshal(raw, &entries) == nil {
-		for i, e := range entries {
-			if json.Unmarshal(e, reflect.New(t.Elem()).Interface()) != nil {
-				return FieldError{Field: name + "[" + strconv.Itoa(i) + "]", Code: "type",
-					Message: "must be " + jsonType(t.Elem()) + ", not " + jsonKind(e)}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	fits := func(raw json.RawMessage, t reflect.Type) bool { return json.Unmarshal(raw, reflect.New(t).Interface()) == nil }
+	kind := jsonKind(raw)
+	switch {
+	case t == rawMessageType:
+	case t.Kind() == reflect.Slice && kind == "array":
+		var entries []json.RawMessage
+		if json.Unmarshal(raw, &entries) == nil {
+			for i, e := range entries {
+				if !fits(e, t.Elem()) {
+					return typeError(name+"["+strconv.Itoa(i)+"]", t.Elem(), e)
+				}
 			}
 		}
+	case (t.Kind() == reflect.Map || t.Kind() == reflect.Struct) && kind == "object":
+		members, fe := objectMembers(raw)
+		if fe != nil {
+			break
+		}
+		var fields []reflect.StructField
+		if t.Kind() == reflect.Struct {
+			fields = reflect.VisibleFields(t)
+		}
+		for _, m := range members {
+			var ft reflect.Type
+			path := name + "[" + strconv.Quote(m.name) + "]" // a map's values: configs["retention.ms"]
+			if t.Kind() == reflect.Map {
+				ft = t.Elem()
+			} else {
+				i := slices.IndexFunc(fields, func(f reflect.StructField) bool { return jsonName(f) == m.name })
+				if i < 0 {
+					continue
+				}
+				ft, path = fields[i].Type, name+"."+m.name
+			}
+			if !fits(m.value, ft) {
+				return typeError(path, ft, m.value)
+			}
+		}
+	case kind == "number":
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			bits := t.Bits()
+			return FieldError{Field: name, Code: "type", Message: fmt.Sprintf("must be an integer from %d to %d, not %s",
+				-(int64(1) << (bits - 1)), int64(1)<<(bits-1)-1, bytes.TrimSpace(raw))}
+		case reflect.Float32, reflect.Float64:
+			return FieldError{Field: name, Code: "type", Message: "must be a number a 64-bit float can hold, not " + string(bytes.TrimSpace(raw))}
+		}
 	}
-	return FieldError{Field: name, Code: "type", Message: "must be " + jsonType(t) + ", not " + jsonKind(raw)}
+	return FieldError{Field: name, Code: "type", Message: "must be " + jsonType(t) + ", not " + kind}
 }
+
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
 
 func jsonName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -461,12 +511,17 @@ func jsonPath(dotted string) string {
 }
 
 func jsonType(t reflect.Type) string {
+	if t == rawMessageType {
+		return "a JSON value"
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"
 	case reflect.Slice:
 		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonType(t.Elem()), "a "), "an ") + "s"
-	case reflect.Float64, reflect.Float32, reflect.Int, reflect.Int64, reflect.Int32:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Float64, reflect.Float32:
 		return "a number"
 	case reflect.Bool:
 		return "a boolean"
