@@ -394,7 +394,9 @@ func typeError(name string, t reflect.Type, raw json.RawMessage) FieldError {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	fits := func(raw json.RawMessage, t reflect.Type) bool { return json.Unmarshal(raw, reflect.New(t).Interface()) == nil }
+	fits := func(raw json.RawMessage, t reflect.Type) bool {
+		return json.Unmarshal(raw, reflect.New(t).Interface()) == nil
+	}
 	kind := jsonKind(raw)
 	switch {
 	case t == rawMessageType:
