@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
@@ -41,20 +43,25 @@ func write(w http.ResponseWriter, status int, contentType string, v any) error {
 
 // Errors of readBody that are not *http.MaxBytesError.
 var (
-	// errUnsupportedMediaType: the Content-Type is missing or not application/json.
+	// errUnsupportedMediaType: the Content-Type is missing, not application/json, or names a
+	// charset other than utf-8.
 	errUnsupportedMediaType = errors.New("content type must be application/json")
 	// errReadBody: the body could not be read (the client went away or sent a broken body).
 	errReadBody = errors.New("request body could not be read")
 )
 
-// readBody returns the request body after checking that it is JSON and at most maxBytes long.
-// The error is errUnsupportedMediaType, *http.MaxBytesError (the body is too large) or wraps
-// errReadBody.
-func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != contentTypeJSON {
-		return nil, errUnsupportedMediaType
+// readBody returns the request body after checking that it is JSON (a charset parameter, if
+// any, must be utf-8) and at most maxBytes long, read within timeout (KAFKA_REQUEST_TIMEOUT,
+// which bounds an HTTP produce as a whole). The error is
+// errUnsupportedMediaType, *http.MaxBytesError (the body is too large) or wraps errReadBody.
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, timeout time.Duration) ([]byte, error) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if cs, ok := params["charset"]; err != nil || mt != contentTypeJSON || ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, errUnsupportedMediaType // JSON is UTF-8 (RFC 8259, section 8.1)
 	}
+	// The server has no read timeout (client streams live for hours); a body trickling in
+	// would hold the handler forever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 	// The rest of a body that is too large is not read: the connection is closed after the answer.
 	if r.ContentLength > maxBytes {
 		w.Header().Set("Connection", "close")
@@ -75,9 +82,9 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, e
 // decodeValid reads the body of r (see readBody), decodes it strictly (unknown fields are errors)
 // into a T and validates T's `validate` tags with v. It returns the value and the body as read.
 // The error is one of readBody's or a *notification.ValidationError listing every failing field.
-func decodeValid[T any](w http.ResponseWriter, r *http.Request, maxBytes int64, v *notification.Validator) (T, []byte, error) {
+func decodeValid[T any](w http.ResponseWriter, r *http.Request, s settings, v *notification.Validator) (T, []byte, error) {
 	var t T
-	data, err := readBody(w, r, maxBytes)
+	data, err := readBody(w, r, s.maxBodyBytes, s.requestTimeout)
 	if err != nil {
 		return t, nil, err
 	}

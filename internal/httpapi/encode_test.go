@@ -1,9 +1,17 @@
 package httpapi_test
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/httpapi"
 )
 
 func TestBodyTooLarge(t *testing.T) {
@@ -62,6 +70,8 @@ func TestUnsupportedMediaType(t *testing.T) {
 		{"malformed", "application/json;;", http.StatusUnsupportedMediaType},
 		{"json", "application/json", http.StatusCreated},
 		{"json with charset", "application/json; charset=utf-8", http.StatusCreated},
+		{"json with charset in capitals", "application/json; charset=UTF-8", http.StatusCreated},
+		{"json in another charset", "application/json; charset=iso-8859-1", http.StatusUnsupportedMediaType},
 		{"json in capitals", "Application/JSON", http.StatusCreated},
 	}
 	for _, path := range []string{conceptPath, "/v1/topics/t/records"} {
@@ -90,5 +100,31 @@ func TestUnsupportedMediaType(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestABodyTricklingInIsCutOff: the server has no read timeout (client streams are long-lived),
+// so a produce whose body never completes must be answered once KAFKA_REQUEST_TIMEOUT passes
+// instead of holding its handler and connection forever.
+func TestABodyTricklingInIsCutOff(t *testing.T) {
+	s := newServer(t, func(c *config.Config, _ *httpapi.Deps) { c.Kafka.RequestTimeout = 100 * time.Millisecond })
+	srv := httptest.NewServer(s.handler)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: 1000\r\n\r\n{", conceptPath, testKey)
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // only so that a failing test ends
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body trickles: %v", err)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", resp.StatusCode)
+	}
+	if n := s.kafka.calls(); n != 0 {
+		t.Errorf("Produce called %d times", n)
 	}
 }

@@ -32,7 +32,7 @@ type keyed[T any] interface {
 func handleNotification[T any, P keyed[T]](log *slog.Logger, v *notification.Validator, p producer, s settings, event string) http.Handler {
 	topic := topicFor(s.topics, event)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, data, err := decodeValid[T](w, r, s.maxBodyBytes, v)
+		body, data, err := decodeValid[T](w, r, s, v)
 		if err != nil {
 			if data != nil {
 				p.rejected(1)

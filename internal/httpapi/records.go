@@ -129,7 +129,7 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 			writeProblem(w, r, pr)
 			return
 		}
-		data, err := readBody(w, r, s.maxBodyBytes)
+		data, err := readBody(w, r, s.maxBodyBytes, s.requestTimeout)
 		if err != nil {
 			writeError(w, r, log, err, topic)
 			return

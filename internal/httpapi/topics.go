@@ -111,7 +111,7 @@ func handleCreateTopic(log *slog.Logger, v *notification.Validator, k Kafka, s s
 		Configs           map[string]string `json:"configs"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _, err := decodeValid[request](w, r, s.maxBodyBytes, v)
+		req, _, err := decodeValid[request](w, r, s, v)
 		var fields []notification.FieldError
 		if err != nil {
 			var verr *notification.ValidationError
