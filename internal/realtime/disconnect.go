@@ -21,9 +21,13 @@ var (
 	DisconnectSlow = Disconnect{Code: 4008, Reason: "slow: send queue overflowed", Reconnect: true}
 	// DisconnectTokenExpired: the token's exp passed; reconnect with a fresh token.
 	DisconnectTokenExpired = Disconnect{Code: 4001, Reason: "token expired", Reconnect: true, flush: true}
-	// DisconnectClientGone: the client closed the connection, stopped answering pings, or a
-	// write failed. Nothing is sent.
+	// DisconnectClientGone: the client closed the connection or a write failed. A WebSocket
+	// client that sent a close frame gets the 1000 echo (RFC 6455 §5.5.1); nothing else is sent.
 	DisconnectClientGone = Disconnect{Code: 1000, Reason: "client gone", Reconnect: true}
+	// DisconnectPingTimeout: the client answered no ping (nor sent anything) for
+	// REALTIME_PING_INTERVAL + REALTIME_PONG_TIMEOUT: the network path is likely dead. The
+	// frame is sent in case it is not; reconnect with the cursor.
+	DisconnectPingTimeout = Disconnect{Code: 4002, Reason: "ping timeout", Reconnect: true}
 	// DisconnectProtocol: the client sent something the protocol does not allow.
 	DisconnectProtocol = Disconnect{Code: 1002, Reason: "protocol error", Reconnect: false, flush: true}
 )

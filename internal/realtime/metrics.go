@@ -91,6 +91,8 @@ func disconnectName(d Disconnect) string {
 		return "token_expired"
 	case DisconnectProtocol.Code:
 		return "protocol"
+	case DisconnectPingTimeout.Code:
+		return "ping_timeout"
 	default:
 		return "client_gone"
 	}

@@ -136,9 +136,23 @@ func TestWebSocketSilentClientIsDropped(t *testing.T) {
 	h := NewHub(HubConfig{})
 	srv := httptest.NewServer(asUser("alice", NewWebSocketHandler(h, EndpointConfig{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond})))
 	defer srv.Close()
-	dialWS(t, srv, "") // never reads, so never answers pings
+	ws := dialWS(t, srv, "") // never reads, so never answers pings
 	waitFor(t, "registration", func() bool { return h.Connections() == 1 })
 	waitFor(t, "the silent client dropped", func() bool { return h.Connections() == 0 })
+	// What it finds when it reads at last: the pings, then a close frame saying why.
+	ws.SetPingHandler(func(string) error { return nil })
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.NextReader()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != int(DisconnectPingTimeout.Code) {
+			t.Fatalf("read %v, want close %d (ping timeout)", err, DisconnectPingTimeout.Code)
+		}
+		return
+	}
 }
 
 func TestSSEStream(t *testing.T) {

@@ -188,7 +188,8 @@ func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 // readLoop reads until the client goes: it answers pings, extends the deadline on any frame,
 // and discards messages (clients have nothing to say on /v1/ws).
 func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
-	defer c.Close(DisconnectClientGone)
+	gone := DisconnectClientGone
+	defer func() { c.Close(gone) }()
 	t.ws.SetReadLimit(maxClientMessage)
 	extend := func() { t.ws.SetReadDeadline(time.Now().Add(silence)) }
 	extend()
@@ -204,6 +205,9 @@ func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
 	for {
 		_, r, err := t.ws.NextReader()
 		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				gone = DisconnectPingTimeout // the deadline passed: silent for interval+timeout
+			}
 			return
 		}
 		extend()
