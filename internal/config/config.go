@@ -133,6 +133,9 @@ type Realtime struct {
 	// SendQueueBytes bounds the frames queued for one connection; past it the connection is
 	// closed as slow (REALTIME_SEND_QUEUE_BYTES, default 1 MiB).
 	SendQueueBytes int
+	// MaxConnectionsPerUser bounds the live connections one user holds on a node, over all
+	// transports; 0 is no limit (REALTIME_MAX_CONNECTIONS_PER_USER, default 100).
+	MaxConnectionsPerUser int
 	// PingInterval is how often the server pings a WebSocket or Socket.IO connection and sends
 	// an SSE heartbeat comment (REALTIME_PING_INTERVAL, ms, default 25000, Socket.IO's default).
 	PingInterval time.Duration
@@ -205,6 +208,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Realtime.AllowedOrigins = r.origins("REALTIME_ALLOWED_ORIGINS")
 	c.Realtime.SendQueueBytes = r.intRange("REALTIME_SEND_QUEUE_BYTES", 1<<20, 1024, 1<<30)
+	c.Realtime.MaxConnectionsPerUser = r.intRange("REALTIME_MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000)
 	c.Realtime.PingInterval = r.millis("REALTIME_PING_INTERVAL", 25000)
 	c.Realtime.PongTimeout = r.millis("REALTIME_PONG_TIMEOUT", 20000)
 	c.Realtime.WriteTimeout = r.millis("REALTIME_WRITE_TIMEOUT", 10000)

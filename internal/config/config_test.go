@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("http defaults: %+v", h)
 	}
 	r := c.Realtime
-	if r.JWTSecret != "" || r.AllowedOrigins != nil || r.SendQueueBytes != 1<<20 || r.PingInterval != 25*time.Second ||
+	if r.JWTSecret != "" || r.AllowedOrigins != nil || r.SendQueueBytes != 1<<20 || r.MaxConnectionsPerUser != 100 || r.PingInterval != 25*time.Second ||
 		r.PongTimeout != 20*time.Second || r.WriteTimeout != 10*time.Second || r.HistorySize != 100 ||
 		r.HistoryTTL != 5*time.Minute || r.HistoryMaxBytes != 64<<20 || r.ReplayMaxRecords != 100000 {
 		t.Errorf("realtime defaults: %+v", r)
@@ -65,42 +65,43 @@ func TestNodeIDDefaultsToHostname(t *testing.T) {
 func TestGoodValues(t *testing.T) {
 	secret := strings.Repeat("s", 32)
 	c, err := Load(env(map[string]string{
-		"KAFKA_BROKERS":                  "kafka-1:9092, kafka-2:9093",
-		"KAFKA_EMBEDDED_ADDR":            "127.0.0.1:0",
-		"KAFKA_EMBEDDED_DATA_DIR":        "/tmp/x",
-		"KAFKA_EMBEDDED_PARTITIONS":      "6",
-		"KAFKA_CLIENT_ID":                "rt",
-		"KAFKA_CONNECTION_TIMEOUT":       "1500",
-		"KAFKA_REQUEST_TIMEOUT":          "4000",
-		"KAFKA_RETRY_INITIAL_RETRY_TIME": "250",
-		"KAFKA_RETRY_RETRIES":            "0",
-		"KAFKAJS_NO_PARTITIONER_WARNING": "1",
-		"KAFKA_GROUP_ID":                 "grp",
-		"KAFKA_NODE_ID":                  "pod-7",
-		"KAFKA_SASL_MECHANISM":           "scram-sha-512",
-		"KAFKA_SASL_USERNAME":            "u",
-		"KAFKA_SASL_PASSWORD":            "p",
-		"KAFKA_TLS":                      "true",
-		"KAFKA_TLS_CA_FILE":              "/etc/ca.pem",
-		"REALTIME_TOPICS":                "a=ev-a,b",
-		"REALTIME_DLQ_TOPIC":             "dead",
-		"HTTP_ADDR":                      "127.0.0.1:8080",
-		"HTTP_MAX_BODY_BYTES":            "2048",
-		"HTTP_SHUTDOWN_TIMEOUT":          "500",
-		"REALTIME_API_KEYS":              "0123456789abcdef,fedcba9876543210",
-		"REALTIME_JWT_SECRET":            secret,
-		"REALTIME_ALLOWED_ORIGINS":       "https://app.example.com/, http://localhost:5173",
-		"REALTIME_SEND_QUEUE_BYTES":      "65536",
-		"REALTIME_PING_INTERVAL":         "1000",
-		"REALTIME_PONG_TIMEOUT":          "2000",
-		"REALTIME_WRITE_TIMEOUT":         "3000",
-		"REALTIME_HISTORY_SIZE":          "0",
-		"REALTIME_HISTORY_TTL":           "60000",
-		"REALTIME_HISTORY_MAX_BYTES":     "2097152",
-		"REALTIME_REPLAY_MAX_RECORDS":    "10",
-		"LOG_LEVEL":                      "DEBUG",
-		"LOG_FORMAT":                     "json",
-		"DEBUG_ADDR":                     "127.0.0.1:6060",
+		"KAFKA_BROKERS":                     "kafka-1:9092, kafka-2:9093",
+		"KAFKA_EMBEDDED_ADDR":               "127.0.0.1:0",
+		"KAFKA_EMBEDDED_DATA_DIR":           "/tmp/x",
+		"KAFKA_EMBEDDED_PARTITIONS":         "6",
+		"KAFKA_CLIENT_ID":                   "rt",
+		"KAFKA_CONNECTION_TIMEOUT":          "1500",
+		"KAFKA_REQUEST_TIMEOUT":             "4000",
+		"KAFKA_RETRY_INITIAL_RETRY_TIME":    "250",
+		"KAFKA_RETRY_RETRIES":               "0",
+		"KAFKAJS_NO_PARTITIONER_WARNING":    "1",
+		"KAFKA_GROUP_ID":                    "grp",
+		"KAFKA_NODE_ID":                     "pod-7",
+		"KAFKA_SASL_MECHANISM":              "scram-sha-512",
+		"KAFKA_SASL_USERNAME":               "u",
+		"KAFKA_SASL_PASSWORD":               "p",
+		"KAFKA_TLS":                         "true",
+		"KAFKA_TLS_CA_FILE":                 "/etc/ca.pem",
+		"REALTIME_TOPICS":                   "a=ev-a,b",
+		"REALTIME_DLQ_TOPIC":                "dead",
+		"HTTP_ADDR":                         "127.0.0.1:8080",
+		"HTTP_MAX_BODY_BYTES":               "2048",
+		"HTTP_SHUTDOWN_TIMEOUT":             "500",
+		"REALTIME_API_KEYS":                 "0123456789abcdef,fedcba9876543210",
+		"REALTIME_JWT_SECRET":               secret,
+		"REALTIME_ALLOWED_ORIGINS":          "https://app.example.com/, http://localhost:5173",
+		"REALTIME_SEND_QUEUE_BYTES":         "65536",
+		"REALTIME_MAX_CONNECTIONS_PER_USER": "7",
+		"REALTIME_PING_INTERVAL":            "1000",
+		"REALTIME_PONG_TIMEOUT":             "2000",
+		"REALTIME_WRITE_TIMEOUT":            "3000",
+		"REALTIME_HISTORY_SIZE":             "0",
+		"REALTIME_HISTORY_TTL":              "60000",
+		"REALTIME_HISTORY_MAX_BYTES":        "2097152",
+		"REALTIME_REPLAY_MAX_RECORDS":       "10",
+		"LOG_LEVEL":                         "DEBUG",
+		"LOG_FORMAT":                        "json",
+		"DEBUG_ADDR":                        "127.0.0.1:6060",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestGoodValues(t *testing.T) {
 	}
 	r := c.Realtime
 	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173"}) ||
-		r.SendQueueBytes != 65536 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
+		r.SendQueueBytes != 65536 || r.MaxConnectionsPerUser != 7 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
 		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.HistoryMaxBytes != 2<<20 || r.ReplayMaxRecords != 10 {
 		t.Errorf("realtime %+v", r)
 	}
@@ -166,6 +167,7 @@ func TestMalformedValuesNameVariableValueAndForm(t *testing.T) {
 		{"REALTIME_ALLOWED_ORIGINS", "app.example.com", "scheme://host"},
 		{"REALTIME_ALLOWED_ORIGINS", "https://app.example.com/path", "scheme://host"},
 		{"REALTIME_SEND_QUEUE_BYTES", "1", "whole number from 1024"},
+		{"REALTIME_MAX_CONNECTIONS_PER_USER", "-1", "whole number from 0"},
 		{"REALTIME_PING_INTERVAL", "x", "milliseconds"},
 		{"REALTIME_PONG_TIMEOUT", "x", "milliseconds"},
 		{"REALTIME_WRITE_TIMEOUT", "x", "milliseconds"},

@@ -37,6 +37,7 @@ func Variables() []Variable {
 		{"REALTIME_JWT_SECRET", "", "HS256 secret for client tokens"},
 		{"REALTIME_ALLOWED_ORIGINS", "", "browser origins allowed on the client endpoints, or *"},
 		{"REALTIME_SEND_QUEUE_BYTES", "1048576", "per-connection send queue bound"},
+		{"REALTIME_MAX_CONNECTIONS_PER_USER", "100", "live connections one user may hold on a node (all transports); past it 429; 0 = no limit"},
 		{"REALTIME_PING_INTERVAL", "25000", "ms, ping and heartbeat interval"},
 		{"REALTIME_PONG_TIMEOUT", "20000", "ms, silence allowed after a ping"},
 		{"REALTIME_WRITE_TIMEOUT", "10000", "ms, one write to a client"},

@@ -47,7 +47,9 @@ type conformance struct {
 func newConformance(t *testing.T) *conformance {
 	c := &conformance{down: &atomic.Bool{}}
 	checker := health.New(time.Second)
-	c.testServer = newServer(t, func(_ *config.Config, d *httpapi.Deps) {
+	c.testServer = newServer(t, func(cfg *config.Config, d *httpapi.Deps) {
+		cfg.Realtime.MaxConnectionsPerUser = 3
+		d.Connections = crowded
 		d.Health = checker
 		d.Health.Require("kafka", func(context.Context) (map[string]any, error) {
 			if c.down.Load() {
@@ -244,6 +246,8 @@ func apiCases() []apiCase {
 		apiCase{name: "ws bad token", method: "GET", path: "/v1/ws?access_token=not.a.token", noKey: true, status: 401, code: "user-unauthorized"},
 		apiCase{name: "ws foreign origin", method: "GET", path: "/v1/ws?access_token=" + userToken, noKey: true, header: map[string]string{"Origin": "https://evil.example"}, status: 403, code: "forbidden-origin"},
 		apiCase{name: "events without token", method: "GET", path: "/v1/events", noKey: true, status: 401, code: "user-unauthorized"},
+		apiCase{name: "ws at the connection limit", method: "GET", path: "/v1/ws?access_token=" + crowdedToken, noKey: true, status: 429, code: "too-many-connections"},
+		apiCase{name: "events at the connection limit", method: "GET", path: "/v1/events?access_token=" + crowdedToken, noKey: true, status: 429, code: "too-many-connections"},
 		apiCase{name: "events foreign origin", method: "GET", path: "/v1/events?access_token=" + userToken, noKey: true, header: map[string]string{"Origin": "https://evil.example"}, status: 403, code: "forbidden-origin"},
 	)
 	return cases

@@ -32,6 +32,7 @@ import (
 //	topic-exists            409     POST /v1/topics for a topic that exists
 //	body-too-large          413     the body exceeds HTTP_MAX_BODY_BYTES; nothing was produced
 //	unsupported-media-type  415     the Content-Type is missing or not application/json
+//	too-many-connections    429     the user already holds REALTIME_MAX_CONNECTIONS_PER_USER connections on this node
 //	internal-error          500     a bug; the server log has the details
 //	kafka-unavailable       503     Kafka is unreachable or did not answer within KAFKA_REQUEST_TIMEOUT
 const (
@@ -49,6 +50,7 @@ const (
 	codeTopicExists      = "topic-exists"
 	codeBodyTooLarge     = "body-too-large"
 	codeUnsupportedMedia = "unsupported-media-type"
+	codeTooManyConns     = "too-many-connections"
 	codeInternal         = "internal-error"
 	codeKafkaUnavailable = "kafka-unavailable"
 )
@@ -101,6 +103,8 @@ func newProblem(code, detail string) problem {
 		p.Status, p.Title = http.StatusUnauthorized, "Missing or invalid user token"
 	case codeForbiddenOrigin:
 		p.Status, p.Title = http.StatusForbidden, "Origin not allowed"
+	case codeTooManyConns:
+		p.Status, p.Title = http.StatusTooManyRequests, "Too many connections for this user"
 	case codeInternalTopic:
 		p.Status, p.Title = http.StatusForbidden, "Kafka internal topics cannot be used"
 	case codeNotFound:

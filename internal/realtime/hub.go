@@ -244,6 +244,14 @@ func (h *Hub) Assigned(start map[string]map[int32]int64) {
 	h.assignedc = make(chan struct{})
 }
 
+// UserConnections returns how many live connections user holds on this hub, all transports.
+func (h *Hub) UserConnections(user string) int {
+	s := h.shard(user)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.users[user])
+}
+
 // Consuming reports whether the hub has been assigned partitions: until then it cannot tell a
 // resuming client what it missed (readiness waits for it).
 func (h *Hub) Consuming() bool {

@@ -594,3 +594,20 @@ func TestNewHandlerNeedsAVerifier(t *testing.T) {
 	}()
 	NewHandler(realtime.NewHub(realtime.HubConfig{}), Config{})
 }
+
+// TestConnectionLimitPerUser: past MaxConnectionsPerUser a CONNECT gets connect_error, other
+// users are unaffected, and a freed slot can be used again.
+func TestConnectionLimitPerUser(t *testing.T) {
+	s := newServer(t, Config{MaxConnectionsPerUser: 2}, realtime.HubConfig{})
+	first := s.connectWS("alice")
+	s.connectWS("alice")
+	extra := s.dialWS("")
+	extra.send(`40{"token":"` + testToken(t, "alice") + `"}`)
+	if reply := extra.next(); !strings.HasPrefix(reply, "44{") || !strings.Contains(reply, "too many connections") {
+		t.Fatalf("third CONNECT of alice: %q, want connect_error too many connections", reply)
+	}
+	s.connectWS("bob")
+	first.ws.Close()
+	waitFor(t, "alice's first connection gone", func() bool { return s.hub.UserConnections("alice") == 1 })
+	s.connectWS("alice")
+}

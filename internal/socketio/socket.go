@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -135,6 +136,10 @@ func (s *session) connect(data []byte) error {
 	claims, err := s.h.cfg.Verifier.Verify(token)
 	if err != nil {
 		s.connectError(err.Error())
+		return nil
+	}
+	if max := s.h.cfg.MaxConnectionsPerUser; max > 0 && s.h.hub.UserConnections(claims.UserID) >= max {
+		s.connectError("too many connections: this user already holds " + strconv.Itoa(max) + " on this node")
 		return nil
 	}
 
