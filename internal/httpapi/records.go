@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -74,10 +75,10 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 	}
 	// envelope tells a batch from a single record; the single record is decoded again as a record.
 	type envelope struct {
-		Key     json.RawMessage `json:"key"`
-		Value   json.RawMessage `json:"value"`
-		Headers json.RawMessage `json:"headers"`
-		Records json.RawMessage `json:"records"` // null too: "records":null is a malformed batch
+		Key     json.RawMessage   `json:"key"`
+		Value   json.RawMessage   `json:"value"`
+		Headers json.RawMessage   `json:"headers"`
+		Records []json.RawMessage `json:"records"`
 	}
 	type batchResponse struct {
 		Results []recordResult `json:"results"`
@@ -140,8 +141,11 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 			return
 		}
 
-		if env.Records == nil { // one record
+		if env.Records == nil { // one record (or "records":null)
 			rec, fields := parse(data, topic, "")
+			if slices.ContainsFunc(fields, func(f notification.FieldError) bool { return f.Field == "records" }) {
+				fields = []notification.FieldError{{Field: "records", Code: "type", Message: "must be an array of records, not null"}}
+			}
 			if fields != nil {
 				p.rejected(1)
 				writeProblem(w, r, validationProblem(fields))
@@ -155,11 +159,7 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 			return
 		}
 
-		var records []json.RawMessage
-		if err := json.Unmarshal(env.Records, &records); err != nil || records == nil {
-			writeProblem(w, r, validationProblem([]notification.FieldError{{Field: "records", Code: "type", Message: "must be an array of records"}}))
-			return
-		}
+		records := env.Records
 		if fields := checkBatch(env.Key, env.Value, env.Headers, len(records)); fields != nil {
 			writeProblem(w, r, validationProblem(fields))
 			return

@@ -322,6 +322,7 @@ func TestRecordBatchMalformed(t *testing.T) {
 		{"too many records", many, []string{"records:max"}},
 		{"records with value beside", `{"records":[{"value":1}],"value":2,"key":"k"}`, []string{"key:exclusive", "value:exclusive"}},
 		{"records not an array", `{"records":{"value":1}}`, []string{"records:type"}},
+		{"records null", `{"records":null}`, []string{"records:type"}},
 		{"unknown member", `{"records":[{"value":1}],"topic":"x"}`, []string{"topic:unknown_field"}},
 	}
 	for _, tc := range tests {
