@@ -49,7 +49,7 @@ func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 		hub: hub,
 		cfg: cfg,
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:  512,
+			ReadBufferSize:  128,                                      // idle sessions dominate; a CONNECT or an ack takes a few reads more
 			WriteBufferPool: &sync.Pool{},                             // gorilla's writer is never used; hold no buffer
 			CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
 		},
