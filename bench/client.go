@@ -193,27 +193,34 @@ type sseConn struct {
 var dataPrefix = []byte("data: ")
 
 func (s *sseConn) read(onFrame func([]byte)) error {
-	var long []byte // a line longer than the buffer
+	var long []byte
 	for {
-		line, err := s.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			long = append(long[:0], line...)
-			for err == bufio.ErrBufferFull {
-				line, err = s.br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
+		line, err := s.readLine(&long)
 		if err != nil {
-			if err == io.EOF {
-				return errors.New("stream ended")
-			}
 			return err
 		}
 		if p, ok := bytes.CutPrefix(line, dataPrefix); ok {
 			onFrame(bytes.TrimRight(p, "\r\n"))
 		}
 	}
+}
+
+// readLine returns the next line, with its line ending, valid until the next call; a line
+// longer than the reader's buffer is assembled in *long.
+func (s *sseConn) readLine(long *[]byte) ([]byte, error) {
+	line, err := s.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		*long = append((*long)[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = s.br.ReadSlice('\n')
+			*long = append(*long, line...)
+		}
+		line = *long
+	}
+	if err == io.EOF {
+		return nil, errors.New("stream ended")
+	}
+	return line, err
 }
 
 // readEvents reads the stream as EventSource does (WHATWG HTML, "Server-sent events", "Event
@@ -225,19 +232,8 @@ func (s *sseConn) read(onFrame func([]byte)) error {
 func (s *sseConn) readEvents(lastID string, onDispatch func(lastID string, data []byte)) error {
 	var long, data []byte
 	for {
-		line, err := s.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			long = append(long[:0], line...)
-			for err == bufio.ErrBufferFull {
-				line, err = s.br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
+		line, err := s.readLine(&long)
 		if err != nil {
-			if err == io.EOF {
-				return errors.New("stream ended")
-			}
 			return err
 		}
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))

@@ -65,12 +65,7 @@ func New(src Source, decoder *notification.Decoder, maxRecords int, timeout time
 func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Position) ([]*notification.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
-	var topics []string
-	for _, p := range to {
-		if !slices.Contains(topics, p.Topic) {
-			topics = append(topics, p.Topic)
-		}
-	}
+	topics := topicsOf(to)
 	bounds, err := k.bounds(ctx, topics, offsetsTTL)
 	if err != nil {
 		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka's offsets: " + err.Error()}
@@ -137,12 +132,7 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 func (k *Kafka) CheckPositions(ctx context.Context, ps []realtime.Position) error {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
-	var topics []string
-	for _, p := range ps {
-		if !slices.Contains(topics, p.Topic) {
-			topics = append(topics, p.Topic)
-		}
-	}
+	topics := topicsOf(ps)
 	for _, maxAge := range []time.Duration{offsetsTTL, 0} {
 		bounds, err := k.bounds(ctx, topics, maxAge)
 		if err != nil {
@@ -163,6 +153,17 @@ func (k *Kafka) CheckPositions(ctx context.Context, ps []realtime.Position) erro
 		}
 	}
 	return nil
+}
+
+// topicsOf returns the distinct topics of ps, in order of appearance.
+func topicsOf(ps []realtime.Position) []string {
+	var topics []string
+	for _, p := range ps {
+		if !slices.Contains(topics, p.Topic) {
+			topics = append(topics, p.Topic)
+		}
+	}
+	return topics
 }
 
 // bounds returns the partitions' log start offsets and high watermarks, from a lookup at most
