@@ -43,15 +43,19 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		}
 		w.WriteHeader(http.StatusOK) // buffered: the client sees the stream open at the first flush
 		t := &sseTransport{w: w, rc: http.NewResponseController(w), writeTimeout: cfg.WriteTimeout}
-		// Register first, then open the stream through the connection's queue, so that every
-		// event published once the client sees the stream open reaches it. From here on only
-		// the connection's writer touches w.
-		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires}, cursor)
+		// Register (held) first, then open the stream, then release the hold: every event
+		// published once the client sees the stream open reaches it, and a resume's replay,
+		// which may read Kafka, does not keep the client waiting for its response headers.
+		// From here on only the connection's writer touches w.
+		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, cursor)
 		if err != nil {
 			t.WriteFrames([][]byte{sseOpen, t.CloseFrame(DisconnectShutdown)})
 			return
 		}
-		c.Send(sseOpen)
+		if err := t.WriteFrames([][]byte{sseOpen}); err != nil {
+			c.Close(DisconnectClientGone)
+		}
+		c.Resume(nil)
 		ticker := time.NewTicker(cfg.PingInterval)
 		defer ticker.Stop()
 		for {
@@ -79,11 +83,14 @@ type sseTransport struct {
 	rc           *http.ResponseController
 	writeTimeout time.Duration
 	closeOnce    sync.Once
+	mu           sync.Mutex // serialises writes: the handler opens the stream, the writer goes on
 }
 
 func (t *sseTransport) Format() Format { return FormatSSE }
 
 func (t *sseTransport) WriteFrames(frames [][]byte) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if err := t.rc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}

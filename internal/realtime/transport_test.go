@@ -2,10 +2,12 @@ package realtime
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/realtime-service/realtime-service/internal/auth"
+	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
 // asUser stands in for the HTTP layer: it authenticates every request as user.
@@ -234,5 +237,74 @@ func TestWebSocketClosesWith4001WhenTheTokenExpires(t *testing.T) {
 			t.Fatalf("got %v, want close 4001 token expired", err)
 		}
 		return
+	}
+}
+
+// blockingReplayer serves replays from a memReplayer once release is closed.
+type blockingReplayer struct {
+	memReplayer
+	release chan struct{}
+}
+
+func (b *blockingReplayer) Replay(ctx context.Context, user string, from, to []Position) ([]*notification.Event, error) {
+	<-b.release
+	return b.memReplayer.Replay(ctx, user, from, to)
+}
+
+// TestSSEStreamOpensBeforeASlowReplay: an EventSource resuming from Kafka gets its response
+// headers at once, not when the replay ends; the missed event then comes before live ones.
+func TestSSEStreamOpensBeforeASlowReplay(t *testing.T) {
+	rp := &blockingReplayer{release: make(chan struct{})}
+	h := newResumeHub(t, rp)
+	rp.records = []*notification.Event{event("concept-notifications", 0, 0, "alice")}
+	cursor := h.Codec().Encode(h.Position())
+	h.Publish(rp.records[0])
+	srv := httptest.NewServer(asUser("alice", NewSSEHandler(h, EndpointConfig{PingInterval: time.Minute})))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // before srv.Close: ends the stream
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	req.Header.Set("Last-Event-ID", cursor)
+	opened := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			close(opened)
+			return
+		}
+		opened <- resp
+	}()
+	var resp *http.Response
+	select {
+	case resp = <-opened:
+	case <-time.After(5 * time.Second):
+		close(rp.release)
+		cancel()
+		t.Fatal("the stream did not open while the replay was running")
+	}
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	h.Publish(event("concept-notifications", 0, 1, "alice"))
+	close(rp.release)
+	rd := bufio.NewReader(resp.Body)
+	var ids []string
+	for len(ids) < 2 {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended after %v: %v", ids, err)
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var f frameJSON
+			if err := json.Unmarshal([]byte(data), &f); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, f.ID)
+		}
+	}
+	if want := []string{"concept-notifications:0:0", "concept-notifications:0:1"}; !slices.Equal(ids, want) {
+		t.Fatalf("got %v, want %v", ids, want)
 	}
 }
