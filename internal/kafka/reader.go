@@ -148,7 +148,7 @@ func (r *Reader) Read(ctx context.Context, from, until map[string]map[int32]int6
 	if err != nil {
 		return fmt.Errorf("kafka: reader: %w", err)
 	}
-	defer cl.Close()
+	defer func() { go cl.Close() }() // closing takes milliseconds the caller need not wait for
 	left := 0
 	for _, ps := range stop {
 		left += len(ps)

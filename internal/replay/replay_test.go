@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -195,5 +196,31 @@ func TestCheckPositions(t *testing.T) {
 	var re *realtime.ResyncError
 	if !errors.As(err, &re) || re.Reason != "ahead-of-log" {
 		t.Fatalf("a position far beyond the log: %v, want resync ahead-of-log", err)
+	}
+}
+
+// TestMayName: the pre-filter never skips a record that names the user, escaped or not.
+func TestMayName(t *testing.T) {
+	for _, tc := range []struct {
+		value, user string
+		want        bool
+	}{
+		{`{"userIds":["alice"]}`, "alice", true},
+		{`{"userIds":["bob"]}`, "alice", false},
+		{`{"userIds":["\u0061lice"]}`, "alice", true},
+		{`{"userIds":["a\"b"]}`, `a"b`, true},
+		{`{"userIds":["x/y"]}`, "x/y", true},
+		{`{"userIds":["x\/y"]}`, "x/y", true},
+	} {
+		if got := mayName([]byte(tc.value), []byte(tc.user)); got != tc.want {
+			t.Errorf("mayName(%s, %q) = %v, want %v", tc.value, tc.user, got, tc.want)
+		}
+		var v struct{ UserIDs []string }
+		if err := json.Unmarshal([]byte(tc.value), &v); err != nil {
+			t.Fatal(err)
+		}
+		if names := slices.Contains(v.UserIDs, tc.user); names && !mayName([]byte(tc.value), []byte(tc.user)) {
+			t.Errorf("%s names %q but would be skipped", tc.value, tc.user)
+		}
 	}
 }
