@@ -31,7 +31,11 @@ func withoutRecipients(obj []byte) []byte {
 		}
 		i = end
 	}
-	return append(out, '}')
+	out = append(out, '}')
+	if cap(out) > 2*len(out)+256 { // a long recipient list went: do not keep its room alive
+		out = append(make([]byte, 0, len(out)), out...)
+	}
+	return out
 }
 
 // skipString returns the index just past the JSON string starting at b[i] (a '"').

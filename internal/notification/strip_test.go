@@ -3,6 +3,7 @@ package notification
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -52,4 +53,22 @@ func FuzzWithoutRecipients(f *testing.F) {
 			t.Fatalf("%s -> %s, want %v", s, out, m)
 		}
 	})
+}
+
+// TestWithoutRecipientsKeepsNoRoomForTheList: an event kept in the history must not hold the
+// recipient list's bytes alive through its data's capacity (a record naming 1,000 users kept
+// 39 KB for a 139-byte payload).
+func TestWithoutRecipientsKeepsNoRoomForTheList(t *testing.T) {
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user-%04d", i)
+	}
+	list, _ := json.Marshal(ids)
+	got := withoutRecipients([]byte(`{"conceptId":"c","userIds":` + string(list) + `,"conceptName":"n"}`))
+	if string(got) != `{"conceptId":"c","conceptName":"n"}` {
+		t.Fatalf("got %s", got)
+	}
+	if cap(got) > 2*len(got)+256 {
+		t.Errorf("cap %d for %d bytes", cap(got), len(got))
+	}
 }
