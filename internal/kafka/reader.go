@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -28,10 +29,11 @@ type PartitionOffsets struct {
 // back with a cursor (DESIGN.md, "Client frames"). It is safe for concurrent use; each Read has
 // its own connection. Make it with NewReader and Close it.
 type Reader struct {
-	cfg   config.Kafka
-	opts  []kgo.Opt
-	admin *kgo.Client
-	adm   *kadm.Client
+	cfg     config.Kafka
+	opts    []kgo.Opt
+	admin   *kgo.Client
+	adm     *kadm.Client
+	closing sync.WaitGroup // clients of finished reads, closing in the background
 }
 
 // NewReader returns a Reader for the cluster at brokers (seed host:port list). It does not
@@ -148,7 +150,13 @@ func (r *Reader) Read(ctx context.Context, from, until map[string]map[int32]int6
 	if err != nil {
 		return fmt.Errorf("kafka: reader: %w", err)
 	}
-	defer func() { go cl.Close() }() // closing takes milliseconds the caller need not wait for
+	r.closing.Add(1)
+	defer func() { // closing takes milliseconds the caller need not wait for; Close waits
+		go func() {
+			defer r.closing.Done()
+			cl.Close()
+		}()
+	}()
 	left := 0
 	for _, ps := range stop {
 		left += len(ps)
@@ -199,5 +207,9 @@ func (r *Reader) Read(ctx context.Context, from, until map[string]map[int32]int6
 	return nil
 }
 
-// Close closes the Reader's connections. Reads must be done.
-func (r *Reader) Close() { r.admin.Close() }
+// Close closes the Reader's connections, waiting for the clients of finished reads to close.
+// Reads must be done.
+func (r *Reader) Close() {
+	r.closing.Wait()
+	r.admin.Close()
+}
