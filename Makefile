@@ -10,6 +10,7 @@ interop-deps: ## install the independent Node clients the interop tests drive (p
 test: interop-deps lint ## every test, with the race detector
 	go test -race -count=1 -timeout 20m ./...
 
-lint: ## formatting and vet
+lint: ## formatting, vet, and go.mod/go.sum as go mod tidy leaves them
 	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
 	go vet ./...
+	go mod tidy -diff
