@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -33,6 +34,8 @@ type Reader struct {
 	opts    []kgo.Opt
 	admin   *kgo.Client
 	adm     *kadm.Client
+	mu      sync.Mutex // guards closed and closing.Add against Close
+	closed  bool
 	closing sync.WaitGroup // clients of finished reads, closing in the background
 }
 
@@ -150,7 +153,14 @@ func (r *Reader) Read(ctx context.Context, from, until map[string]map[int32]int6
 	if err != nil {
 		return fmt.Errorf("kafka: reader: %w", err)
 	}
+	r.mu.Lock()
+	if r.closed { // a replay that outlived the service's shutdown
+		r.mu.Unlock()
+		cl.Close()
+		return fmt.Errorf("read: %w", net.ErrClosed)
+	}
 	r.closing.Add(1)
+	r.mu.Unlock()
 	defer func() { // closing takes milliseconds the caller need not wait for; Close waits
 		go func() {
 			defer r.closing.Done()
@@ -210,6 +220,9 @@ func (r *Reader) Read(ctx context.Context, from, until map[string]map[int32]int6
 // Close closes the Reader's connections, waiting for the clients of finished reads to close.
 // Reads must be done.
 func (r *Reader) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.closing.Wait()
 	r.admin.Close()
 }

@@ -43,13 +43,17 @@ type Conn struct {
 	queued  int      // bytes in queue
 	writing bool     // a writer goroutine runs (or Close owns the finish)
 	holds   int      // frames wait while > 0: the transport is not ready, or a replay runs
-	closing bool
-	reason  Disconnect
-	skip    map[partitionKey]int64 // drop events below these offsets (see Resume)
-	expires time.Time              // the token's exp; zero: never
-	cursor  string                 // the last cursor queued to the client (guarded by Hub.pubMu)
-	force   *time.Timer
-	done    chan struct{}
+	// replaying: a resume's replay is pending. The live frames queued meanwhile carry cursors
+	// past the events being replayed, so they must never reach the client without them: a
+	// close then drops them (the client keeps its old cursor), and no cursor frame is queued.
+	replaying bool
+	closing   bool
+	reason    Disconnect
+	skip      map[partitionKey]int64 // drop events below these offsets (see Resume)
+	expires   time.Time              // the token's exp; zero: never
+	cursor    string                 // the last cursor queued to the client (guarded by Hub.pubMu)
+	force     *time.Timer
+	done      chan struct{}
 }
 
 // User is the ID of the user the connection belongs to (the token's sub).
@@ -193,7 +197,7 @@ func (c *Conn) Close(d Disconnect) {
 		return
 	}
 	c.closing, c.reason = true, d
-	if !d.flush {
+	if !d.flush || c.replaying {
 		clear(c.queue)
 		c.queue, c.queued = c.queue[:0], 0
 	}

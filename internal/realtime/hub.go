@@ -128,11 +128,12 @@ type ConnOptions struct {
 // every event published after it goes to the connection, none before. It fails with
 // ErrShuttingDown once Shutdown has begun.
 func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
-	return h.register(o, btoi(o.Paused))
+	return h.register(o, btoi(o.Paused), false)
 }
 
 // register registers with holds holds on the connection's frames (see Resume).
-func (h *Hub) register(o ConnOptions, holds int) (*Conn, []Position, error) {
+// With replaying, one of the holds is a resume replay's, released by resumeReplay.
+func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Position, error) {
 	if h.down.Load() {
 		return nil, nil, ErrShuttingDown
 	}
@@ -144,6 +145,7 @@ func (h *Hub) register(o ConnOptions, holds int) (*Conn, []Position, error) {
 		format:    o.Transport.Format(),
 		maxQueued: h.cfg.SendQueueBytes,
 		holds:     holds,
+		replaying: replaying,
 		expires:   o.Expires,
 		done:      make(chan struct{}),
 	}
@@ -163,10 +165,11 @@ func (h *Hub) register(o ConnOptions, holds int) (*Conn, []Position, error) {
 	h.pubMu.Unlock()
 
 	h.m.connections.WithLabelValues(formatName(c.format)).Inc()
-	// Shutdown may have begun between the check above and the insert: do not strand c.
+	// Shutdown may have begun between the check above and the insert: do not strand c. It is
+	// returned closing, so that its caller waits for it like for any other (its writer may be
+	// writing the close frame already).
 	if h.down.Load() {
 		c.Close(DisconnectShutdown)
-		return nil, nil, ErrShuttingDown
 	}
 	return c, at, nil
 }
@@ -181,8 +184,16 @@ func btoi(b bool) int {
 // Resume releases one hold of a paused connection (ConnOptions.Paused, and one more while a
 // resume replay runs: see Attach); frames (a replay) go out before the live events queued since
 // Register. Frames flow once every hold is released.
-func (c *Conn) Resume(frames [][]byte) {
+func (c *Conn) Resume(frames [][]byte) { c.release(frames, false) }
+
+// resumeReplay releases the replay's hold (see register) with the replayed frames.
+func (c *Conn) resumeReplay(frames [][]byte) { c.release(frames, true) }
+
+func (c *Conn) release(frames [][]byte, replay bool) {
 	c.mu.Lock()
+	if replay {
+		c.replaying = false
+	}
 	if c.closing {
 		c.mu.Unlock()
 		return
@@ -373,6 +384,12 @@ func (c *Conn) SendCursor() {
 	}
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
+	c.mu.Lock()
+	replaying := c.replaying
+	c.mu.Unlock()
+	if replaying {
+		return // the missed events are not queued yet: a cursor now would skip them
+	}
 	if h.cursor == "" && len(h.pos.list) > 0 {
 		h.cursor = cc.Encode(h.pos.list) // after Assigned or Revoked, before any event
 	}

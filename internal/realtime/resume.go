@@ -49,7 +49,7 @@ func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, 
 	if cerr == nil {
 		o.Skip = from // live events below the cursor are the client's already
 	}
-	c, at, err := h.register(o, btoi(o.Paused)+1) // the caller's hold, if any, and the replay's
+	c, at, err := h.register(o, btoi(o.Paused)+1, true) // the caller's hold, if any, and the replay's
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, 
 		ctx, cancel := connContext(context.Background(), c)
 		defer cancel()
 		frames, _ := h.replay(ctx, c, from, at, cerr)
-		c.Resume(frames)
+		c.resumeReplay(frames)
 	}()
 	return c, nil
 }
@@ -73,14 +73,14 @@ func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c
 	if cerr == nil {
 		o.Skip = from
 	}
-	c, at, err := h.register(o, btoi(o.Paused)+1)
+	c, at, err := h.register(o, btoi(o.Paused)+1, true)
 	if err != nil {
 		return nil, false, err
 	}
 	ctx, cancel := connContext(ctx, c)
 	defer cancel()
 	frames, honoured := h.replay(ctx, c, from, at, cerr)
-	c.Resume(frames)
+	c.resumeReplay(frames)
 	return c, honoured, nil
 }
 

@@ -409,3 +409,46 @@ func TestCursorNamingAPartitionThisNodeLacksResyncsAtOnce(t *testing.T) {
 		t.Fatalf("got %+v, want a resync naming partition 99", f)
 	}
 }
+
+// stalledReplayer is a Kafka read that lasts until the connection closes.
+type stalledReplayer struct{ started chan struct{} }
+
+func (s *stalledReplayer) Replay(ctx context.Context, _ string, _, _ []Position) ([]*notification.Event, error) {
+	close(s.started)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestShutdownDuringAReplayLeavesTheClientItsCursor: a node shutting down while a resume's
+// replay runs must not flush the live events queued meanwhile (nor a cursor frame): their
+// cursors lie past the events still being replayed, so a client that got them would resume
+// past those and never receive them. It gets the close frame alone and keeps its cursor.
+func TestShutdownDuringAReplayLeavesTheClientItsCursor(t *testing.T) {
+	rp := &stalledReplayer{started: make(chan struct{})}
+	h := newResumeHub(t, rp)
+	first := newFake(FormatWebSocket, false)
+	c := register(t, h, "alice", first)
+	h.Publish(event("concept-notifications", 0, 0, "alice"))
+	waitFor(t, "the first event", func() bool { return len(first.got()) == 1 })
+	cursor := frames(t, first)[0].Cursor
+	c.Close(DisconnectClientGone)
+	<-c.Done()
+	h.Publish(event("concept-notifications", 0, 1, "alice")) // missed
+	h.Publish(event("concept-notifications", 0, 2, "alice")) // missed
+
+	second := newFake(FormatWebSocket, false)
+	c2, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: second}, cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-rp.started
+	h.Publish(event("concept-notifications", 0, 3, "alice")) // live, during the replay
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.Shutdown(ctx)
+	<-c2.Done()
+	got := second.got()
+	if len(got) != 1 || !strings.Contains(got[0], "server shutting down") {
+		t.Fatalf("got %q, want only the 1001 close frame", got)
+	}
+}

@@ -603,7 +603,7 @@ func TestConnectionLimitPerUser(t *testing.T) {
 	s.connectWS("alice")
 	extra := s.dialWS("")
 	extra.send(`40{"token":"` + testToken(t, "alice") + `"}`)
-	if reply := extra.next(); !strings.HasPrefix(reply, "44{") || !strings.Contains(reply, "too many connections") {
+	if reply := extra.next(); !strings.HasPrefix(reply, "44{") || !strings.Contains(reply, "too many connections") || !strings.Contains(reply, `"code":"too-many-connections"`) {
 		t.Fatalf("third CONNECT of alice: %q, want connect_error too many connections", reply)
 	}
 	s.connectWS("bob")

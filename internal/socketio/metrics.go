@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_socketio_connects_total",
-			Help: "Socket.IO CONNECTs to the default namespace by result (ok, recovered, unauthorized).",
+			Help: "Socket.IO CONNECTs to the default namespace by result (ok, recovered, unauthorized, too-many-connections).",
 		}, []string{"result"}),
 	}
 	for _, k := range []transportKind{kindPolling, kindWebSocket} {

@@ -139,7 +139,7 @@ func (s *session) connect(data []byte) error {
 		return nil
 	}
 	if max := s.h.cfg.MaxConnectionsPerUser; max > 0 && s.h.hub.UserConnections(claims.UserID) >= max {
-		s.connectError("too many connections: this user already holds " + strconv.Itoa(max) + " on this node")
+		s.refuse("too-many-connections", "too many connections: this user already holds "+strconv.Itoa(max)+" on this node")
 		return nil
 	}
 
@@ -197,13 +197,16 @@ func (s *session) connect(data []byte) error {
 	return nil
 }
 
-// connectError refuses a CONNECT to "/" with a message a UI can show.
-func (s *session) connectError(message string) {
+// connectError refuses a CONNECT to "/" with a message a UI can show and a machine-readable
+// data.code: "unauthorized" (no or a bad token) or "too-many-connections".
+func (s *session) connectError(message string) { s.refuse("unauthorized", message) }
+
+func (s *session) refuse(code, message string) {
 	body, _ := json.Marshal(struct {
 		Message string `json:"message"`
 		Data    any    `json:"data"`
-	}{message, map[string]string{"code": "unauthorized"}})
-	s.h.m.connects.WithLabelValues("unauthorized").Inc()
+	}{message, map[string]string{"code": code}})
+	s.h.m.connects.WithLabelValues(code).Inc()
 	s.writeDirect(messagePacket(sioPacket{typ: sioConnectError, nsp: defaultNamespace, data: body}))
 }
 
