@@ -36,7 +36,7 @@ type Kafka struct {
 	mu       sync.Mutex // guards the offsets cache
 	offsets  map[string]map[int32]kafka.PartitionOffsets
 	topics   []string
-	cachedAt time.Time
+	cachedAt time.Time // when the cached lookup started
 }
 
 const (
@@ -67,7 +67,7 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
 	topics := topicsOf(to)
-	bounds, err := k.bounds(ctx, topics, offsetsTTL)
+	bounds, err := k.bounds(ctx, topics, time.Now().Add(-offsetsTTL))
 	if err != nil {
 		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "cannot read Kafka's offsets: " + err.Error()}
 	}
@@ -138,8 +138,9 @@ func (k *Kafka) CheckPositions(ctx context.Context, ps []realtime.Position) erro
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
 	topics := topicsOf(ps)
-	for _, maxAge := range []time.Duration{offsetsTTL, 0} {
-		bounds, err := k.bounds(ctx, topics, maxAge)
+	asked := time.Now()
+	for _, notBefore := range []time.Time{asked.Add(-offsetsTTL), asked} {
+		bounds, err := k.bounds(ctx, topics, notBefore)
 		if err != nil {
 			return nil // cannot tell: the resume goes on, as if the cursor were fine
 		}
@@ -150,7 +151,7 @@ func (k *Kafka) CheckPositions(ctx context.Context, ps []realtime.Position) erro
 		if i < 0 {
 			return nil
 		}
-		if maxAge == 0 {
+		if notBefore == asked {
 			p := ps[i]
 			return &realtime.ResyncError{Reason: "ahead-of-log", Detail: fmt.Sprintf(
 				"%s partition %d: the cursor is at offset %d but the log ends at %d (was the topic recreated?)",
@@ -179,19 +180,22 @@ func topicsOf(ps []realtime.Position) []string {
 	return topics
 }
 
-// bounds returns the partitions' log start offsets and high watermarks, from a lookup at most
-// maxAge old (offsetsTTL for replays): one ListOffsets serves a burst of resumes. Lookups are
-// serialised, so a burst waits for one lookup instead of sending one each.
-func (k *Kafka) bounds(ctx context.Context, topics []string, maxAge time.Duration) (map[string]map[int32]kafka.PartitionOffsets, error) {
+// bounds returns the partitions' log start offsets and high watermarks from a lookup that
+// started at notBefore or later (offsetsTTL ago for replays; the caller's own start for a check
+// that must see the log as it is now). Lookups are serialised, and a caller that waited for one
+// begun after it asked uses its answer: a burst of resumes, forged cursors included, costs one
+// or two lookups, not one each.
+func (k *Kafka) bounds(ctx context.Context, topics []string, notBefore time.Time) (map[string]map[int32]kafka.PartitionOffsets, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.offsets != nil && time.Since(k.cachedAt) < maxAge && !slices.ContainsFunc(topics, func(t string) bool { return !slices.Contains(k.topics, t) }) {
+	if k.offsets != nil && !k.cachedAt.Before(notBefore) && !slices.ContainsFunc(topics, func(t string) bool { return !slices.Contains(k.topics, t) }) {
 		return k.offsets, nil
 	}
+	started := time.Now()
 	offsets, err := k.src.Offsets(ctx, topics)
 	if err != nil {
 		return nil, err
 	}
-	k.offsets, k.topics, k.cachedAt = offsets, slices.Clone(topics), time.Now()
+	k.offsets, k.topics, k.cachedAt = offsets, slices.Clone(topics), started
 	return offsets, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +223,39 @@ func TestMayName(t *testing.T) {
 		if names := slices.Contains(v.UserIDs, tc.user); names && !mayName([]byte(tc.value), []byte(tc.user)) {
 			t.Errorf("%s names %q but would be skipped", tc.value, tc.user)
 		}
+	}
+}
+
+// slowOffsets is a countingSource whose offsets lookups take a few milliseconds.
+type slowOffsets struct{ countingSource }
+
+func (s *slowOffsets) Offsets(ctx context.Context, topics []string) (map[string]map[int32]kafka.PartitionOffsets, error) {
+	time.Sleep(5 * time.Millisecond)
+	return s.countingSource.Offsets(ctx, topics)
+}
+
+// TestForgedCursorsShareFreshLookups: cursors ahead of the log each need a lookup made after
+// they asked, but a burst of them must share lookups instead of queueing one each (every other
+// replay waits behind them).
+func TestForgedCursorsShareFreshLookups(t *testing.T) {
+	src := &slowOffsets{}
+	k := New(src, notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"}), 1000, 10*time.Second)
+	var wg sync.WaitGroup
+	var ahead atomic.Int32
+	for range 20 {
+		wg.Go(func() {
+			err := k.CheckPositions(context.Background(), []realtime.Position{{Topic: topic, Partition: 0, Offset: 1_000_000}})
+			var re *realtime.ResyncError
+			if errors.As(err, &re) && re.Reason == "ahead-of-log" {
+				ahead.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ahead.Load() != 20 {
+		t.Errorf("%d of 20 forged cursors refused as ahead-of-log", ahead.Load())
+	}
+	if n := src.offsetCalls; n > 3 {
+		t.Errorf("%d offsets lookups for a burst of 20 forged cursors; want at most 3", n)
 	}
 }
