@@ -93,6 +93,7 @@ func TestRecordSingleInvalid(t *testing.T) {
 		{"not an object", `[{"value":1}]`, "validation-error", []string{":type"}},
 		{"reserved event-type", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"connect_error"}]}`, "validation-error", []string{"headers[0].value:event_type"}},
 		{"invalid UTF-8", "{\"value\":\"\xc3\x28\"}", "invalid-json", []string{":syntax"}},
+		{"header with an unknown member", `{"value":{},"headers":[{"key":"a","value":"b","extra":1}]}`, "validation-error", []string{"headers:unknown_field"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

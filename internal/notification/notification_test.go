@@ -216,6 +216,8 @@ func TestTypeErrorMessagesNameTheExpectedShape(t *testing.T) {
 		`{"count":1.5}`:                       "count: must be an integer from -2147483648 to 2147483647, not 1.5",
 		`{"count":99999999999}`:               "count: must be an integer from -2147483648 to 2147483647, not 99999999999",
 		`{"level":1e400}`:                     "level: must be a number a 64-bit float can hold, not 1e400",
+		`{"headers":[{"KEY":5}]}`:             "headers[0].KEY: must be a string, not number",
+		`{"headers":[{"key":"a","extra":1}]}`: `headers: has an unknown field: unknown field "extra"`,
 	} {
 		var x shapes
 		err := v.decodeFields([]byte(body), &x, true)

@@ -307,8 +307,19 @@ func (v *Validator) decodeFields(data []byte, dst any, strict bool) error {
 	}
 	typeErrs := map[int]FieldError{}
 	for i, r := range raw {
-		if err := json.Unmarshal(r, rv.Field(i).Addr().Interface()); err != nil {
-			typeErrs[i] = typeError(jsonName(rt.Field(i)), rt.Field(i).Type, r)
+		// As the one-pass path does: with strict, unknown fields are errors inside nested
+		// objects too (a header with an "extra" member).
+		dec := json.NewDecoder(bytes.NewReader(r))
+		if strict {
+			dec.DisallowUnknownFields()
+		}
+		if err := dec.Decode(rv.Field(i).Addr().Interface()); err != nil {
+			name := jsonName(rt.Field(i))
+			if strict && json.Unmarshal(r, reflect.New(rt.Field(i).Type).Interface()) == nil {
+				typeErrs[i] = FieldError{Field: name, Code: "unknown_field", Message: "has an unknown field: " + strings.TrimPrefix(err.Error(), "json: ")}
+			} else {
+				typeErrs[i] = typeError(name, rt.Field(i).Type, r)
+			}
 			rv.Field(i).SetZero()
 		}
 	}
@@ -425,6 +436,9 @@ func typeError(name string, t reflect.Type, raw json.RawMessage) FieldError {
 				ft = t.Elem()
 			} else {
 				i := slices.IndexFunc(fields, func(f reflect.StructField) bool { return jsonName(f) == m.name })
+				if i < 0 { // encoding/json falls back to a case-insensitive match
+					i = slices.IndexFunc(fields, func(f reflect.StructField) bool { return strings.EqualFold(jsonName(f), m.name) })
+				}
 				if i < 0 {
 					continue
 				}
