@@ -80,10 +80,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	defer reader.Close()
 	decoder := notification.NewDecoder(notification.NewValidator(), topicEvents(cfg.Kafka))
 	hub := realtime.NewHub(realtime.HubConfig{
-		Batched:        true,
-		SendQueueBytes: cfg.Realtime.SendQueueBytes,
-		Log:            log,
-		Metrics:        reg,
+		Batched:         true,
+		SendQueueBytes:  cfg.Realtime.SendQueueBytes,
+		MaxConnsPerUser: cfg.Realtime.MaxConnectionsPerUser,
+		Log:             log,
+		Metrics:         reg,
 		History: realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL,
 			MaxBytes: cfg.Realtime.HistoryMaxBytes},
 		Replayer: replay.New(reader, decoder, cfg.Realtime.ReplayMaxRecords, cfg.Kafka.RequestTimeout),

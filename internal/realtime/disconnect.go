@@ -1,5 +1,10 @@
 package realtime
 
+import (
+	"fmt"
+	"net/http"
+)
+
 // Disconnect says why the server closes a connection. Code is a WebSocket close code (RFC 6455
 // §7.4; 4000-4999 are application codes) and is also what SSE and Socket.IO clients are told.
 type Disconnect struct {
@@ -31,3 +36,19 @@ var (
 	// DisconnectProtocol: the client sent something the protocol does not allow.
 	DisconnectProtocol = Disconnect{Code: 1002, Reason: "protocol error", Reconnect: false, flush: true}
 )
+
+// writeTooManyConnections answers a client endpoint's request refused by
+// HubConfig.MaxConnsPerUser with the HTTP layer's problem (RFC 9457, code too-many-connections),
+// for the connects that pass its early check concurrently.
+func writeTooManyConnections(w http.ResponseWriter, max int) {
+	h := w.Header()
+	for _, k := range []string{"Cache-Control", "X-Accel-Buffering", "Connection"} {
+		h.Del(k)
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Retry-After", "10")
+	w.WriteHeader(http.StatusTooManyRequests)
+	fmt.Fprintf(w, `{"type":"/problems/too-many-connections","title":"Too many connections for this user","status":429,`+
+		`"detail":"This user already holds %d connections on this node (REALTIME_MAX_CONNECTIONS_PER_USER): close one first.",`+
+		`"code":"too-many-connections","errors":[]}`+"\n", max)
+}

@@ -25,6 +25,10 @@ import (
 // ErrShuttingDown is returned by Register once Shutdown has begun.
 var ErrShuttingDown = errors.New("realtime: shutting down")
 
+// ErrTooManyConnections is returned by Register when the user already holds
+// HubConfig.MaxConnsPerUser connections.
+var ErrTooManyConnections = errors.New("realtime: too many connections for this user")
+
 const numShards = 64
 
 // HubConfig configures a Hub. Every field's zero value has a meaning, given with the field.
@@ -40,6 +44,10 @@ type HubConfig struct {
 	// Replayer serves resuming clients the events they missed that the history cannot (it reads
 	// Kafka); nil answers those resumes with a resync event.
 	Replayer Replayer
+	// MaxConnsPerUser bounds the live connections of one user, over all transports
+	// (REALTIME_MAX_CONNECTIONS_PER_USER); zero is no limit. The HTTP layer checks it early for
+	// a clear 429; Register enforces it exactly, at the insert.
+	MaxConnsPerUser int
 	// AssignWait bounds how long a resume waits for a starting node to be assigned the cursor's
 	// partitions (see Attach); 10 s when zero.
 	AssignWait time.Duration
@@ -126,7 +134,8 @@ type ConnOptions struct {
 
 // Register adds a connection to the hub and returns it with the hub's position at that instant:
 // every event published after it goes to the connection, none before. It fails with
-// ErrShuttingDown once Shutdown has begun.
+// ErrShuttingDown once Shutdown has begun, and with ErrTooManyConnections past
+// HubConfig.MaxConnsPerUser.
 func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
 	return h.register(o, btoi(o.Paused), false)
 }
@@ -159,6 +168,11 @@ func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Posit
 
 	h.pubMu.Lock()
 	s.mu.Lock()
+	if max := h.cfg.MaxConnsPerUser; max > 0 && len(s.users[o.User]) >= max {
+		s.mu.Unlock()
+		h.pubMu.Unlock()
+		return nil, nil, ErrTooManyConnections
+	}
 	s.users[o.User] = append(s.users[o.User], c)
 	s.mu.Unlock()
 	at := h.pos.snapshot()

@@ -2,9 +2,11 @@ package realtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,5 +346,33 @@ func TestBatchedPublishWritesOncePerFlush(t *testing.T) {
 		if w, _ := tr.counts(); w != 1 {
 			t.Errorf("%d writes for one batch, want 1", w)
 		}
+	}
+}
+
+// TestConnectionLimitIsExactUnderConcurrency: the per-user limit is enforced at the insert, so
+// connects racing each other cannot pass it, and other users are unaffected.
+func TestConnectionLimitIsExactUnderConcurrency(t *testing.T) {
+	h := NewHub(HubConfig{MaxConnsPerUser: 5})
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			_, _, err := h.Register(ConnOptions{User: "alice", Transport: newFake(FormatWebSocket, false)})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, ErrTooManyConnections):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 5 || refused.Load() != 45 || h.UserConnections("alice") != 5 {
+		t.Fatalf("%d registered, %d refused, %d held; want 5, 45, 5", ok.Load(), refused.Load(), h.UserConnections("alice"))
+	}
+	if _, _, err := h.Register(ConnOptions{User: "bob", Transport: newFake(FormatWebSocket, false)}); err != nil {
+		t.Fatalf("bob: %v", err)
 	}
 }

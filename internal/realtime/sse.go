@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -41,13 +42,17 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		if r.ProtoMajor == 1 {
 			hdr.Set("Connection", "keep-alive")
 		}
-		w.WriteHeader(http.StatusOK) // buffered: the client sees the stream open at the first flush
+		// The status (200) goes with the first write, sseOpen, or a close frame.
 		t := &sseTransport{w: w, rc: http.NewResponseController(w), writeTimeout: cfg.WriteTimeout}
 		// Register (held) first, then open the stream, then release the hold: every event
 		// published once the client sees the stream open reaches it, and a resume's replay,
 		// which may read Kafka, does not keep the client waiting for its response headers.
 		// From here on only the connection's writer touches w.
 		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, cursor)
+		if errors.Is(err, ErrTooManyConnections) {
+			writeTooManyConnections(w, h.cfg.MaxConnsPerUser)
+			return
+		}
 		if err != nil {
 			t.WriteFrames([][]byte{sseOpen, t.CloseFrame(DisconnectShutdown)})
 			return

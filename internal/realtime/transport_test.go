@@ -308,3 +308,29 @@ func TestSSEStreamOpensBeforeASlowReplay(t *testing.T) {
 		t.Fatalf("got %v, want %v", ids, want)
 	}
 }
+
+// TestClientEndpointsAnswer429PastTheLimit: a connect past HubConfig.MaxConnsPerUser that got
+// by the HTTP layer's early check gets a 429 problem, on both endpoints.
+func TestClientEndpointsAnswer429PastTheLimit(t *testing.T) {
+	h := NewHub(HubConfig{MaxConnsPerUser: 1})
+	if _, _, err := h.Register(ConnOptions{User: "alice", Transport: newFake(FormatWebSocket, false)}); err != nil {
+		t.Fatal(err)
+	}
+	for name, handler := range map[string]http.Handler{
+		"ws":  NewWebSocketHandler(h, EndpointConfig{}),
+		"sse": NewSSEHandler(h, EndpointConfig{}),
+	} {
+		srv := httptest.NewServer(asUser("alice", handler))
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Code string }
+		json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || p.Code != "too-many-connections" || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %q %q, want 429 too-many-connections problem", name, resp.StatusCode, p.Code, resp.Header.Get("Content-Type"))
+		}
+	}
+}

@@ -80,6 +80,10 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		// published once the client sees the connection open reaches it.
 		t := &wsTransport{writeTimeout: cfg.WriteTimeout}
 		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, r.URL.Query().Get("cursor"))
+		if errors.Is(err, ErrTooManyConnections) {
+			writeTooManyConnections(w, h.cfg.MaxConnsPerUser)
+			return
+		}
 		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)

@@ -165,6 +165,10 @@ func (s *session) connect(data []byte) error {
 	} else {
 		c, err = s.h.hub.Attach(context.Background(), o, "")
 	}
+	if errors.Is(err, realtime.ErrTooManyConnections) {
+		s.refuse("too-many-connections", "too many connections: this user already holds "+strconv.Itoa(s.h.cfg.MaxConnectionsPerUser)+" on this node")
+		return nil
+	}
 	if err != nil { // the hub is shutting down: the client reconnects elsewhere
 		s.close()
 		return nil
