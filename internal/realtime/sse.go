@@ -46,7 +46,8 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		t := &sseTransport{w: w, rc: http.NewResponseController(w), writeTimeout: cfg.WriteTimeout}
 		// Register (held) first, then open the stream, then release the hold: every event
 		// published once the client sees the stream open reaches it, and a resume's replay,
-		// which may read Kafka, does not keep the client waiting for its response headers.
+		// which may read Kafka, does not keep the client waiting for its response headers
+		// (Attach itself returns at once, except on a node still waiting for its partitions).
 		// From here on only the connection's writer touches w.
 		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, cursor)
 		if errors.Is(err, ErrTooManyConnections) {
