@@ -81,19 +81,9 @@ func scrapeMetrics(ctx context.Context, s *stack) (nodeStats, error) {
 		case "process_resident_memory_bytes":
 			st.ProcessRSS = value
 		case "realtime_resyncs_total":
-			if st.Resyncs == nil {
-				st.Resyncs = map[string]float64{}
-			}
-			_, reason, _ := strings.Cut(labels, `reason="`)
-			reason, _, _ = strings.Cut(reason, `"`)
-			st.Resyncs[reason] += value
+			st.Resyncs = addByLabel(st.Resyncs, labels, "reason", value)
 		case "realtime_replays_total":
-			if st.Replays == nil {
-				st.Replays = map[string]float64{}
-			}
-			_, source, _ := strings.Cut(labels, `source="`)
-			source, _, _ = strings.Cut(source, `"`)
-			st.Replays[source] += value
+			st.Replays = addByLabel(st.Replays, labels, "source", value)
 		case "realtime_replayed_events_total":
 			st.Replayed = value
 		case "realtime_events_published_total":
@@ -204,4 +194,16 @@ func fetchTo(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// addByLabel adds value to m (made if nil) under the value of label in a Prometheus label set
+// (`reason="slow",...`).
+func addByLabel(m map[string]float64, labels, label string, value float64) map[string]float64 {
+	if m == nil {
+		m = map[string]float64{}
+	}
+	_, v, _ := strings.Cut(labels, label+`="`)
+	v, _, _ = strings.Cut(v, `"`)
+	m[v] += value
+	return m
 }

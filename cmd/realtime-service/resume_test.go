@@ -33,6 +33,21 @@ type producer struct {
 	cl *kgo.Client
 }
 
+// deleteAll deletes every record of concept-notifications' partition up to its end, as
+// retention would.
+func (p *producer) deleteAll(partition int32) {
+	p.t.Helper()
+	adm := kadm.NewClient(p.cl)
+	ends, err := adm.ListEndOffsets(p.t.Context(), "concept-notifications")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	end, _ := ends.Lookup("concept-notifications", partition)
+	if _, err := adm.DeleteRecords(p.t.Context(), kadm.Offsets{"concept-notifications": {partition: {Topic: "concept-notifications", Partition: partition, At: end.Offset}}}); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 func newProducer(t *testing.T, broker string) *producer {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -263,15 +278,7 @@ func TestExpiredCursorGetsResync(t *testing.T) {
 	got := expectIDs(t, frames, p.send("alice"))
 	expectIDs(t, frames, p.send("alice"), p.send("alice")) // consumed: the node's position is past them
 	// Retention deletes everything up to the end of partition 0.
-	adm := kadm.NewClient(p.cl)
-	ends, err := adm.ListEndOffsets(t.Context(), "concept-notifications")
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, _ := ends.Lookup("concept-notifications", 0)
-	if _, err := adm.DeleteRecords(t.Context(), kadm.Offsets{"concept-notifications": {0: {Topic: "concept-notifications", Partition: 0, At: end.Offset}}}); err != nil {
-		t.Fatal(err)
-	}
+	p.deleteAll(0)
 	_, frames = openWS(t, s, "alice", got.Cursor)
 	f := next(t, frames)
 	var data struct{ Reason string }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -544,15 +543,7 @@ func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
 	waitConnected(t, s, 1)
 	expiredOffset := expectIDs(t, frames, p.send("erin")).Cursor
 	expectIDs(t, frames, p.send("erin"), p.send("erin")) // consumed: the node's position is past them
-	adm := kadm.NewClient(p.cl)
-	ends, err := adm.ListEndOffsets(t.Context(), "concept-notifications")
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, _ := ends.Lookup("concept-notifications", 0)
-	if _, err := adm.DeleteRecords(t.Context(), kadm.Offsets{"concept-notifications": {0: {Topic: "concept-notifications", Partition: 0, At: end.Offset}}}); err != nil {
-		t.Fatal(err)
-	}
+	p.deleteAll(0)
 
 	resync := []struct {
 		name, user, pid, offset, reason string
