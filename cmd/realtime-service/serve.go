@@ -124,27 +124,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	}
 	users := auth.NewVerifier(secret)
 	sio := socketio.NewHandler(hub, socketio.Config{
-		Verifier:              users,
-		AllowedOrigins:        cfg.Realtime.AllowedOrigins,
-		PingInterval:          cfg.Realtime.PingInterval,
-		PongTimeout:           cfg.Realtime.PongTimeout,
-		WriteTimeout:          cfg.Realtime.WriteTimeout,
-		ReplayTimeout:         cfg.Kafka.RequestTimeout,
-		MaxConnectionsPerUser: cfg.Realtime.MaxConnectionsPerUser,
-		Log:                   log,
-		Metrics:               reg,
+		Verifier:       users,
+		AllowedOrigins: cfg.Realtime.AllowedOrigins,
+		PingInterval:   cfg.Realtime.PingInterval,
+		PongTimeout:    cfg.Realtime.PongTimeout,
+		WriteTimeout:   cfg.Realtime.WriteTimeout,
+		ReplayTimeout:  cfg.Kafka.RequestTimeout,
+		Log:            log,
+		Metrics:        reg,
 	})
 	deps := httpapi.Deps{
-		Kafka:       client,
-		Health:      checker,
-		Gatherer:    reg,
-		Registerer:  reg,
-		Users:       users,
-		Connections: hub.UserConnections,
-		WebSocket:   realtime.NewWebSocketHandler(hub, endpoints),
-		SSE:         realtime.NewSSEHandler(hub, endpoints),
-		SocketIO:    sio,
-		Web:         web.Handler(),
+		Kafka:      client,
+		Health:     checker,
+		Gatherer:   reg,
+		Registerer: reg,
+		Users:      users,
+		WebSocket:  realtime.NewWebSocketHandler(hub, endpoints),
+		SSE:        realtime.NewSSEHandler(hub, endpoints),
+		SocketIO:   sio,
+		Web:        web.Handler(),
 	}
 	if dev {
 		deps.DevToken = httpapi.DevTokenHandler(secret)

@@ -33,6 +33,7 @@ import (
 //	body-too-large          413     the body exceeds HTTP_MAX_BODY_BYTES; nothing was produced
 //	unsupported-media-type  415     the Content-Type is missing or not application/json
 //	too-many-connections    429     the user already holds REALTIME_MAX_CONNECTIONS_PER_USER connections on this node
+//	                                (written by the realtime package for /v1/ws and /v1/events, in this shape)
 //	internal-error          500     a bug; the server log has the details
 //	kafka-unavailable       503     Kafka is unreachable or did not answer within KAFKA_REQUEST_TIMEOUT
 const (

@@ -33,7 +33,7 @@ func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) 
 	mountIf(mux, "GET /metrics", handleMetrics(deps.Gatherer))
 	mux.Handle("GET /openapi.json", handleOpenAPI())
 
-	user := requireUser(deps.Users, s.origins, deps.Connections, s.maxConnsPerUser)
+	user := requireUser(deps.Users, s.origins)
 	mountIf(mux, "GET /v1/ws", guard(user, deps.WebSocket))
 	mountIf(mux, "GET /v1/events", guard(user, deps.SSE))
 	mountIf(mux, "/socket.io/", deps.SocketIO)

@@ -99,10 +99,6 @@ type Deps struct {
 	// HTTP layer refuses a missing or invalid token (401) and a foreign origin (403) before the
 	// handler runs, and passes the claims on the request context.
 	Users Users
-	// Connections counts a user's live connections on this node (realtime.Hub.UserConnections):
-	// with cfg.Realtime.MaxConnectionsPerUser > 0, a user at that count gets 429
-	// too-many-connections on /v1/ws and /v1/events. Nil: no limit.
-	Connections func(user string) int
 
 	// WebSocket serves GET /v1/ws.
 	WebSocket http.Handler
@@ -149,12 +145,11 @@ func NewServer(log *slog.Logger, cfg config.Config, deps Deps) http.Handler {
 
 // settings are the parts of config.Config the handlers use, with zero values filled in.
 type settings struct {
-	maxBodyBytes    int64
-	requestTimeout  time.Duration
-	apiKeys         []string
-	topics          []config.TopicEvent
-	origins         []string
-	maxConnsPerUser int
+	maxBodyBytes   int64
+	requestTimeout time.Duration
+	apiKeys        []string
+	topics         []config.TopicEvent
+	origins        []string
 }
 
 // Defaults for zero fields of config.Config; they equal config.Load's defaults.
@@ -165,12 +160,11 @@ const (
 
 func settingsFrom(cfg config.Config) settings {
 	s := settings{
-		maxBodyBytes:    cfg.HTTP.MaxBodyBytes,
-		requestTimeout:  cfg.Kafka.RequestTimeout,
-		apiKeys:         cfg.HTTP.APIKeys,
-		topics:          cfg.Kafka.Topics,
-		origins:         cfg.Realtime.AllowedOrigins,
-		maxConnsPerUser: cfg.Realtime.MaxConnectionsPerUser,
+		maxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		requestTimeout: cfg.Kafka.RequestTimeout,
+		apiKeys:        cfg.HTTP.APIKeys,
+		topics:         cfg.Kafka.Topics,
+		origins:        cfg.Realtime.AllowedOrigins,
 	}
 	if s.maxBodyBytes <= 0 {
 		s.maxBodyBytes = defaultMaxBodyBytes

@@ -22,10 +22,7 @@ type Users interface {
 // calls (auth.OriginAllowed), and 401 user-unauthorized when the request has no valid user token
 // (missing, expired, wrongly signed, alg none). Otherwise the claims go on the request context
 // (auth.WithClaims) and, for a cross-origin page, Access-Control-Allow-Origin names its origin.
-// With max > 0 and conns set, a user who already holds max connections gets 429
-// too-many-connections (the count is checked, not reserved: concurrent connects may pass it by a
-// few).
-func requireUser(users Users, origins []string, conns func(user string) int, max int) func(http.Handler) http.Handler {
+func requireUser(users Users, origins []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !auth.OriginAllowed(r, origins) {
@@ -45,12 +42,6 @@ func requireUser(users Users, origins []string, conns func(user string) int, max
 					detail = "A user token is required: send Authorization: Bearer <token>, ?access_token=<token> or the WebSocket subprotocol bearer.<token>."
 				}
 				writeProblem(w, r, newProblem(codeUserUnauthorized, detail))
-				return
-			}
-			if max > 0 && conns != nil && conns(claims.UserID) >= max {
-				w.Header().Set("Retry-After", "10")
-				writeProblem(w, r, newProblem(codeTooManyConns, "This user already holds "+strconv.Itoa(max)+
-					" connections on this node (REALTIME_MAX_CONNECTIONS_PER_USER): close one first."))
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), claims)))

@@ -144,36 +144,3 @@ func TestDescribeTopic(t *testing.T) {
 	r.Header.Del("Authorization")
 	problemOf(t, s.serve(r), 401, "unauthorized")
 }
-
-// crowded counts three connections for user "crowded" and none for anyone else.
-func crowded(user string) int {
-	if user == "crowded" {
-		return 3
-	}
-	return 0
-}
-
-var crowdedToken = mustToken("crowded", time.Hour)
-
-func TestClientEndpointsRefuseAUserAtTheConnectionLimit(t *testing.T) {
-	for _, limit := range []int{3, 4, 0} {
-		s := newServer(t, withUsers(), func(c *config.Config, d *httpapi.Deps) {
-			c.Realtime.MaxConnectionsPerUser = limit
-			d.Connections = crowded
-		})
-		for _, path := range []string{"/v1/ws", "/v1/events"} {
-			w := s.serve(httptest.NewRequest("GET", path+"?access_token="+crowdedToken, nil))
-			if limit == 3 {
-				problemOf(t, w, http.StatusTooManyRequests, "too-many-connections")
-				if w.Header().Get("Retry-After") == "" {
-					t.Errorf("%s: no Retry-After", path)
-				}
-			} else if w.Code != http.StatusOK || w.Body.String() != "crowded" {
-				t.Errorf("%s with limit %d: %d %q, want the endpoint to serve crowded", path, limit, w.Code, w.Body)
-			}
-			if w := s.serve(httptest.NewRequest("GET", path+"?access_token="+userToken, nil)); w.Code != http.StatusOK {
-				t.Errorf("%s with limit %d: alice got %d", path, limit, w.Code)
-			}
-		}
-	}
-}

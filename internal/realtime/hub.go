@@ -45,8 +45,8 @@ type HubConfig struct {
 	// Kafka); nil answers those resumes with a resync event.
 	Replayer Replayer
 	// MaxConnsPerUser bounds the live connections of one user, over all transports
-	// (REALTIME_MAX_CONNECTIONS_PER_USER); zero is no limit. The HTTP layer checks it early for
-	// a clear 429; Register enforces it exactly, at the insert.
+	// (REALTIME_MAX_CONNECTIONS_PER_USER); zero is no limit. Register enforces it at the
+	// insert, so racing connects cannot pass it; the transports answer 429 or connect_error.
 	MaxConnsPerUser int
 	// AssignWait bounds how long a resume waits for a starting node to be assigned the cursor's
 	// partitions (see Attach); 10 s when zero.

@@ -42,10 +42,6 @@ type Config struct {
 	// Log receives per-session problems at debug level and unexpected ones at warn; nil
 	// discards them.
 	Log *slog.Logger
-	// MaxConnectionsPerUser refuses a CONNECT (connect_error "too many connections") from a user
-	// who already holds that many hub connections on this node, all transports (the
-	// REALTIME_MAX_CONNECTIONS_PER_USER limit); zero is no limit.
-	MaxConnectionsPerUser int
 	// Metrics registers the Socket.IO series (sessions by transport, upgrades, protocol
 	// errors by reason); nil registers nothing.
 	Metrics prometheus.Registerer

@@ -595,10 +595,10 @@ func TestNewHandlerNeedsAVerifier(t *testing.T) {
 	NewHandler(realtime.NewHub(realtime.HubConfig{}), Config{})
 }
 
-// TestConnectionLimitPerUser: past MaxConnectionsPerUser a CONNECT gets connect_error, other
+// TestConnectionLimitPerUser: past the hub's MaxConnsPerUser a CONNECT gets connect_error, other
 // users are unaffected, and a freed slot can be used again.
 func TestConnectionLimitPerUser(t *testing.T) {
-	s := newServer(t, Config{MaxConnectionsPerUser: 2}, realtime.HubConfig{})
+	s := newServer(t, Config{}, realtime.HubConfig{MaxConnsPerUser: 2})
 	first := s.connectWS("alice")
 	s.connectWS("alice")
 	extra := s.dialWS("")

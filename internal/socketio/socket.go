@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -138,10 +137,6 @@ func (s *session) connect(data []byte) error {
 		s.connectError(err.Error())
 		return nil
 	}
-	if max := s.h.cfg.MaxConnectionsPerUser; max > 0 && s.h.hub.UserConnections(claims.UserID) >= max {
-		s.refuse("too-many-connections", "too many connections: this user already holds "+strconv.Itoa(max)+" on this node")
-		return nil
-	}
 
 	if s.h.isDown() {
 		s.close()
@@ -166,7 +161,7 @@ func (s *session) connect(data []byte) error {
 		c, err = s.h.hub.Attach(context.Background(), o, "")
 	}
 	if errors.Is(err, realtime.ErrTooManyConnections) {
-		s.refuse("too-many-connections", "too many connections: this user already holds "+strconv.Itoa(s.h.cfg.MaxConnectionsPerUser)+" on this node")
+		s.refuse("too-many-connections", "too many connections: this user holds REALTIME_MAX_CONNECTIONS_PER_USER on this node already")
 		return nil
 	}
 	if err != nil { // the hub is shutting down: the client reconnects elsewhere
