@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -314,4 +315,26 @@ func TestShutdownHandsClientsTheirFinalCursor(t *testing.T) {
 	s2 := startService(t, env)
 	_, frames = openWS(t, s2, "quiet", final.Cursor)
 	expectIDs(t, frames, p.send("quiet")) // no resync first: nothing was missing
+}
+
+// TestConnectionLimitPerUser: REALTIME_MAX_CONNECTIONS_PER_USER reaches the hub: alice's second
+// connection gets 429 too-many-connections, bob's first is fine.
+func TestConnectionLimitPerUser(t *testing.T) {
+	s := startService(t, map[string]string{"REALTIME_MAX_CONNECTIONS_PER_USER": "1"})
+	openWS(t, s, "alice", "")
+	waitConnected(t, s, 1)
+	resp, err := http.Get(s.URL + "/v1/events?access_token=" + clientToken(t, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("alice's second connection: %d, want 429", resp.StatusCode) // a 200 is a stream: do not read it
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `"code":"too-many-connections"`) {
+		t.Fatalf("alice's second connection: %d %s, want 429 too-many-connections", resp.StatusCode, body)
+	}
+	openWS(t, s, "bob", "")
+	waitConnected(t, s, 2)
 }
