@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/config"
 	"github.com/realtime-service/realtime-service/internal/health"
@@ -116,7 +117,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		return details, nil
 	})
 
+	admit := admission.New(admission.Config{
+		MaxConnections:       cfg.Realtime.MaxConnections,
+		MaxPending:           cfg.Realtime.MaxPending,
+		MaxPendingPerAddress: cfg.Realtime.MaxPendingPerAddress,
+		TrustedProxies:       cfg.HTTP.TrustedProxies,
+		Log:                  log,
+		Metrics:              reg,
+	})
 	endpoints := realtime.EndpointConfig{
+		Admission:    admit,
 		PingInterval: cfg.Realtime.PingInterval,
 		PongTimeout:  cfg.Realtime.PongTimeout,
 		WriteTimeout: cfg.Realtime.WriteTimeout,
@@ -125,6 +135,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	users := auth.NewVerifier(secret)
 	sio := socketio.NewHandler(hub, socketio.Config{
 		Verifier:       users,
+		Admission:      admit,
 		AllowedOrigins: cfg.Realtime.AllowedOrigins,
 		PingInterval:   cfg.Realtime.PingInterval,
 		PongTimeout:    cfg.Realtime.PongTimeout,

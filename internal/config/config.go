@@ -8,6 +8,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -115,6 +116,10 @@ type HTTP struct {
 	// ShutdownTimeout bounds graceful shutdown after SIGINT/SIGTERM
 	// (HTTP_SHUTDOWN_TIMEOUT, ms, default 10000).
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For header names the client address
+	// (HTTP_TRUSTED_PROXIES, comma-separated CIDRs or addresses); empty (the default) takes the
+	// TCP peer as the client. Only the per-address cap (REALTIME_MAX_PENDING_PER_ADDRESS) uses it.
+	TrustedProxies []netip.Prefix
 	// APIKeys authorise the service API (REALTIME_API_KEYS, comma-separated, each at least 16
 	// characters). Empty is allowed only with the embedded broker (development).
 	APIKeys []string
@@ -133,6 +138,18 @@ type Realtime struct {
 	// SendQueueBytes bounds the frames queued for one connection; past it the connection is
 	// closed as slow (REALTIME_SEND_QUEUE_BYTES, default 1 MiB).
 	SendQueueBytes int
+	// MaxConnections bounds the client connections of a node, every transport, authenticated or
+	// not; past it a new client gets 503 with Retry-After (REALTIME_MAX_CONNECTIONS, default
+	// 10000; 0 is no limit).
+	MaxConnections int
+	// MaxPending bounds the sessions of a node whose client has not authenticated yet (a
+	// Socket.IO session before its CONNECT); past it 503 with Retry-After (REALTIME_MAX_PENDING,
+	// default 2000; 0 is no limit).
+	MaxPending int
+	// MaxPendingPerAddress bounds such sessions from one client address, an IPv6 /64 counting as
+	// one; past it 429 with Retry-After (REALTIME_MAX_PENDING_PER_ADDRESS, default 64; 0 is no
+	// limit). Authenticated connections are not counted per address.
+	MaxPendingPerAddress int
 	// MaxConnectionsPerUser bounds the live connections one user holds on a node, over all
 	// transports; 0 is no limit (REALTIME_MAX_CONNECTIONS_PER_USER, default 100).
 	MaxConnectionsPerUser int
@@ -200,6 +217,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.HTTP.Addr = r.listenAddr("HTTP_ADDR", ":3000")
 	c.HTTP.MaxBodyBytes = int64(r.intRange("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30))
 	c.HTTP.ShutdownTimeout = r.millis("HTTP_SHUTDOWN_TIMEOUT", 10000)
+	c.HTTP.TrustedProxies = r.prefixes("HTTP_TRUSTED_PROXIES")
 	c.HTTP.APIKeys = r.list("REALTIME_API_KEYS", 16, "comma-separated API keys of at least 16 characters each")
 
 	c.Realtime.JWTSecret = r.str("REALTIME_JWT_SECRET", "")
@@ -208,6 +226,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Realtime.AllowedOrigins = r.origins("REALTIME_ALLOWED_ORIGINS")
 	c.Realtime.SendQueueBytes = r.intRange("REALTIME_SEND_QUEUE_BYTES", 1<<20, 1024, 1<<30)
+	c.Realtime.MaxConnections = r.intRange("REALTIME_MAX_CONNECTIONS", 10000, 0, 10_000_000)
+	c.Realtime.MaxPending = r.intRange("REALTIME_MAX_PENDING", 2000, 0, 10_000_000)
+	c.Realtime.MaxPendingPerAddress = r.intRange("REALTIME_MAX_PENDING_PER_ADDRESS", 64, 0, 10_000_000)
 	c.Realtime.MaxConnectionsPerUser = r.intRange("REALTIME_MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000)
 	c.Realtime.PingInterval = r.millis("REALTIME_PING_INTERVAL", 25000)
 	c.Realtime.PongTimeout = r.millis("REALTIME_PONG_TIMEOUT", 20000)

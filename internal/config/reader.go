@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -248,6 +249,29 @@ func (r *reader) origins(name string) []string {
 			return nil
 		}
 		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out
+}
+
+// prefixes reads a comma-separated list of CIDRs or single addresses (a /32 or /128).
+func (r *reader) prefixes(name string) []netip.Prefix {
+	v := r.get(name)
+	if v == "" {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				r.fail(name, v, "a comma-separated list of CIDRs or addresses, e.g. 10.0.0.0/8,fd00::/8")
+				return nil
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
 	}
 	return out
 }

@@ -12,12 +12,16 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 )
 
 // EndpointConfig configures the client endpoints. Every zero value has a meaning, given with the
 // field.
 type EndpointConfig struct {
+	// Admission caps the client connections of the node (admission.Controller.Connect once the
+	// request is authenticated, Release when the connection ends); nil admits every connection.
+	Admission *admission.Controller
 	// PingInterval is how often the server pings (WebSocket) or sends a heartbeat comment
 	// (SSE); zero means 25 s.
 	PingInterval time.Duration

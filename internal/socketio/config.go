@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 )
 
@@ -14,6 +15,10 @@ type Config struct {
 	// Verifier checks the JWT a client sends in its Socket.IO CONNECT packet; required
 	// (NewHandler panics without it).
 	Verifier *auth.Verifier
+	// Admission caps sessions node-wide and, before the client's CONNECT, per client address
+	// (admission.Controller.Pending at the handshake, Authenticated at CONNECT, Release at the
+	// end); nil admits every session.
+	Admission *admission.Controller
 	// AllowedOrigins are the browser origins allowed to connect, with the semantics of
 	// config.Realtime.AllowedOrigins: "scheme://host[:port]" entries, or "*" for any origin;
 	// empty allows same-origin pages and clients that send no Origin header. A request from any
