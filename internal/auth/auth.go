@@ -10,6 +10,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -63,14 +64,15 @@ func NewVerifier(secret []byte) *Verifier {
 	}
 }
 
-// Verify checks token's signature, exp (required), nbf/iat when present (5 s of leeway), the
-// absence of a crit header, and a sub of 1 to notification.MaxUserIDLen bytes.
+// Verify checks token's signature, exp (required), nbf/iat when present (5 s of leeway), that
+// each of exp, nbf and iat is a JSON number (a NumericDate, RFC 7519 §2 and §4.1.4: "exp":"1893456000"
+// is refused), the absence of a crit header, and a sub of 1 to notification.MaxUserIDLen bytes.
 // The error wraps ErrInvalidToken with the reason.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenLen)
 	}
-	var rc jwt.RegisteredClaims
+	var rc numericClaims
 	tok, err := v.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
@@ -87,8 +89,40 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	return Claims{UserID: rc.Subject, Expires: rc.ExpiresAt.Time}, nil
 }
 
+// numericClaims are jwt.RegisteredClaims whose exp, nbf and iat must be JSON numbers:
+// jwt.NumericDate alone also takes a string holding digits, which RFC 7519 §2 does not allow.
+type numericClaims struct {
+	jwt.RegisteredClaims
+}
+
+// notNumericDate says which time claim is not a JSON number; the parser wraps it.
+type notNumericDate struct{ claim string }
+
+func (e *notNumericDate) Error() string {
+	return e.claim + " must be a NumericDate, a JSON number of seconds (RFC 7519 §2), not a string or another JSON value"
+}
+
+func (c *numericClaims) UnmarshalJSON(b []byte) error {
+	var times struct{ Exp, Nbf, Iat json.RawMessage }
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		claim string
+		raw   json.RawMessage
+	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
+		if t.raw != nil && t.raw[0] != '-' && (t.raw[0] < '0' || t.raw[0] > '9') {
+			return &notNumericDate{t.claim}
+		}
+	}
+	return json.Unmarshal(b, &c.RegisteredClaims)
+}
+
 func reason(err error) string {
+	var nd *notNumericDate
 	switch {
+	case errors.As(err, &nd):
+		return nd.Error()
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):

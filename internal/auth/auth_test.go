@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,11 @@ func TestVerify(t *testing.T) {
 			}
 			return s
 		}(), "crit"},
+		// RFC 7519 §2: a NumericDate is a JSON number; jwt.NumericDate alone takes these strings.
+		{"exp as a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": strconv.FormatInt(exp, 10)}), "exp must be a NumericDate"},
+		{"nbf as a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "nbf": "0"}), "nbf must be a NumericDate"},
+		{"iat as a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "iat": strconv.FormatInt(now.Unix(), 10)}), "iat must be a NumericDate"},
+		{"exp null", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": nil}), "exp must be a NumericDate"},
 		{"garbage", "not.a.jwt", "malformed"},
 		{"huge", strings.Repeat("a", 9000), "longer than"},
 	} {
