@@ -126,9 +126,11 @@ type Realtime struct {
 	// RFC 7518 §3.2 asks of an HS256 key). Empty is allowed only with the embedded broker: a
 	// random secret is generated at start and a development token endpoint is enabled.
 	JWTSecret string
-	// AllowedOrigins are the browser origins allowed to connect (REALTIME_ALLOWED_ORIGINS,
-	// comma-separated "scheme://host[:port]" or "*"). Empty (the default) allows same-origin
-	// pages and clients that send no Origin header.
+	// AllowedOrigins are the browser origins allowed to connect besides same-origin pages
+	// (REALTIME_ALLOWED_ORIGINS, comma-separated "scheme://host[:port]" entries, "null" for pages
+	// whose origin is opaque, or "*"). Scheme, host and port must all match (RFC 6454). Empty
+	// (the default) allows same-origin pages and clients that send no Origin header; behind a
+	// proxy that terminates TLS, list the public https origin (X-Forwarded-Proto is not trusted).
 	AllowedOrigins []string
 	// SendQueueBytes bounds the frames queued for one connection; past it the connection is
 	// closed as slow (REALTIME_SEND_QUEUE_BYTES, default 1 MiB).

@@ -89,7 +89,7 @@ func TestGoodValues(t *testing.T) {
 		"HTTP_SHUTDOWN_TIMEOUT":             "500",
 		"REALTIME_API_KEYS":                 "0123456789abcdef,fedcba9876543210",
 		"REALTIME_JWT_SECRET":               secret,
-		"REALTIME_ALLOWED_ORIGINS":          "https://app.example.com/, http://localhost:5173",
+		"REALTIME_ALLOWED_ORIGINS":          "https://app.example.com/, http://localhost:5173, null",
 		"REALTIME_SEND_QUEUE_BYTES":         "65536",
 		"REALTIME_MAX_CONNECTIONS_PER_USER": "7",
 		"REALTIME_PING_INTERVAL":            "1000",
@@ -126,7 +126,7 @@ func TestGoodValues(t *testing.T) {
 		t.Errorf("http %+v", c.HTTP)
 	}
 	r := c.Realtime
-	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173"}) ||
+	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173", "null"}) ||
 		r.SendQueueBytes != 65536 || r.MaxConnectionsPerUser != 7 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
 		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.HistoryMaxBytes != 2<<20 || r.ReplayMaxRecords != 10 {
 		t.Errorf("realtime %+v", r)
