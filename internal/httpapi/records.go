@@ -44,7 +44,11 @@ type recordError struct {
 // notification.CheckEventName, and it may appear at most once: each repeat is a "unique" field
 // error on its key) and "value" (required) are all a record may have;
 // unknown fields are errors. The record value is the value's JSON text byte for byte as sent. The
-// topic must already exist: producing never creates it.
+// topic must already exist: producing never creates it. Kafka's internal topics (names starting
+// with "__", such as __consumer_offsets and __transaction_state) and the dead-letter topic
+// (settings.dlqTopic) are refused with 403 internal-topic: a dead letter would then be
+// indistinguishable from a forged one. Reading (GET /v1/topics/{topic}) and creating
+// (POST /v1/topics, e.g. to give it its own partitions and retention) the dead-letter topic are allowed.
 //
 // One record is answered like the notification endpoints:
 //
@@ -143,6 +147,10 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 		topic := r.PathValue("topic")
 		if pr, bad := topicNameProblem("topic", topic); bad {
 			writeProblem(w, r, pr)
+			return
+		}
+		if topic == s.dlqTopic {
+			writeProblem(w, r, newProblem(codeInternalTopic, fmt.Sprintf("Topic %q is this service's dead-letter topic (REALTIME_DLQ_TOPIC): only its consumer writes there.", topic)))
 			return
 		}
 		data, err := readBody(w, r, s.maxBodyBytes, s.requestTimeout)

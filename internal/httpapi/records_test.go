@@ -122,6 +122,8 @@ func TestRecordTopicName(t *testing.T) {
 		{"too long", strings.Repeat("t", 250), http.StatusBadRequest, "invalid-topic-name"},
 		{"internal", "__consumer_offsets", http.StatusForbidden, "internal-topic"},
 		{"looks internal", "__mine", http.StatusForbidden, "internal-topic"},
+		{"transaction state", "__transaction_state", http.StatusForbidden, "internal-topic"},
+		{"the dead-letter topic", "realtime-service.dlq", http.StatusForbidden, "internal-topic"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
