@@ -110,7 +110,8 @@ type Deps struct {
 	// Web serves the demo page: every GET or HEAD request that matches no route, "/" included.
 	// Its 404 answers are replaced by the API's 404 problem.
 	Web http.Handler
-	// DevToken serves GET /v1/dev/token; main sets it only in development (embedded broker).
+	// DevToken serves GET /v1/dev/token; main sets it only in development mode
+	// (config.Config.DevTokens). Nil: the route does not exist (404).
 	DevToken http.Handler
 }
 
