@@ -204,6 +204,9 @@ func TestKubernetesManifests(t *testing.T) {
 	if !ok {
 		httpAddr = vars["HTTP_ADDR"]
 	}
+	if !allInterfaces(httpAddr) {
+		t.Errorf("HTTP_ADDR %q: the pods would listen on loopback only, out of reach of probes and Services; set :3000", httpAddr)
+	}
 	_, portText, err := net.SplitHostPort(httpAddr)
 	if err != nil {
 		t.Fatalf("HTTP_ADDR %q: %v", httpAddr, err)
@@ -376,6 +379,9 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("services %s and %s share KAFKA_NODE_ID %q: they would share a consumer group", name, other, id)
 		}
 		nodeIDs[id] = name
+		if addr, _ := s.Environment["HTTP_ADDR"].(string); !allInterfaces(addr) {
+			t.Errorf("service %s: HTTP_ADDR %q: nginx could not reach a loopback listener; set :3000", name, addr)
+		}
 		if s.Environment["KAFKA_BROKERS"] == nil {
 			t.Errorf("service %s: no KAFKA_BROKERS (it would start the embedded broker)", name)
 		}
@@ -497,6 +503,10 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(df, "CGO_ENABLED=0") {
 		t.Error("Dockerfile does not build a static binary (CGO_ENABLED=0)")
 	}
+	env := regexp.MustCompile(`(?m)^ENV HTTP_ADDR=(\S+)`).FindStringSubmatch(df)
+	if env == nil || !allInterfaces(env[1]) {
+		t.Errorf("Dockerfile ENV HTTP_ADDR = %v, want all interfaces (:3000): HTTP_ADDR's default is loopback, unreachable through -p", env)
+	}
 	_, port, _ := net.SplitHostPort(known()["HTTP_ADDR"])
 	if !strings.Contains(df, "EXPOSE "+port) {
 		t.Errorf("Dockerfile does not EXPOSE %s, HTTP_ADDR's default port", port)
@@ -506,6 +516,17 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("Dockerfile has no %s label", label)
 		}
 	}
+}
+
+// allInterfaces reports whether the listen address addr (HTTP_ADDR) accepts other machines: its
+// host is empty or a wildcard (HTTP_ADDR's own default is loopback).
+func allInterfaces(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }
 
 // `docker-compose config` validates the Compose file without a Docker engine. CI installs

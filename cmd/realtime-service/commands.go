@@ -55,7 +55,7 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("token: --user is required, at most %d bytes", notification.MaxUserIDLen)
 	}
 	if cfg.Realtime.JWTSecret == "" {
-		return errors.New("token: set REALTIME_JWT_SECRET to the secret the service verifies tokens with (a development server without one issues tokens at GET /v1/dev/token?user=<id>)")
+		return errors.New("token: set REALTIME_JWT_SECRET to the secret the service verifies tokens with (a development server without one, on a loopback HTTP_ADDR, issues tokens at GET /v1/dev/token?user=<id>)")
 	}
 	tok, err := auth.Issue([]byte(cfg.Realtime.JWTSecret), *user, *ttl, time.Now())
 	if err != nil {

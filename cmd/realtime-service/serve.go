@@ -49,8 +49,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	brokers := cfg.Kafka.Brokers
-	dev := cfg.Kafka.Embedded()
-	if dev {
+	if cfg.Kafka.Embedded() {
 		b, err := kafka.StartEmbedded(cfg.Kafka, log)
 		if err != nil {
 			return fmt.Errorf("%w (another instance's broker? use it with KAFKA_BROKERS=%s, or pick another KAFKA_EMBEDDED_ADDR)", err, cfg.Kafka.EmbeddedAddr)
@@ -59,13 +58,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		brokers = []string{b.Addr()}
 	}
 	secret := []byte(cfg.Realtime.JWTSecret)
-	if len(secret) == 0 { // development only: CheckServe requires a secret with a real broker
+	if !cfg.ClientTokensConfigured() { // embedded broker only: CheckServe requires a secret with a real broker
 		secret = make([]byte, 32)
 		rand.Read(secret)
-		log.Warn("development mode: REALTIME_JWT_SECRET is unset, so client tokens are signed with a random secret that changes at every start; GET /v1/dev/token?user=<id> issues them (this endpoint exists only in development)")
-	}
-	if len(cfg.HTTP.APIKeys) == 0 {
-		log.Warn("development mode: REALTIME_API_KEYS is unset, so the service API (/v1/notifications, /v1/topics) is open to anyone who can reach it; HTTP_ADDR defaults to 127.0.0.1:3000 for that reason", "addr", cfg.HTTP.Addr)
 	}
 
 	client, err := kafka.NewClient(cfg.Kafka, brokers, reg, log, tr.clientOpts(cfg.Kafka)...)
@@ -155,13 +150,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		SocketIO:   sio,
 		Web:        web.Handler(),
 	}
-	if dev {
-		deps.DevToken = httpapi.DevTokenHandler(secret)
-	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTP.Addr, err)
+	}
+	defer ln.Close() // on the error paths before Serve; Serve's own close is then a no-op
+	// Development mode is decided on the bound address: HTTP_ADDR=localhost:0 is loopback, ":3000" is not.
+	if cfg.DevTokens(ln.Addr()) {
+		deps.DevToken = httpapi.DevTokenHandler(secret)
 	}
 	srv := &http.Server{
 		Handler:           tr.handler(httpapi.NewServer(log, cfg, deps)),
@@ -170,8 +167,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("realtime-service listening", "addr", ln.Addr().String(), "brokers", brokers,
-		"group", cfg.Kafka.ConsumerGroup(), "topics", cfg.Kafka.TopicNames())
+	// The one line that says which mode this is and why; a warning when anything is open.
+	mode, reason := cfg.Mode(ln.Addr())
+	level := slog.LevelInfo
+	if mode == "development" || len(cfg.HTTP.APIKeys) == 0 || !cfg.ClientTokensConfigured() {
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "realtime-service listening", "mode", mode, "reason", reason, "addr", ln.Addr().String(),
+		"brokers", brokers, "group", cfg.Kafka.ConsumerGroup(), "topics", cfg.Kafka.TopicNames())
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)

@@ -73,6 +73,9 @@ func startService(t *testing.T, env map[string]string) *service {
 		vars[k] = v
 	}
 	s := &service{t: t, URL: "http://" + vars["HTTP_ADDR"], Logs: &syncBuffer{}, done: make(chan error, 1)}
+	if port, ok := strings.CutPrefix(vars["HTTP_ADDR"], "0.0.0.0:"); ok { // all interfaces: ask on loopback
+		s.URL = "http://127.0.0.1:" + port
+	}
 	s.Broker = vars["KAFKA_BROKERS"]
 	if s.Broker == "" {
 		s.Broker = vars["KAFKA_EMBEDDED_ADDR"]

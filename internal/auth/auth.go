@@ -10,9 +10,11 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -63,14 +65,15 @@ func NewVerifier(secret []byte) *Verifier {
 	}
 }
 
-// Verify checks token's signature, exp (required), nbf/iat when present (5 s of leeway), the
-// absence of a crit header, and a sub of 1 to notification.MaxUserIDLen bytes.
+// Verify checks token's signature, exp (required), nbf/iat when present (5 s of leeway), that
+// each of exp, nbf and iat is a JSON number (a NumericDate, RFC 7519 §2 and §4.1.4: "exp":"1893456000"
+// is refused), the absence of a crit header, and a sub of 1 to notification.MaxUserIDLen bytes.
 // The error wraps ErrInvalidToken with the reason.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenLen)
 	}
-	var rc jwt.RegisteredClaims
+	var rc numericClaims
 	tok, err := v.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
@@ -87,8 +90,40 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	return Claims{UserID: rc.Subject, Expires: rc.ExpiresAt.Time}, nil
 }
 
+// numericClaims are jwt.RegisteredClaims whose exp, nbf and iat must be JSON numbers:
+// jwt.NumericDate alone also takes a string holding digits, which RFC 7519 §2 does not allow.
+type numericClaims struct {
+	jwt.RegisteredClaims
+}
+
+// notNumericDate says which time claim is not a JSON number; the parser wraps it.
+type notNumericDate struct{ claim string }
+
+func (e *notNumericDate) Error() string {
+	return e.claim + " must be a NumericDate, a JSON number of seconds (RFC 7519 §2), not a string or another JSON value"
+}
+
+func (c *numericClaims) UnmarshalJSON(b []byte) error {
+	var times struct{ Exp, Nbf, Iat json.RawMessage }
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		claim string
+		raw   json.RawMessage
+	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
+		if t.raw != nil && t.raw[0] != '-' && (t.raw[0] < '0' || t.raw[0] > '9') {
+			return &notNumericDate{t.claim}
+		}
+	}
+	return json.Unmarshal(b, &c.RegisteredClaims)
+}
+
 func reason(err error) string {
+	var nd *notNumericDate
 	switch {
+	case errors.As(err, &nd):
+		return nd.Error()
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
@@ -164,23 +199,69 @@ func FromContext(ctx context.Context) (Claims, bool) {
 	return c, ok
 }
 
-// OriginAllowed applies REALTIME_ALLOWED_ORIGINS to a browser request: a request without an
-// Origin header (not a browser) and a same-origin request (Origin's host is the request's Host)
-// are always allowed; otherwise the origin must be listed, or the list must hold "*". Origins
-// compare case-insensitively as scheme://host[:port] (RFC 6454 §6.1).
+// OriginAllowed applies REALTIME_ALLOWED_ORIGINS to a browser request. A request without an
+// Origin header (not a browser) is allowed. Otherwise origins compare as RFC 6454 §6.2 serializes
+// them, scheme://host[:port] with scheme and host lower-cased and the scheme's default port
+// (http 80, https 443) left out, so that scheme, host and port must all match:
+//   - a same-origin request is allowed: Origin is the request's own origin, whose scheme is https
+//     when the connection is TLS (r.TLS) and http otherwise, and whose host and port are r.Host's.
+//     X-Forwarded-Proto is not trusted, so behind a proxy that terminates TLS the public origin
+//     (https://...) must be listed;
+//   - any other origin, "null" (RFC 6454 §7.3: sandboxed frames, file: pages) included, must be
+//     listed, or the list must hold "*". An Origin that is not a serialized origin matches only "*".
 func OriginAllowed(r *http.Request, allowed []string) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	header := r.Header.Get("Origin")
+	if header == "" {
 		return true
 	}
-	origin = strings.ToLower(strings.TrimRight(origin, "/"))
-	if _, host, ok := strings.Cut(origin, "://"); ok && host == strings.ToLower(r.Host) {
+	origin, ok := SerializeOrigin(header)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if ok && origin != "null" && origin == serializeOrigin(scheme, r.Host) {
 		return true
 	}
 	for _, a := range allowed {
-		if a == "*" || a == origin {
+		if a == "*" {
+			return true
+		}
+		if listed, lok := SerializeOrigin(a); ok && lok && listed == origin {
 			return true
 		}
 	}
 	return false
+}
+
+// SerializeOrigin returns origin (an Origin header, or an entry of REALTIME_ALLOWED_ORIGINS) in
+// the form of RFC 6454 §6.2: "scheme://host[:port]", scheme and host lower-cased, the default port
+// of http (80) and https (443) left out; "null" stays "null". ok is false when origin has a path,
+// query, fragment or user info, or lacks a scheme or host.
+func SerializeOrigin(origin string) (s string, ok bool) {
+	if origin == "null" {
+		return origin, true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || u.User != nil || u.Path != "" ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", false
+	}
+	return serializeOrigin(u.Scheme, u.Host), true
+}
+
+// serializeOrigin serializes the origin of scheme and hostport (host, host:port or [ipv6]:port).
+func serializeOrigin(scheme, hostport string) string {
+	scheme = strings.ToLower(scheme)
+	u := url.URL{Host: hostport}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		return scheme + "://" + host + ":" + port
+	}
+	return scheme + "://" + host
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,11 @@ func TestVerify(t *testing.T) {
 			}
 			return s
 		}(), "crit"},
+		// RFC 7519 §2: a NumericDate is a JSON number; jwt.NumericDate alone takes these strings.
+		{"exp as a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": strconv.FormatInt(exp, 10)}), "exp must be a NumericDate"},
+		{"nbf as a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "nbf": "0"}), "nbf must be a NumericDate"},
+		{"iat as a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": exp, "iat": strconv.FormatInt(now.Unix(), 10)}), "iat must be a NumericDate"},
+		{"exp null", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": nil}), "exp must be a NumericDate"},
 		{"garbage", "not.a.jwt", "malformed"},
 		{"huge", strings.Repeat("a", 9000), "longer than"},
 	} {
@@ -110,31 +116,82 @@ func TestClaimsInContext(t *testing.T) {
 	}
 }
 
+// TestOriginAllowed: scheme, host and port must all match (RFC 6454 §5), the request's own
+// origin or a listed one, after RFC 6454 §6.2 serialization (case, default ports).
 func TestOriginAllowed(t *testing.T) {
+	const (
+		plain = "http://svc.example:3000/v1/ws" // the request's origin is http://svc.example:3000
+		tls   = "https://svc.example/v1/ws"     // served over TLS on 443: https://svc.example
+	)
 	for _, tc := range []struct {
+		name    string
+		target  string
 		origin  string
 		allowed []string
 		want    bool
 	}{
-		{"", nil, true},
-		{"http://svc.example:3000", nil, true}, // same origin as the Host below
-		{"HTTP://SVC.EXAMPLE:3000", nil, true},
-		{"https://evil.example", nil, false},
-		{"https://app.example.com", []string{"https://app.example.com"}, true},
-		{"https://app.example.com:444", []string{"https://app.example.com"}, false},
-		{"https://evil.example", []string{"https://app.example.com"}, false},
-		{"https://evil.example", []string{"*"}, true},
-		{"null", nil, false},
-		{"https://APP.example.com/", []string{"https://app.example.com"}, true},
-		{"http://svc.example:3001", nil, false},
-		{"http://app.example.com", []string{"https://app.example.com"}, false},
+		{"no Origin: not a browser", plain, "", nil, true},
+		{"same origin", plain, "http://svc.example:3000", nil, true},
+		{"same origin, upper case", plain, "HTTP://SVC.EXAMPLE:3000", nil, true},
+		{"same host, other port", plain, "http://svc.example:3001", nil, false},
+		{"same host and port, https for an http request", plain, "https://svc.example:3000", nil, false},
+		{"same host and port, ftp", plain, "ftp://svc.example:3000", nil, false},
+		{"other host", plain, "https://evil.example", nil, false},
+		{"TLS same origin", tls, "https://svc.example", nil, true},
+		{"TLS same origin, default port spelled out", tls, "https://svc.example:443", nil, true},
+		{"TLS request, http origin", tls, "http://svc.example", nil, false},
+		{"TLS request, ftp origin", tls, "ftp://svc.example", nil, false},
+		{"TLS request, http origin on 443", tls, "http://svc.example:443", nil, false},
+		{"http default port", "http://svc.example/v1/ws", "http://svc.example:80", nil, true},
+		{"X-Forwarded-Proto is not trusted", "http://svc.example/v1/ws", "https://svc.example", nil, false},
+		{"listed", plain, "https://app.example.com", []string{"https://app.example.com"}, true},
+		{"listed, case and default port", plain, "https://APP.example.com", []string{"https://app.example.com:443"}, true},
+		{"listed host, other port", plain, "https://app.example.com:444", []string{"https://app.example.com"}, false},
+		{"listed host, other scheme", plain, "http://app.example.com", []string{"https://app.example.com"}, false},
+		{"listed host, ftp", plain, "ftp://app.example.com", []string{"https://app.example.com"}, false},
+		{"not listed", plain, "https://evil.example", []string{"https://app.example.com"}, false},
+		{"star", plain, "https://evil.example", []string{"*"}, true},
+		{"null", plain, "null", nil, false},
+		{"null, others listed", plain, "null", []string{"https://app.example.com"}, false},
+		{"null listed", plain, "null", []string{"null"}, true},
+		{"not an origin: a path", plain, "http://svc.example:3000/", nil, false},
+		{"not an origin: user info", plain, "http://u@svc.example:3000", nil, false},
+		{"IPv6 same origin", "http://[::1]:3000/v1/ws", "http://[::1]:3000", nil, true},
+		{"IPv6 other port", "http://[::1]:3000/v1/ws", "http://[::1]:3001", nil, false},
 	} {
-		r := httptest.NewRequest("GET", "http://svc.example:3000/v1/ws", nil)
-		if tc.origin != "" {
-			r.Header.Set("Origin", tc.origin)
-		}
-		if got := OriginAllowed(r, tc.allowed); got != tc.want {
-			t.Errorf("Origin %q with %v: %v, want %v", tc.origin, tc.allowed, got, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tc.target, nil) // https targets get a TLS connection state
+			if tc.origin != "" {
+				r.Header.Set("Origin", tc.origin)
+			}
+			if tc.name == "X-Forwarded-Proto is not trusted" {
+				r.Header.Set("X-Forwarded-Proto", "https")
+			}
+			if got := OriginAllowed(r, tc.allowed); got != tc.want {
+				t.Errorf("Origin %q on %s with %v: %v, want %v", tc.origin, tc.target, tc.allowed, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSerializeOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"HTTPS://App.Example.COM:443": "https://app.example.com",
+		"http://a.example:80":         "http://a.example",
+		"http://a.example:443":        "http://a.example:443",
+		"https://a.example:80":        "https://a.example:80",
+		"ftp://a.example:21":          "ftp://a.example:21",
+		"http://[::1]:80":             "http://[::1]",
+		"null":                        "null",
+		"https://a.example/":          "",
+		"https://a.example?x":         "",
+		"https://a.example#f":         "",
+		"a.example":                   "",
+		"":                            "",
+	} {
+		got, ok := SerializeOrigin(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("SerializeOrigin(%q) = %q, %v; want %q", in, got, ok, want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -108,8 +109,9 @@ func (k Kafka) TopicNames() []string {
 
 // HTTP holds the listener settings and the service-to-service API keys.
 type HTTP struct {
-	// Addr is the listen address (HTTP_ADDR, default ":3000"; "127.0.0.1:3000" in development
-	// mode, see DevelopmentMode).
+	// Addr is the listen address (HTTP_ADDR, default "127.0.0.1:3000": this machine only; set
+	// ":3000" to accept other machines, as the container image and manifests do). Only on a
+	// loopback listener can the development token endpoint exist (see DevTokens).
 	Addr string
 	// MaxBodyBytes caps a request body; larger bodies get 413 (HTTP_MAX_BODY_BYTES, default 1 MiB).
 	MaxBodyBytes int64
@@ -129,11 +131,14 @@ type HTTP struct {
 type Realtime struct {
 	// JWTSecret verifies client tokens, HS256 (REALTIME_JWT_SECRET, at least 32 bytes as
 	// RFC 7518 §3.2 asks of an HS256 key). Empty is allowed only with the embedded broker: a
-	// random secret is generated at start and a development token endpoint is enabled.
+	// random secret is generated at start, and on a loopback listener a development token
+	// endpoint is enabled (see DevTokens).
 	JWTSecret string
-	// AllowedOrigins are the browser origins allowed to connect (REALTIME_ALLOWED_ORIGINS,
-	// comma-separated "scheme://host[:port]" or "*"). Empty (the default) allows same-origin
-	// pages and clients that send no Origin header.
+	// AllowedOrigins are the browser origins allowed to connect besides same-origin pages
+	// (REALTIME_ALLOWED_ORIGINS, comma-separated "scheme://host[:port]" entries, "null" for pages
+	// whose origin is opaque, or "*"). Scheme, host and port must all match (RFC 6454). Empty
+	// (the default) allows same-origin pages and clients that send no Origin header; behind a
+	// proxy that terminates TLS, list the public https origin (X-Forwarded-Proto is not trusted).
 	AllowedOrigins []string
 	// SendQueueBytes bounds the frames queued for one connection; past it the connection is
 	// closed as slow (REALTIME_SEND_QUEUE_BYTES, default 1 MiB).
@@ -214,7 +219,7 @@ func Load(getenv func(string) string) (Config, error) {
 		"session-notifications=session-starting-soon,concept-notifications=concept-mastered")
 	c.Kafka.DLQTopic = r.topicName("REALTIME_DLQ_TOPIC", "realtime-service.dlq")
 
-	c.HTTP.Addr = r.listenAddr("HTTP_ADDR", ":3000")
+	c.HTTP.Addr = r.listenAddr("HTTP_ADDR", "127.0.0.1:3000")
 	c.HTTP.MaxBodyBytes = int64(r.intRange("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30))
 	c.HTTP.ShutdownTimeout = r.millis("HTTP_SHUTDOWN_TIMEOUT", 10000)
 	c.HTTP.TrustedProxies = r.prefixes("HTTP_TRUSTED_PROXIES")
@@ -248,17 +253,70 @@ func Load(getenv func(string) string) (Config, error) {
 	if len(r.problems) > 0 {
 		return Config{}, &Error{Problems: r.problems}
 	}
-	if c.DevelopmentMode() && r.get("HTTP_ADDR") == "" {
-		// Open API and dev tokens for anyone: keep them on this machine unless asked otherwise.
-		c.HTTP.Addr = "127.0.0.1:3000"
-	}
 	return c, nil
 }
 
-// DevelopmentMode reports the zero-configuration mode: the embedded broker and no API keys, so
-// the service API is open (and, without REALTIME_JWT_SECRET, GET /v1/dev/token mints client
-// tokens). HTTP_ADDR then defaults to 127.0.0.1:3000 instead of :3000.
-func (c Config) DevelopmentMode() bool { return c.Kafka.Embedded() && len(c.HTTP.APIKeys) == 0 }
+// ClientTokensConfigured reports whether client tokens are verified with a configured key
+// (REALTIME_JWT_SECRET). Without one, serve signs tokens with a random secret that changes at
+// every start. This is the one place that knows the key sources: a new one (a JWKS URL, a
+// public key) must be added here, so that the development token endpoint stays off with it.
+func (c Config) ClientTokensConfigured() bool { return c.Realtime.JWTSecret != "" }
+
+// DevTokens reports whether GET /v1/dev/token, which issues a client token for any user to
+// anyone who asks, may exist: only when no client-token key is configured
+// (ClientTokensConfigured) and the HTTP listener, as bound, is on loopback (127.0.0.0/8 or ::1;
+// a wildcard such as ":3000" or "0.0.0.0:3000" is not). This is what development mode means.
+func (c Config) DevTokens(listener net.Addr) bool {
+	return !c.ClientTokensConfigured() && loopback(listener)
+}
+
+// Mode names the mode serve runs in, "development" when DevTokens holds and "production"
+// otherwise, and says why in one line: the broker, the API keys, the client-token key, the
+// listener, and what follows from them that an operator must know (an open API, a token endpoint,
+// tokens nobody can verify).
+func (c Config) Mode(listener net.Addr) (mode, reason string) {
+	var why []string
+	if c.Kafka.Embedded() {
+		why = append(why, "embedded broker")
+	} else {
+		why = append(why, "KAFKA_BROKERS set")
+	}
+	if len(c.HTTP.APIKeys) == 0 {
+		why = append(why, "no REALTIME_API_KEYS (the service API is open to anyone who reaches the listener)")
+	} else {
+		why = append(why, "REALTIME_API_KEYS set")
+	}
+	if c.ClientTokensConfigured() {
+		why = append(why, "REALTIME_JWT_SECRET set")
+	} else {
+		why = append(why, "no REALTIME_JWT_SECRET (client tokens are signed with a random secret that changes at every start)")
+	}
+	where := "listener " + listener.String()
+	if loopback(listener) {
+		why = append(why, "loopback "+where)
+	} else {
+		why = append(why, "non-loopback "+where)
+	}
+	switch {
+	case c.DevTokens(listener):
+		return "development", strings.Join(append(why, "GET /v1/dev/token?user=<id> issues client tokens to anyone who asks"), ", ")
+	case !c.ClientTokensConfigured():
+		why = append(why, "no GET /v1/dev/token (it needs a loopback listener), so no client can get a token this service accepts: set REALTIME_JWT_SECRET")
+	}
+	return "production", strings.Join(why, ", ")
+}
+
+// loopback reports whether addr, a bound listener address, is on 127.0.0.0/8 or ::1.
+func loopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case nil:
+		return false
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
 
 // CheckServe reports what serving needs beyond well-formed values: with a real broker
 // (KAFKA_BROKERS set) the service API is never open and clients need real tokens, so

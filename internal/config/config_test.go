@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -89,7 +91,7 @@ func TestGoodValues(t *testing.T) {
 		"HTTP_SHUTDOWN_TIMEOUT":             "500",
 		"REALTIME_API_KEYS":                 "0123456789abcdef,fedcba9876543210",
 		"REALTIME_JWT_SECRET":               secret,
-		"REALTIME_ALLOWED_ORIGINS":          "https://app.example.com/, http://localhost:5173",
+		"REALTIME_ALLOWED_ORIGINS":          "https://app.example.com/, http://localhost:5173, null",
 		"REALTIME_SEND_QUEUE_BYTES":         "65536",
 		"REALTIME_MAX_CONNECTIONS_PER_USER": "7",
 		"REALTIME_PING_INTERVAL":            "1000",
@@ -126,7 +128,7 @@ func TestGoodValues(t *testing.T) {
 		t.Errorf("http %+v", c.HTTP)
 	}
 	r := c.Realtime
-	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173"}) ||
+	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173", "null"}) ||
 		r.SendQueueBytes != 65536 || r.MaxConnectionsPerUser != 7 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
 		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.HistoryMaxBytes != 2<<20 || r.ReplayMaxRecords != 10 {
 		t.Errorf("realtime %+v", r)
@@ -287,8 +289,7 @@ func TestVariablesListsExactlyWhatLoadReads(t *testing.T) {
 	}
 }
 
-// TestVariableDefaultsAreLoadsDefaults: a variable set to its listed default changes nothing
-// (outside development mode, where HTTP_ADDR defaults to loopback).
+// TestVariableDefaultsAreLoadsDefaults: a variable set to its listed default changes nothing.
 func TestVariableDefaultsAreLoadsDefaults(t *testing.T) {
 	keys := "0123456789abcdef"
 	base, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_API_KEYS": keys}))
@@ -343,20 +344,91 @@ func TestREADMEConfigurationTable(t *testing.T) {
 	}
 }
 
-func TestDevelopmentModeListensOnLoopbackUnlessAsked(t *testing.T) {
+func TestHTTPAddrDefaultsToLoopback(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
 		addr string
 	}{
 		{map[string]string{}, "127.0.0.1:3000"},
 		{map[string]string{"HTTP_ADDR": ":3000"}, ":3000"},
-		{map[string]string{"REALTIME_API_KEYS": "0123456789abcdef"}, ":3000"},
-		{map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef"}, ":3000"},
+		{map[string]string{"REALTIME_API_KEYS": "0123456789abcdef"}, "127.0.0.1:3000"},
+		{map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef"}, "127.0.0.1:3000"},
 	} {
 		tc.env["KAFKA_NODE_ID"] = "n"
 		c, err := Load(env(tc.env))
 		if err != nil || c.HTTP.Addr != tc.addr {
 			t.Errorf("%v: addr %q (%v), want %q", tc.env, c.HTTP.Addr, err, tc.addr)
 		}
+	}
+}
+
+// TestDevTokensOnlyWithoutAKeyOnLoopback: GET /v1/dev/token exists only with no client-token key
+// and a listener bound to loopback; wildcards and other addresses are not loopback.
+func TestDevTokensOnlyWithoutAKeyOnLoopback(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	secret := strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		name     string
+		secret   string
+		listener net.Addr
+		want     bool
+	}{
+		{"no secret, 127.0.0.1", "", tcp("127.0.0.1:3000"), true},
+		{"no secret, 127.0.0.2", "", tcp("127.0.0.2:3000"), true},
+		{"no secret, ::1", "", tcp("[::1]:3000"), true},
+		{"no secret, ::ffff:127.0.0.1", "", tcp("[::ffff:127.0.0.1]:3000"), true},
+		{"no secret, wildcard ::", "", tcp("[::]:3000"), false},
+		{"no secret, 0.0.0.0", "", tcp("0.0.0.0:3000"), false},
+		{"no secret, a LAN address", "", tcp("192.168.1.10:3000"), false},
+		{"no secret, a public address", "", tcp("203.0.113.7:3000"), false},
+		{"secret, 127.0.0.1", secret, tcp("127.0.0.1:3000"), false},
+		{"secret, 0.0.0.0", secret, tcp("0.0.0.0:3000"), false},
+		{"no secret, a Unix socket", "", &net.UnixAddr{Name: "/tmp/s", Net: "unix"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{Realtime: Realtime{JWTSecret: tc.secret}}
+			if got := c.DevTokens(tc.listener); got != tc.want {
+				t.Errorf("DevTokens(%v) = %v, want %v", tc.listener, got, tc.want)
+			}
+			if mode, _ := c.Mode(tc.listener); (mode == "development") != tc.want {
+				t.Errorf("Mode(%v) = %s, want development only when DevTokens", tc.listener, mode)
+			}
+		})
+	}
+}
+
+func TestModeSaysWhy(t *testing.T) {
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3000}
+	all := &net.TCPAddr{IP: net.IPv6unspecified, Port: 3000}
+	keys, secret := []string{"0123456789abcdef"}, strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		name     string
+		c        Config
+		listener net.Addr
+		mode     string
+		reason   []string // each must appear in the reason
+	}{
+		{"zero configuration", Config{}, lo, "development", []string{"embedded broker", "no REALTIME_API_KEYS (the service API is open",
+			"no REALTIME_JWT_SECRET (client tokens are signed with a random secret", "loopback listener 127.0.0.1:3000", "GET /v1/dev/token?user=<id> issues"}},
+		{"embedded broker on all interfaces", Config{}, all, "production", []string{"embedded broker", "no REALTIME_API_KEYS",
+			"non-loopback listener [::]:3000", "no GET /v1/dev/token", "set REALTIME_JWT_SECRET"}},
+		{"secret on loopback", Config{Realtime: Realtime{JWTSecret: secret}}, lo, "production", []string{"embedded broker", "REALTIME_JWT_SECRET set", "loopback listener"}},
+		{"real broker", Config{Kafka: Kafka{Brokers: []string{"k:9092"}}, HTTP: HTTP{APIKeys: keys}, Realtime: Realtime{JWTSecret: secret}}, all, "production",
+			[]string{"KAFKA_BROKERS set", "REALTIME_API_KEYS set", "REALTIME_JWT_SECRET set", "non-loopback listener [::]:3000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mode, reason := tc.c.Mode(tc.listener)
+			if mode != tc.mode {
+				t.Errorf("mode %s, want %s (%s)", mode, tc.mode, reason)
+			}
+			for _, r := range tc.reason {
+				if !strings.Contains(reason, r) {
+					t.Errorf("reason %q lacks %q", reason, r)
+				}
+			}
+			if tc.mode == "production" && strings.Contains(reason, "issues client tokens") {
+				t.Errorf("production reason %q promises a token endpoint", reason)
+			}
+		})
 	}
 }

@@ -230,7 +230,7 @@ func (r *reader) topics(name, def string) []TopicEvent {
 	return out
 }
 
-// origins reads REALTIME_ALLOWED_ORIGINS: "*" or scheme://host[:port] entries.
+// origins reads REALTIME_ALLOWED_ORIGINS: "*", or scheme://host[:port] and "null" entries.
 func (r *reader) origins(name string) []string {
 	v := r.get(name)
 	if v == "" {
@@ -239,13 +239,13 @@ func (r *reader) origins(name string) []string {
 	var out []string
 	for _, e := range strings.Split(v, ",") {
 		e = strings.TrimRight(strings.TrimSpace(e), "/")
-		if e == "*" {
+		if e == "*" || e == "null" {
 			out = append(out, e)
 			continue
 		}
 		u, err := url.Parse(e)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
-			r.fail(name, v, `"*" or a comma-separated list of origins scheme://host[:port], e.g. https://app.example.com`)
+			r.fail(name, v, `"*" or a comma-separated list of origins scheme://host[:port] (or null), e.g. https://app.example.com`)
 			return nil
 		}
 		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))

@@ -30,7 +30,7 @@ func Variables() []Variable {
 		{"KAFKA_TLS_CA_FILE", "", "PEM bundle to verify brokers with"},
 		{"REALTIME_TOPICS", "session-notifications=session-starting-soon,concept-notifications=concept-mastered", "consumed topics and their event names"},
 		{"REALTIME_DLQ_TOPIC", "realtime-service.dlq", "dead-letter topic"},
-		{"HTTP_ADDR", ":3000", "listen address"},
+		{"HTTP_ADDR", "127.0.0.1:3000", "listen address; :3000 for all interfaces"},
 		{"HTTP_MAX_BODY_BYTES", "1048576", "larger request bodies get 413"},
 		{"HTTP_SHUTDOWN_TIMEOUT", "10000", "ms, bound on graceful shutdown"},
 		{"REALTIME_API_KEYS", "", "comma-separated API keys for the service API"},

@@ -186,6 +186,7 @@ func apiCases() []apiCase {
 		apiCase{name: "illegal topic name", method: "POST", path: "/v1/topics/bad%20topic!/records", body: `{"value":1}`, status: 400, code: "invalid-topic-name", badRequest: true},
 		apiCase{name: "records no key", method: "POST", path: records, body: `{"value":1}`, noKey: true, status: 401, code: "unauthorized", badRequest: true},
 		apiCase{name: "internal topic", method: "POST", path: "/v1/topics/__consumer_offsets/records", body: `{"value":1}`, status: 403, code: "internal-topic"},
+		apiCase{name: "dead-letter topic", method: "POST", path: "/v1/topics/realtime-service.dlq/records", body: `{"value":1}`, status: 403, code: "internal-topic"},
 		apiCase{name: "record, topic missing", method: "POST", path: records, body: `{"value":1}`, setup: failProduce(kafka.ErrTopicNotFound), status: 404, code: "topic-not-found"},
 		apiCase{name: "batch, topic missing", method: "POST", path: records, body: `{"records":[{"value":1},{"value":2}]}`, setup: failProduce(kafka.ErrTopicNotFound), status: 404, code: "topic-not-found"},
 		apiCase{name: "records too large", method: "POST", path: records, body: `{"value":"` + strings.Repeat("x", 5000) + `"}`, status: 413, code: "body-too-large"},

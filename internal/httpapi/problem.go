@@ -25,7 +25,8 @@ import (
 //	unauthorized            401     no or an unknown API key (with WWW-Authenticate: Bearer, RFC 6750 §3)
 //	user-unauthorized       401     a client endpoint without a valid user token (missing, expired, bad signature, alg none)
 //	forbidden-origin        403     a browser page whose origin is not in REALTIME_ALLOWED_ORIGINS
-//	internal-topic          403     the topic starts with "__": Kafka's internal topics are off limits
+//	internal-topic          403     the topic starts with "__": Kafka's internal topics are off limits;
+//	                                or records are sent to the dead-letter topic (REALTIME_DLQ_TOPIC)
 //	not-found               404     no such route
 //	topic-not-found         404     the topic does not exist (it is not created by producing)
 //	method-not-allowed      405     the route exists for other methods, listed in Allow
@@ -107,7 +108,7 @@ func newProblem(code, detail string) problem {
 	case codeTooManyConns:
 		p.Status, p.Title = http.StatusTooManyRequests, "Too many connections for this user"
 	case codeInternalTopic:
-		p.Status, p.Title = http.StatusForbidden, "Kafka internal topics cannot be used"
+		p.Status, p.Title = http.StatusForbidden, "Internal topics cannot be used"
 	case codeNotFound:
 		p.Status, p.Title = http.StatusNotFound, "No such route"
 	case codeTopicNotFound:

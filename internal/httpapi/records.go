@@ -41,9 +41,14 @@ type recordError struct {
 //
 // "key" (a string, optional; its UTF-8 bytes are the record key), "headers" (optional; "key" a
 // non-empty string, "value" a string or null; an "event-type" header's value must pass
-// notification.CheckEventName) and "value" (required) are all a record may have;
+// notification.CheckEventName, and it may appear at most once: each repeat is a "unique" field
+// error on its key) and "value" (required) are all a record may have;
 // unknown fields are errors. The record value is the value's JSON text byte for byte as sent. The
-// topic must already exist: producing never creates it.
+// topic must already exist: producing never creates it. Kafka's internal topics (names starting
+// with "__", such as __consumer_offsets and __transaction_state) and the dead-letter topic
+// (settings.dlqTopic) are refused with 403 internal-topic: a dead letter would then be
+// indistinguishable from a forged one. Reading (GET /v1/topics/{topic}) and creating
+// (POST /v1/topics, e.g. to give it its own partitions and retention) the dead-letter topic are allowed.
 //
 // One record is answered like the notification endpoints:
 //
@@ -97,7 +102,21 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 		case "null":
 			fields = append(fields, notification.FieldError{Field: join(path, "value"), Code: "required", Message: "is required and must not be null"})
 		}
+		eventTypes := 0
+		for _, h := range in.Headers {
+			if h.Key == notification.HeaderEventType {
+				eventTypes++
+			}
+		}
+		seenEventType := false
 		for i, h := range in.Headers {
+			if h.Key == notification.HeaderEventType {
+				if seenEventType { // the consumer would dead-letter the record: refuse it now
+					fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].key"), Code: "unique",
+						Message: fmt.Sprintf("the %s header may appear at most once; it appears %d times", notification.HeaderEventType, eventTypes)})
+				}
+				seenEventType = true
+			}
 			if h.Key == "" {
 				fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].key"), Code: "required", Message: "is required"})
 			}
@@ -128,6 +147,10 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 		topic := r.PathValue("topic")
 		if pr, bad := topicNameProblem("topic", topic); bad {
 			writeProblem(w, r, pr)
+			return
+		}
+		if topic == s.dlqTopic {
+			writeProblem(w, r, newProblem(codeInternalTopic, fmt.Sprintf("Topic %q is this service's dead-letter topic (REALTIME_DLQ_TOPIC): only its consumer writes there.", topic)))
 			return
 		}
 		data, err := readBody(w, r, s.maxBodyBytes, s.requestTimeout)

@@ -92,6 +92,8 @@ func TestRecordSingleInvalid(t *testing.T) {
 		{"trailing garbage", `{"value":1}}`, "invalid-json", []string{":syntax"}},
 		{"not an object", `[{"value":1}]`, "validation-error", []string{":type"}},
 		{"reserved event-type", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"connect_error"}]}`, "validation-error", []string{"headers[0].value:event_type"}},
+		{"event-type twice", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"a"},{"key":"x","value":"1"},{"key":"event-type","value":"a"}]}`, "validation-error", []string{"headers[2].key:unique"}},
+		{"event-type three times", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"a"},{"key":"event-type"},{"key":"event-type","value":"b"}]}`, "validation-error", []string{"headers[1].key:unique", "headers[2].key:unique"}},
 		{"invalid UTF-8", "{\"value\":\"\xc3\x28\"}", "invalid-json", []string{":syntax"}},
 		{"header with an unknown member", `{"value":{},"headers":[{"key":"a","value":"b","extra":1}]}`, "validation-error", []string{"headers:unknown_field"}},
 	}
@@ -120,6 +122,8 @@ func TestRecordTopicName(t *testing.T) {
 		{"too long", strings.Repeat("t", 250), http.StatusBadRequest, "invalid-topic-name"},
 		{"internal", "__consumer_offsets", http.StatusForbidden, "internal-topic"},
 		{"looks internal", "__mine", http.StatusForbidden, "internal-topic"},
+		{"transaction state", "__transaction_state", http.StatusForbidden, "internal-topic"},
+		{"the dead-letter topic", "realtime-service.dlq", http.StatusForbidden, "internal-topic"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,7 +32,8 @@
 //	  400 validation-error | invalid-json    401    404 topic-not-found    413    415    503 kafka-unavailable
 //
 //	POST /v1/topics/{topic}/records   {"key"?,"value","headers"?} or {"records":[...]} (see handleProduceRecords)
-//	  one record: 201 {"id","topic","partition","offset"}; 400, 403 internal-topic, 404 topic-not-found, 413, 415, 503
+//	  one record: 201 {"id","topic","partition","offset"}; 400, 403 internal-topic (a "__" topic or
+//	  the dead-letter topic cfg.Kafka.DLQTopic), 404 topic-not-found, 413, 415, 503
 //	  a batch:    201 | 207 {"results":[{"partition":0,"offset":12},{"error":{"code","message","errors"?}}]},
 //	              or when every record failed the problem of the most severe cause, with "results"
 //
@@ -109,7 +110,8 @@ type Deps struct {
 	// Web serves the demo page: every GET or HEAD request that matches no route, "/" included.
 	// Its 404 answers are replaced by the API's 404 problem.
 	Web http.Handler
-	// DevToken serves GET /v1/dev/token; main sets it only in development (embedded broker).
+	// DevToken serves GET /v1/dev/token; main sets it only in development mode
+	// (config.Config.DevTokens). Nil: the route does not exist (404).
 	DevToken http.Handler
 }
 
@@ -118,8 +120,9 @@ type Deps struct {
 // problem+json answers for unknown routes (404) and wrong methods (405, with Allow).
 //
 // cfg.HTTP.MaxBodyBytes (zero: 1 MiB) caps request bodies, cfg.HTTP.APIKeys guard the service
-// API, cfg.Kafka.RequestTimeout (zero: 25s) bounds a produce or topic request, and cfg.Kafka.Topics
-// picks the topic of each notification endpoint. A nil log discards the logs. The server's own
+// API, cfg.Kafka.RequestTimeout (zero: 25s) bounds a produce or topic request, cfg.Kafka.Topics
+// picks the topic of each notification endpoint, and the records API refuses to write to
+// cfg.Kafka.DLQTopic (zero: "realtime-service.dlq"). A nil log discards the logs. The server's own
 // metrics (http_requests_total, http_request_duration_seconds, kafka_produce_duration_seconds,
 // http_produced_records_total) are described in metrics.go. NewServer panics if deps.Kafka or deps.Health is
 // nil, or if deps.Registerer holds a different metric under one of the server's metric names: those
@@ -150,12 +153,14 @@ type settings struct {
 	apiKeys        []string
 	topics         []config.TopicEvent
 	origins        []string
+	dlqTopic       string // the dead-letter topic: the records API does not write to it
 }
 
 // Defaults for zero fields of config.Config; they equal config.Load's defaults.
 const (
 	defaultMaxBodyBytes   = 1 << 20
 	defaultRequestTimeout = 25 * time.Second
+	defaultDLQTopic       = "realtime-service.dlq"
 )
 
 func settingsFrom(cfg config.Config) settings {
@@ -165,12 +170,16 @@ func settingsFrom(cfg config.Config) settings {
 		apiKeys:        cfg.HTTP.APIKeys,
 		topics:         cfg.Kafka.Topics,
 		origins:        cfg.Realtime.AllowedOrigins,
+		dlqTopic:       cfg.Kafka.DLQTopic,
 	}
 	if s.maxBodyBytes <= 0 {
 		s.maxBodyBytes = defaultMaxBodyBytes
 	}
 	if s.requestTimeout <= 0 {
 		s.requestTimeout = defaultRequestTimeout
+	}
+	if s.dlqTopic == "" {
+		s.dlqTopic = defaultDLQTopic
 	}
 	return s
 }

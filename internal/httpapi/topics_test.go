@@ -60,6 +60,14 @@ func TestCreateTopic(t *testing.T) {
 	if c := s.kafka.created[1]; c.Configs != nil {
 		t.Errorf("configs = %v, want nil when none are given", c.Configs)
 	}
+	// The dead-letter topic may be created (its own partitions and retention), not produced to.
+	if w := s.post("/v1/topics", `{"name":"realtime-service.dlq","partitions":1,"replicationFactor":1}`); w.Code != http.StatusCreated {
+		t.Errorf("creating the dead-letter topic: %d %s", w.Code, w.Body)
+	}
+	s.post("/v1/topics", `{"name":"__transaction_state","partitions":1,"replicationFactor":1}`)
+	if n := len(s.kafka.created); n != 3 {
+		t.Errorf("CreateTopic called %d times, want 3 (never for __transaction_state)", n)
+	}
 }
 
 func TestCreateTopicFails(t *testing.T) {

@@ -49,9 +49,10 @@ func requireUser(users Users, origins []string) func(http.Handler) http.Handler 
 	}
 }
 
-// DevTokenHandler serves GET /v1/dev/token?user=<id>[&ttl=<duration>] in development only (main
-// mounts it with the embedded broker and no REALTIME_JWT_SECRET): it signs a client token for
-// any user with the random secret of this run, so the demo page works with zero configuration.
+// DevTokenHandler serves GET /v1/dev/token?user=<id>[&ttl=<duration>] in development mode only
+// (main mounts it when config.Config.DevTokens holds: no client-token key configured and a
+// loopback listener): it signs a client token for any user with the random secret of this run,
+// so the demo page works with zero configuration.
 //
 //	200 {"token":"eyJ...","userId":"alice","expiresAt":"2026-11-29T11:00:00Z"}
 //	400 validation-error (user missing, ttl not a duration from 1s to 24h)

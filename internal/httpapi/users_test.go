@@ -89,6 +89,9 @@ func TestClientEndpointOrigins(t *testing.T) {
 		{"no origin", "", nil, 200, ""},
 		{"same origin", "http://example.com", nil, 200, "http://example.com"},
 		{"foreign origin refused", "https://evil.example", nil, 403, ""},
+		{"same host, other scheme refused", "https://example.com", nil, 403, ""},
+		{"same host, ftp refused", "ftp://example.com", nil, 403, ""},
+		{"null refused", "null", nil, 403, ""},
 		{"listed origin", "https://app.example", []string{"https://app.example"}, 200, "https://app.example"},
 		{"wildcard", "https://any.example", []string{"*"}, 200, "https://any.example"},
 	} {

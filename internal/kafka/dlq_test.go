@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,34 @@ func TestDeadLetterRecord(t *testing.T) {
 				t.Errorf("timestamp %v: want zero (the producer stamps it)", d.Timestamp)
 			}
 		})
+	}
+}
+
+// TestTwoEventTypeHeadersAreDeadLettered: the decoder refuses a record with two event-type headers
+// and its dead letter says why, with code invalid-event-type and both headers kept.
+func TestTwoEventTypeHeadersAreDeadLettered(t *testing.T) {
+	dec := notification.NewDecoder(notification.NewValidator(), map[string]string{"t": "custom-event"})
+	rec := &kgo.Record{Topic: "t", Value: []byte(`{"userIds":["u1"]}`), Headers: []kgo.RecordHeader{
+		{Key: notification.HeaderEventType, Value: []byte("a")}, {Key: notification.HeaderEventType, Value: []byte("b")}}}
+	_, err := dec.Decode(rec)
+	if err == nil {
+		t.Fatal("decoded a record with two event-type headers")
+	}
+	d, code := deadLetterRecord("dlq", rec, err)
+	if code != "invalid-event-type" {
+		t.Errorf("code %q, want invalid-event-type", code)
+	}
+	var reason string
+	for _, h := range d.Headers {
+		if h.Key == HeaderDLQReason {
+			reason = string(h.Value)
+		}
+	}
+	if !strings.Contains(reason, "the event-type header appears 2 times") {
+		t.Errorf("dlq-reason %q does not say the header appears 2 times", reason)
+	}
+	if len(d.Headers) < 2 || string(d.Headers[0].Value) != "a" || string(d.Headers[1].Value) != "b" {
+		t.Errorf("original headers not kept first: %v", d.Headers)
 	}
 }
 

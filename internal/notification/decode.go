@@ -39,7 +39,8 @@ func NewDecoder(v *Validator, topicEvents map[string]string) *Decoder {
 }
 
 // Decode validates rec and returns its Event. The event name is the topic's unless the record has
-// an `event-type` header. The value must be a JSON object naming 1 to 10,000 non-empty user IDs in
+// an `event-type` header with a value; two or more `event-type` headers are an
+// "invalid-event-type" error, whatever their values. The value must be a JSON object naming 1 to 10,000 non-empty user IDs in
 // "userIds"; a known event name (session-starting-soon, concept-mastered) must also match that
 // event's schema. The Event's Data is the value, compacted, without "userIds" (see
 // withoutRecipients); unknown fields are kept. The error, if any, is a *DecodeError.
@@ -48,10 +49,17 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 	if !ok {
 		return nil, &DecodeError{Code: "unknown-topic", Detail: fmt.Sprintf("topic %q is not mapped to an event", rec.Topic)}
 	}
+	n := 0
 	for _, h := range rec.Headers {
-		if h.Key == HeaderEventType && len(h.Value) > 0 {
+		if h.Key != HeaderEventType {
+			continue
+		}
+		if n++; len(h.Value) > 0 {
 			name = string(h.Value)
 		}
+	}
+	if n > 1 { // which one was meant is anybody's guess: refuse rather than pick one
+		return nil, &DecodeError{Code: "invalid-event-type", Detail: fmt.Sprintf("the %s header appears %d times; a record may carry it at most once", HeaderEventType, n)}
 	}
 	if err := CheckEventName(name); err != nil {
 		return nil, &DecodeError{Code: "invalid-event-type", Detail: "the event-type header: " + err.Error()}

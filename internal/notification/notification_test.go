@@ -119,6 +119,11 @@ func TestDecodeRecord(t *testing.T) {
 			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("connect_error")}}}, "", nil, "invalid-event-type"},
 		{"forged control event", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
 			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("resync")}}}, "", nil, "invalid-event-type"},
+		{"two event-type headers", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("badge-earned")}, {Key: "trace", Value: []byte("t")},
+				{Key: HeaderEventType, Value: []byte("badge-earned")}}}, "", nil, "invalid-event-type"},
+		{"an empty event-type header beside another", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
+			Headers: []kgo.RecordHeader{{Key: HeaderEventType}, {Key: HeaderEventType, Value: []byte("badge-earned")}}}, "", nil, "invalid-event-type"},
 		{"event name with a newline", &kgo.Record{Topic: "custom", Value: []byte(`{"userIds":["u1"]}`),
 			Headers: []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte("a\nb")}}}, "", nil, "invalid-event-type"},
 	} {

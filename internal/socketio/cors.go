@@ -7,7 +7,7 @@ import (
 )
 
 // allowOrigin applies the service's origin rule (auth.OriginAllowed with Config.AllowedOrigins:
-// same origin, listed origins, or "*") to r and, for an allowed browser
+// same origin or a listed origin, matching scheme, host and port, or "*") to r and, for an allowed browser
 // origin, sets the CORS response headers of the Fetch standard with credentials (the origin
 // echoed, Access-Control-Allow-Credentials: true, Vary: Origin), which socket.io-client's
 // long-polling with withCredentials needs. It reports whether r may proceed: requests without an
