@@ -263,12 +263,16 @@ func (c Config) DevelopmentMode() bool { return c.Kafka.Embedded() && len(c.HTTP
 // CheckServe reports what serving needs beyond well-formed values: with a real broker
 // (KAFKA_BROKERS set) the service API is never open and clients need real tokens, so
 // REALTIME_API_KEYS and REALTIME_JWT_SECRET are required. Only the embedded development broker
-// runs without them. The error is an *Error.
+// runs without them. Example values of the README and deploy/ (anything containing "change-me")
+// are refused everywhere: they are public. The error is an *Error.
 func (c Config) CheckServe() error {
+	problems := c.exampleSecretProblems()
 	if c.Kafka.Embedded() {
+		if problems != nil {
+			return &Error{Problems: problems}
+		}
 		return nil
 	}
-	var problems []Problem
 	if len(c.HTTP.APIKeys) == 0 {
 		problems = append(problems, Problem{Var: "REALTIME_API_KEYS", Want: "at least one API key: with a real broker (KAFKA_BROKERS set) the service API is never open"})
 	}
