@@ -45,7 +45,7 @@ func shippedSecrets(t *testing.T) map[string][]string {
 	for _, m := range regexp.MustCompile(`(REALTIME_API_KEYS|REALTIME_JWT_SECRET)=(\S+)`).FindAllStringSubmatch(string(readme), -1) {
 		add(m[1], m[2])
 	}
-	for _, m := range regexp.MustCompile(`(?:X-API-Key:|Bearer) ([^\s'"` + "`" + `]+)`).FindAllStringSubmatch(string(readme), -1) {
+	for _, m := range regexp.MustCompile(`(?:X-API-Key:|Bearer) ([^\s'"`+"`"+`]+)`).FindAllStringSubmatch(string(readme), -1) {
 		add("REALTIME_API_KEYS", m[1])
 	}
 	return found
