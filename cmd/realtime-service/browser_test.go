@@ -21,7 +21,12 @@ import (
 // test/artifacts/demo-<transport>.png. The Socket.IO mode runs the page's socket.io-client@4
 // bundle, which must be the unmodified npm package's (dist/socket.io.min.js of the version
 // test/interop pins); Socket.IO events carry no event ID (socket.emit(event, data, cursor)), so
-// there the page shows its notifications without one.
+// there the page shows its notifications without one, and says so.
+//
+// Then what a new user trips over: a Socket.IO status must follow the engine's upgrade from
+// polling to WebSocket; and after Disconnect, connecting the same page as another user starts
+// an empty list for them (heading, count), with no resume cursor and no de-duplication state
+// carried over from the previous user.
 func TestDemoPageInChromium(t *testing.T) {
 	interop := nodeModules(t)
 	browser := interopTool(t, "chromium", "apt-get install chromium (the Debian package)")
@@ -56,6 +61,16 @@ func TestDemoPageInChromium(t *testing.T) {
 			}
 			AfterDisconnect struct{ Status, State string }
 			Problems        []string
+		}
+		Upgrade struct {
+			Status   string
+			Problems []string
+		}
+		SwitchUser struct {
+			AliceCount, Heading, Count, BobSent string
+			CursorAtSwitch                      bool
+			IDs, Seen                           []string
+			Problems                            []string
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
@@ -99,6 +114,14 @@ func TestDemoPageInChromium(t *testing.T) {
 			if n.Kind != "note "+w.event || strings.HasPrefix(n.Meta, "control") {
 				t.Errorf("%s: note %d (%s) has class %q and meta %q, want class \"note %s\" and no \"control\" label", tr.Transport, i, w.event, n.Kind, n.Meta, w.event)
 			}
+			// The meta line leads with the event ID, or says there is none (Socket.IO).
+			wantMeta := n.Sent + " · "
+			if tr.Transport == "socketio" {
+				wantMeta = "no event ID (Socket.IO) · received "
+			}
+			if !strings.HasPrefix(n.Meta, wantMeta) {
+				t.Errorf("%s: note %d meta %q, want it to start with %q", tr.Transport, i, n.Meta, wantMeta)
+			}
 			if _, leaked := n.Data["userIds"]; leaked || len(n.Data) == 0 {
 				t.Errorf("%s: note %d data %v, want the value without its recipient list", tr.Transport, i, n.Data)
 			}
@@ -117,6 +140,31 @@ func TestDemoPageInChromium(t *testing.T) {
 		} else {
 			t.Logf("%s: screenshot %s", tr.Transport, tr.Screenshot)
 		}
+	}
+
+	if up := res.Upgrade; up.Status != "connected as browser-upgrade over Socket.IO (websocket)" {
+		t.Errorf("Socket.IO after the upgrade: status %q, want \"connected as browser-upgrade over Socket.IO (websocket)\" (problems: %v)", up.Status, up.Problems)
+	} else {
+		for _, p := range up.Problems {
+			t.Errorf("Socket.IO upgrade: %s", p)
+		}
+	}
+
+	sw := res.SwitchUser
+	if sw.AliceCount != "2" {
+		t.Errorf("switching users: alice's list counts %q, want 2", sw.AliceCount)
+	}
+	if sw.Heading != "Notifications for switch-bob 1" || sw.Count != "1" || len(sw.IDs) != 1 || sw.IDs[0] != sw.BobSent {
+		t.Errorf("switching users: bob's list is %q with IDs %v (count %q), want \"Notifications for switch-bob 1\" with bob's %s alone", sw.Heading, sw.IDs, sw.Count, sw.BobSent)
+	}
+	if sw.CursorAtSwitch {
+		t.Error("switching users: bob's WebSocket resumed from alice's cursor (?cursor= on its URL)")
+	}
+	if len(sw.Seen) != 1 || sw.Seen[0] != sw.BobSent {
+		t.Errorf("switching users: the de-duplication set holds %v, want bob's %s alone", sw.Seen, sw.BobSent)
+	}
+	for _, p := range sw.Problems {
+		t.Errorf("switching users: %s", p)
 	}
 }
 

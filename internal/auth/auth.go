@@ -47,8 +47,9 @@ type Claims struct {
 
 // Verifier checks client tokens. Safe for concurrent use.
 type Verifier struct {
-	secret []byte
-	parser *jwt.Parser
+	secret        []byte
+	parser        *jwt.Parser
+	signatureHint string // appended to a bad-signature reason (NewDevelopmentVerifier)
 }
 
 // NewVerifier returns a Verifier for HS256 tokens signed with secret. Only HS256 is accepted, so
@@ -76,7 +77,11 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	var rc numericClaims
 	tok, err := v.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
+		hint := ""
+		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+			hint = v.signatureHint
+		}
+		return Claims{}, fmt.Errorf("%w: %s%s", ErrInvalidToken, reason(err), hint)
 	}
 	if _, ok := tok.Header["crit"]; ok { // RFC 7515 §4.1.11: extensions this verifier does not know
 		return Claims{}, fmt.Errorf("%w: crit header with extensions this service does not understand", ErrInvalidToken)

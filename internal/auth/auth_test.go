@@ -195,3 +195,36 @@ func TestSerializeOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestDevelopmentVerifierExplainsAStaleToken: after a development restart a token of the earlier
+// run (another random secret) is refused with a reason that says why and where a new one comes
+// from; other refusals, and the production verifier, keep their plain reasons.
+func TestDevelopmentVerifierExplainsAStaleToken(t *testing.T) {
+	now := time.Now()
+	stale, err := Issue([]byte(strings.Repeat("x", 32)), "alice", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": now.Add(-time.Minute).Unix()})
+	for _, tc := range []struct {
+		name     string
+		v        *Verifier
+		token    string
+		wantHint bool
+	}{
+		{"development, earlier run's token", NewDevelopmentVerifier(secret), stale, true},
+		{"development, expired", NewDevelopmentVerifier(secret), expired, false},
+		{"production, wrong key", NewVerifier(secret), stale, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.v.Verify(tc.token)
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+			hinted := strings.Contains(err.Error(), "changes at every start") && strings.Contains(err.Error(), "GET /v1/dev/token?user=<id>")
+			if hinted != tc.wantHint {
+				t.Errorf("err = %q; development hint present = %v, want %v", err, hinted, tc.wantHint)
+			}
+		})
+	}
+}

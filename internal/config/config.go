@@ -1,7 +1,7 @@
 // Package config reads the service's configuration from the environment once, at start-up.
 //
 // The variable names, units and defaults of the Kafka settings are those of the original NestJS
-// service (see ../shared/DESIGN.md, "Configuration"), so its env files keep working. Durations are
+// service (README.md, "Configuration"), so its env files keep working. Durations are
 // whole milliseconds, as they were there. A malformed value is reported as one line naming the
 // variable, the value and the expected form; Load reports every malformed variable at once.
 package config
@@ -94,7 +94,7 @@ type TopicEvent struct {
 // Embedded reports whether the embedded broker is used (KAFKA_BROKERS unset or empty).
 func (k Kafka) Embedded() bool { return len(k.Brokers) == 0 }
 
-// ConsumerGroup is this node's consumer group: "<GroupID>.<NodeID>" (DESIGN.md, "Many nodes"),
+// ConsumerGroup is this node's consumer group: "<GroupID>.<NodeID>" (README.md, "Several nodes"),
 // so that every node sees every record.
 func (k Kafka) ConsumerGroup() string { return k.GroupID + "." + k.NodeID }
 
@@ -321,12 +321,16 @@ func loopback(addr net.Addr) bool {
 // CheckServe reports what serving needs beyond well-formed values: with a real broker
 // (KAFKA_BROKERS set) the service API is never open and clients need real tokens, so
 // REALTIME_API_KEYS and REALTIME_JWT_SECRET are required. Only the embedded development broker
-// runs without them. The error is an *Error.
+// runs without them. Example values of the README and deploy/ (anything containing "change-me")
+// are refused everywhere: they are public. The error is an *Error.
 func (c Config) CheckServe() error {
+	problems := c.exampleSecretProblems()
 	if c.Kafka.Embedded() {
+		if problems != nil {
+			return &Error{Problems: problems}
+		}
 		return nil
 	}
-	var problems []Problem
 	if len(c.HTTP.APIKeys) == 0 {
 		problems = append(problems, Problem{Var: "REALTIME_API_KEYS", Want: "at least one API key: with a real broker (KAFKA_BROKERS set) the service API is never open"})
 	}

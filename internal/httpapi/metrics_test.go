@@ -54,6 +54,26 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsUnmatchedWithDemoPage: with the demo page mounted, an unknown path (which the page's
+// handler is asked for and answers 404) counts as unmatched, not as the page's route "GET /".
+func TestMetricsUnmatchedWithDemoPage(t *testing.T) {
+	s := newServer(t, withClients)
+	s.serve(httptest.NewRequest(http.MethodGet, "/", nil))             // the page: 200
+	s.serve(httptest.NewRequest(http.MethodGet, "/no/such/page", nil)) // 404
+	body := s.serve(httptest.NewRequest(http.MethodGet, "/metrics", nil)).Body.String()
+	for _, want := range []string{
+		`http_requests_total{method="GET",route="GET /",status="200"} 1`,
+		`http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, `route="GET /",status="404"`) {
+		t.Error(`/metrics counts an unknown path as the demo page's route "GET /"`)
+	}
+}
+
 func TestMetricsSharedRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	deps := httpapi.Deps{Kafka: &fakeKafka{}, Health: health.New(0), Gatherer: reg, Registerer: reg}

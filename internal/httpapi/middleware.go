@@ -12,8 +12,10 @@ import (
 )
 
 // logRequests logs one line per request (method, route pattern, path, status, duration) and
-// counts it in m. Health and metrics probes log at debug level, server errors at error level,
-// the rest at info. It logs and counts also when the handler panics on through it.
+// counts it in m. Health and metrics probes log at debug level, also when they answer 503 (a node
+// that is starting or draining is not ready: that is the probe's answer, not a server error);
+// other server errors, and a probe's 500, log at error level; the rest at info. It logs and
+// counts also when the handler panics on through it.
 func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -35,11 +37,12 @@ func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			}
 			m.observeRequest(route, r.Method, status, d)
 			level := slog.LevelInfo
+			probe := strings.HasPrefix(route, "GET /health") || route == "GET /metrics"
 			switch {
+			case probe && status != http.StatusInternalServerError:
+				level = slog.LevelDebug
 			case status >= 500:
 				level = slog.LevelError
-			case strings.HasPrefix(route, "GET /health") || route == "GET /metrics":
-				level = slog.LevelDebug
 			}
 			log.LogAttrs(r.Context(), level, "http request",
 				slog.String("method", r.Method),
@@ -84,8 +87,9 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // fallback serves mux, and answers the requests no route matches: GET and HEAD go to web when it
-// is set (its 404 answers become not-found problems; the route label is "GET /"), and the rest
-// get mux's verdict as a problem: 404 not-found, or 405 method-not-allowed with mux's Allow header.
+// is set (the route label is "GET /" when web serves the request; its 404 answers become
+// not-found problems labelled as unmatched, like every other unknown path), and the rest get
+// mux's verdict as a problem: 404 not-found, or 405 method-not-allowed with mux's Allow header.
 func fallback(mux *http.ServeMux, web http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern != "" {
@@ -109,6 +113,7 @@ func fallback(mux *http.ServeMux, web http.Handler) http.Handler {
 			nf := &notFoundWriter{ResponseWriter: w}
 			web.ServeHTTP(nf, r)
 			if nf.notFound {
+				r.Pattern = "" // not the page's: logRequests labels it unmatched
 				writeProblem(w, r, notFoundProblem(r))
 			}
 		default:

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -512,4 +513,57 @@ func problemGoCodes(t *testing.T) []string {
 		t.Fatalf("found only %d codes in problem.go", len(codes))
 	}
 	return codes
+}
+
+// TestOpenAPIDocumentsTheTransportsQueryParameters: every query parameter the WebSocket and SSE
+// handlers read (r.URL.Query().Get("<name>") in internal/realtime's ws.go and sse.go) is a
+// documented query parameter of its route, and README.md names it, so that a client author
+// finds the resume parameters the demo page uses (?cursor=, ?lastEventId=).
+func TestOpenAPIDocumentsTheTransportsQueryParameters(t *testing.T) {
+	doc := loadDocument(t)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, path := range map[string]string{"../realtime/ws.go": "/v1/ws", "../realtime/sse.go": "/v1/events"} {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 1 {
+				return true
+			}
+			get, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || get.Sel.Name != "Get" {
+				return true
+			}
+			query, ok := get.X.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			if sel, ok := query.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "Query" {
+				return true
+			}
+			if lit, ok := call.Args[0].(*ast.BasicLit); ok {
+				name, _ := strconv.Unquote(lit.Value)
+				names = append(names, name)
+			}
+			return true
+		})
+		if len(names) == 0 {
+			t.Errorf("%s reads no query parameter: the test no longer finds them", file)
+		}
+		op := doc.Paths.Value(path).Get
+		for _, name := range names {
+			if op.Parameters.GetByInAndName("query", name) == nil {
+				t.Errorf("%s reads ?%s=, which openapi.json does not list for GET %s", file, name, path)
+			}
+			if !bytes.Contains(readme, []byte("?"+name+"=")) {
+				t.Errorf("%s reads ?%s=, which README.md does not mention", file, name)
+			}
+		}
+	}
 }

@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,10 +12,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/config"
 	"github.com/realtime-service/realtime-service/internal/health"
 	"github.com/realtime-service/realtime-service/internal/httpapi"
+	"github.com/realtime-service/realtime-service/internal/kafka"
 )
 
 // marker is a handler that answers 200 with its name, standing in for another package's handler.
@@ -164,6 +169,36 @@ func TestRequestLog(t *testing.T) {
 	}
 	if strings.Contains(logs, testKey) {
 		t.Error("the API key was logged")
+	}
+}
+
+// TestRequestLogLevels: a readiness probe answered 503 (a pod that is starting: the consumer has
+// no partitions yet) is not an error, so it does not log at ERROR, where every pod start would
+// page someone; a handler that fails with a 5xx does.
+func TestRequestLogLevels(t *testing.T) {
+	s := newServer(t)
+	s.health.Require("kafka", func(context.Context) (map[string]any, error) {
+		return nil, errors.New("no partitions assigned yet")
+	})
+	if w := s.serve(httptest.NewRequest(http.MethodGet, "/health/ready", nil)); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /health/ready: %d, want 503", w.Code)
+	}
+	s.kafka.produceErr = func(*kgo.Record) error { return kafka.ErrUnavailable }
+	s.post(conceptPath, validConcept) // 503 from Kafka: a real failure
+	var probe, produce string
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, `route="GET /health/ready"`):
+			probe = line
+		case strings.Contains(line, `msg="http request"`) && strings.Contains(line, "concept-mastered"):
+			produce = line
+		}
+	}
+	if !strings.Contains(probe, "level=DEBUG") || !strings.Contains(probe, "status=503") {
+		t.Errorf("the not-ready probe logged %q, want level=DEBUG with status=503", probe)
+	}
+	if !strings.Contains(produce, "level=ERROR") || !strings.Contains(produce, "status=503") {
+		t.Errorf("the failed produce logged %q, want level=ERROR with status=503", produce)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
-// Headers added to a dead-letter record (DESIGN.md, "Topics and records": "copied, with its
-// original headers plus the reason"), after the original headers.
+// Headers added to a dead-letter record (the record is copied, with its
+// original headers plus the reason), after the original headers.
 const (
 	HeaderDLQReason          = "dlq-reason"           // the Handler's error text
 	HeaderDLQErrorCode       = "dlq-error-code"       // notification.DecodeError.Code, or DLQCodeHandlerError

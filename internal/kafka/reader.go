@@ -27,7 +27,7 @@ type PartitionOffsets struct {
 }
 
 // Reader reads ranges of partitions outside any consumer group, for resuming clients that come
-// back with a cursor (DESIGN.md, "Client frames"). It is safe for concurrent use; each Read has
+// back with a cursor (README.md, "Client protocol"). It is safe for concurrent use; each Read has
 // its own connection. Make it with NewReader and Close it.
 type Reader struct {
 	cfg     config.Kafka

@@ -1,7 +1,7 @@
 // Package notification defines the events realtime-service delivers, their validation, and the
 // decoding of a Kafka record into an Event. It does no I/O.
 //
-// The record shapes are fixed by ../shared/DESIGN.md, "Topics and records":
+// The record shapes are those of the original NestJS service (README.md, "Notifications"):
 //
 //	session-notifications  session-starting-soon  {"sessionId","userIds":[...],"message","scheduledTime"}
 //	concept-notifications  concept-mastered       {"conceptId","userIds":[...],"conceptName","masteryLevel"}

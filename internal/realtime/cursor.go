@@ -47,6 +47,19 @@ type CursorError struct {
 
 func (e *CursorError) Error() string { return "cursor: " + e.Reason }
 
+// Detail is the sentence a resync event carries as its message: what is wrong with the cursor
+// and what the client should do, one per Reason.
+func (e *CursorError) Detail() string {
+	switch e.Reason {
+	case "other-cluster":
+		return "the cursor comes from another Kafka cluster; start from live events"
+	case "unknown-topic":
+		return "the cursor names a topic this service no longer consumes; start from live events"
+	default: // "malformed"
+		return "the cursor cannot be decoded: send back a cursor exactly as the service gave it, or none"
+	}
+}
+
 // CursorCodec encodes and decodes cursors for one cluster and one set of consumed topics.
 type CursorCodec struct {
 	cluster uint32

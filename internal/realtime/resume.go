@@ -145,7 +145,7 @@ func (h *Hub) decodeCursor(s string) ([]Position, error) {
 	if err != nil {
 		var ce *CursorError
 		errors.As(err, &ce)
-		return nil, &ResyncError{Reason: ce.Reason, Detail: "the cursor cannot be read by this cluster"}
+		return nil, &ResyncError{Reason: ce.Reason, Detail: ce.Detail()}
 	}
 	return ps, nil
 }

@@ -148,14 +148,20 @@ func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 	}
 }
 
+// Each reason has its own message: a malformed cursor is not called one from another cluster.
 func TestResumeWithUnusableCursorSendsResyncThenLive(t *testing.T) {
+	otherCluster, err := NewCursorCodec("another-cluster", []string{"concept-notifications"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name, cursor, reason string
-		replayErr            error
+		name, cursor, reason, message string
+		replayErr                     error
 	}{
-		{"garbage", "garbage", "malformed", nil},
-		{"event id", "x:7:1", "malformed", nil},
-		{"expired", "", "expired", &ResyncError{Reason: "expired", Detail: "older than the log start"}},
+		{"garbage", "garbage", "malformed", "cannot be decoded", nil},
+		{"event id", "x:7:1", "malformed", "cannot be decoded", nil},
+		{"other cluster", otherCluster.Encode([]Position{{"concept-notifications", 0, 0}}), "other-cluster", "another Kafka cluster", nil},
+		{"expired", "", "expired", "older than the log start", &ResyncError{Reason: "expired", Detail: "older than the log start"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rp := &memReplayer{err: tc.replayErr}
@@ -175,10 +181,10 @@ func TestResumeWithUnusableCursorSendsResyncThenLive(t *testing.T) {
 			if got[0].Event != "resync" || !json.Valid(got[0].Data) {
 				t.Fatalf("first frame %+v, want resync", got[0])
 			}
-			var data struct{ Reason string }
+			var data struct{ Reason, Message string }
 			json.Unmarshal(got[0].Data, &data)
-			if data.Reason != tc.reason {
-				t.Errorf("resync reason %q, want %q", data.Reason, tc.reason)
+			if data.Reason != tc.reason || !strings.Contains(data.Message, tc.message) {
+				t.Errorf("resync reason %q message %q, want %q with a message containing %q", data.Reason, data.Message, tc.reason, tc.message)
 			}
 			if got[0].Cursor == "" {
 				t.Error("resync carries no cursor to continue from")

@@ -19,7 +19,7 @@ func ProducerHook(tp trace.TracerProvider, prop propagation.TextMapPropagator, c
 // "<topic> receive" span, a child of the producer's span read from its traceparent header (one
 // trace from the HTTP call to the delivery), and carries it in kgo.Record.Context for the
 // handler's own spans. It traces fetches only: the dead-letter copies the consuming client
-// produces keep the original headers byte for byte (DESIGN.md), traceparent included, so a
+// produces keep the original headers byte for byte, traceparent included, so a
 // dead-letter consumer joins the original trace.
 func ConsumerHook(tp trace.TracerProvider, prop propagation.TextMapPropagator, clientID, group string) kgo.Hook {
 	return fetchHook{kotel.NewTracer(kotel.TracerProvider(tp), kotel.TracerPropagator(prop),

@@ -4,7 +4,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { conn: null, cursor: "", seen: new Set(), attempt: 0, timer: null, wanted: false };
+// cursor and seen belong to the user the list shows (listUser): connecting as another user starts
+// both, and the list, afresh.
+const state = { conn: null, cursor: "", seen: new Set(), listUser: "", attempt: 0, timer: null, wanted: false };
 
 function setStatus(text, kind) {
   $("status").textContent = text;
@@ -19,9 +21,21 @@ async function tokenFor(user) {
   return (await res.json()).token;
 }
 
+// startList empties the list for user: a new user has neither the previous one's notifications
+// nor their resume cursor nor their de-duplication set.
+function startList(user) {
+  state.listUser = user;
+  state.cursor = "";
+  state.seen = new Set();
+  $("notifications").replaceChildren();
+  $("count").textContent = "0";
+  $("list-user").textContent = "for " + user;
+}
+
 // show renders one frame {id, event, data, time, cursor}; duplicates (same id) are dropped, as
 // every client of realtime-service should do. Control frames are resync and disconnect (their id
-// is empty); Socket.IO events have no id at all, but are notifications all the same.
+// is empty); Socket.IO events have no id at all (the server emits event, data, cursor, as the
+// NestJS gateway did), but are notifications all the same: their time is when they arrived.
 function show(frame) {
   if (frame.cursor) state.cursor = frame.cursor;
   if (frame.event === "cursor" && !frame.id) return; // only moves the resume position forward
@@ -37,7 +51,8 @@ function show(frame) {
   const text = data.message || (data.conceptName ? `Mastered ${data.conceptName} (${Math.round((data.masteryLevel || 0) * 100)}%)` : "");
   li.innerHTML = `<div class="head"><span class="event"></span><span class="meta"></span></div><p class="text"></p><pre></pre>`;
   li.querySelector(".event").textContent = frame.event;
-  li.querySelector(".meta").textContent = `${frame.id || (control ? "control" : "Socket.IO")} · ${new Date(frame.time || Date.now()).toLocaleTimeString()}`;
+  const when = new Date(frame.time || Date.now()).toLocaleTimeString();
+  li.querySelector(".meta").textContent = frame.id ? `${frame.id} · ${when}` : control ? `control · ${when}` : `no event ID (Socket.IO) · received ${when}`;
   li.querySelector(".text").textContent = text;
   li.querySelector("pre").textContent = JSON.stringify(data);
   $("notifications").prepend(li);
@@ -55,11 +70,11 @@ function scheduleReconnect() {
 
 function opened(label) {
   state.attempt = 0;
-  setStatus("connected as " + $("user").value.trim() + " over " + label, "open");
+  setStatus("connected as " + state.listUser + " over " + label, "open");
 }
 
 async function connect() {
-  const user = $("user").value.trim();
+  const user = state.listUser; // as of Connect: reconnects keep the user whatever the field says
   const transport = $("transport").value;
   let token;
   try {
@@ -94,7 +109,18 @@ async function connect() {
     // Socket.IO reconnects and recovers (connection state recovery) by itself.
     const socket = io({ auth: { token }, transports: ["polling", "websocket"] });
     state.conn = Object.assign(conn, { close: () => socket.disconnect() });
-    socket.on("connect", () => current() && opened("Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")"));
+    // The label names the Engine.IO transport: polling first, then websocket once the engine has
+    // upgraded (its "upgrade" event; every reconnect brings a new engine).
+    const label = () => "Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")";
+    const engines = new WeakSet();
+    socket.on("connect", () => {
+      if (!current()) return;
+      opened(label());
+      const engine = socket.io.engine;
+      if (engines.has(engine)) return;
+      engines.add(engine);
+      engine.on("upgrade", () => current() && socket.connected && opened(label()));
+    });
     socket.on("connect_error", (err) => current() && setStatus("connect_error: " + err.message, "error"));
     socket.on("disconnect", (reason) => current() && setStatus("disconnected: " + reason, "error"));
     socket.onAny((event, data) => current() && show({ id: "", event, data, time: new Date().toISOString() }));
@@ -107,6 +133,8 @@ $("connect-form").addEventListener("submit", (e) => {
   e.preventDefault();
   state.wanted = true;
   state.attempt = 0;
+  const user = $("user").value.trim();
+  if (user !== state.listUser) startList(user);
   setStatus("connecting", "idle");
   connect();
 });

@@ -11,8 +11,12 @@
 // Environment: E2E_URL, E2E_BROKER, E2E_CHROMIUM (the browser binary), E2E_ARTIFACTS (where
 // demo-<transport>.png screenshots go), E2E_TRANSPORTS (comma-separated, default
 // "websocket,sse,socketio").
+// Then two first-run checks: a Socket.IO connection's status once its engine has upgraded to
+// WebSocket (upgrade: {status, problems}), and switching users on one page — Disconnect alice,
+// Connect as bob — (switchUser: {heading, count, ids, bobSent, seen, cursorAtSwitch, bobURL,
+// problems}).
 // Output: {transports: [{transport, user, status, notes: [{via, id, event, text, data, kind,
-// meta}], count, screenshot, afterDisconnect: {status, state}, problems}]}.
+// meta}], count, screenshot, afterDisconnect: {status, state}, problems}], upgrade, switchUser}.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,6 +69,32 @@ async function sendThroughPage(page, kind, to) {
   const m = /^sent: (\S+)$/.exec(result);
   if (!m) throw new Error(`the page's send form says ${JSON.stringify(result)}`);
   return m[1];
+}
+
+/** A page that records its problems (errors, failed requests, HTTP errors) in r.problems. */
+async function watchedPage(context, r) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => r.problems.push(`page error: ${e}`));
+  page.on("console", (m) => m.type() === "error" && r.problems.push(`console error: ${m.text()} (${m.location()?.url ?? "?"})`));
+  page.on("response", (q) => q.status() >= 400 && r.problems.push(`HTTP ${q.status()}: ${q.request().method()} ${q.url()}`));
+  const res = await page.goto(url + "/");
+  if (res?.status() !== 200) throw new Error(`GET / answered ${res?.status()}: the service does not serve the demo page`);
+  return page;
+}
+
+/** Connects the page as user over transport and waits for the connected status. */
+async function connectAs(page, user, transport) {
+  await page.fill("#user", user);
+  await page.selectOption("#transport", transport);
+  await page.click("#connect");
+  await page.waitForFunction(() => document.querySelector("#status").dataset.state === "open", null, { timeout: DEADLINE_MS });
+}
+
+/** Clicks Disconnect and waits until the page's WebSockets are closed and the hub is empty. */
+async function disconnect(page) {
+  await page.click("#disconnect");
+  await page.waitForFunction(() => window.__sockets.every((s) => s.readyState === WebSocket.CLOSED), null, { timeout: DEADLINE_MS });
+  await waitConnections(url, 0);
 }
 
 const userDataDir = await mkdtemp(join(tmpdir(), "realtime-e2e-chromium-"));
@@ -135,6 +165,47 @@ try {
     await page.waitForFunction(() => window.__sockets.every((s) => s.readyState === WebSocket.CLOSED), null, { timeout: DEADLINE_MS });
     await waitConnections(url, 0); // the next transport's page starts alone
     r.afterDisconnect = await page.evaluate(() => ({ status: document.querySelector("#status").textContent, state: document.querySelector("#status").dataset.state }));
+    await page.close();
+  }
+
+  // Socket.IO starts on long-polling and upgrades to WebSocket: the status must follow.
+  {
+    const r = { problems: [] };
+    result.upgrade = r;
+    const page = await watchedPage(context, r);
+    await connectAs(page, "browser-upgrade", "socketio");
+    r.status = await page.textContent("#status");
+    await page.waitForFunction(() => document.querySelector("#status").textContent.includes("(websocket"), null, { timeout: DEADLINE_MS })
+      .catch(() => r.problems.push("the status never named the websocket transport"));
+    r.status = await page.textContent("#status");
+    await disconnect(page);
+    await page.close();
+  }
+
+  // One page, two users: alice gets two notifications, Disconnect, bob connects and gets one.
+  // bob's list, resume cursor and de-duplication set start empty.
+  {
+    const r = { problems: [] };
+    result.switchUser = r;
+    const page = await watchedPage(context, r);
+    await connectAs(page, "switch-alice", "websocket");
+    await waitConnections(url, 1);
+    for (const kind of ["concept-mastered", "session-starting-soon"]) {
+      const id = await sendThroughPage(page, kind, "switch-alice");
+      await page.locator(`#notifications li[data-id="${id}"]`).waitFor({ timeout: DEADLINE_MS });
+    }
+    r.aliceCount = await page.textContent("#count");
+    await disconnect(page);
+    await connectAs(page, "switch-bob", "websocket");
+    r.cursorAtSwitch = await page.evaluate(() => window.__sockets.at(-1).url.includes("cursor="));
+    await waitConnections(url, 1);
+    r.bobSent = await sendThroughPage(page, "concept-mastered", "switch-bob");
+    await page.locator(`#notifications li[data-id="${r.bobSent}"]`).waitFor({ timeout: DEADLINE_MS });
+    r.heading = (await page.textContent("#list-title")).replace(/\s+/g, " ").trim();
+    r.count = await page.textContent("#count");
+    r.ids = await page.locator("#notifications li").evaluateAll((lis) => lis.map((li) => li.dataset.id));
+    r.seen = await page.evaluate(() => [...state.seen]);
+    await disconnect(page);
     await page.close();
   }
 } catch (err) {
