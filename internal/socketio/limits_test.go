@@ -373,4 +373,3 @@ func httpGet(target string) *http.Request {
 	r.RemoteAddr = "192.0.2.1:1234"
 	return r
 }
-
