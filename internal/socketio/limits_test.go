@@ -198,6 +198,7 @@ func TestOversizeWebSocketMessageGetsClose1009(t *testing.T) {
 	}{
 		{"pre-auth 17 KiB", false, 17 << 10},
 		{"pre-auth 1 MiB", false, 1 << 20},
+		{"pre-auth 16 MiB (more than the socket buffers hold)", false, 16 << 20},
 		{"authenticated 64 KiB + 1", true, defaultMaxPayload + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,8 +222,8 @@ func TestOversizeWebSocketMessageGetsClose1009(t *testing.T) {
 			waitFor(t, "the session closed", func() bool { return s.h.session(c.sid) == nil })
 		})
 	}
-	if got := value(s.h.m.protocolErrors.WithLabelValues("too_large")); got != 3 {
-		t.Errorf("too_large protocol errors = %v, want 3", got)
+	if got := value(s.h.m.protocolErrors.WithLabelValues("too_large")); got != 4 {
+		t.Errorf("too_large protocol errors = %v, want 4", got)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -146,13 +145,20 @@ func (s *session) readLoop(ws *websocket.Conn) {
 		for err == nil || errors.Is(err, errEIOPacket) {
 			_, _, err = ws.NextReader()
 		}
-	case errors.Is(err, os.ErrDeadlineExceeded) && !s.authed.Load():
+	case isTimeout(err) && !s.authed.Load():
 		s.authTimedOut()
 	default:
 		s.h.debug("websocket read", "sid", s.id, "err", err)
 		s.close()
 	}
 	nc.Close()
+}
+
+// isTimeout reports a read that hit its deadline (gorilla reports it as a net.Error with
+// Timeout, not wrapping os.ErrDeadlineExceeded).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // readPackets reads and handles packets until a read fails (its error) or the session closes
