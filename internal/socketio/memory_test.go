@@ -141,7 +141,7 @@ func TestHelperIdleClients(t *testing.T) {
 
 // TestPreAuthFloodMemory measures what unauthenticated clients can make the server hold: 1,000
 // WebSocket sessions that each send all but the last byte of a 1,000,000-byte message (the
-// server buffers what it accepts of it), and 10,000 long-polling handshakes from one address,
+// server buffers what it accepts of it; SOCKETIO_FLOOD_MESSAGE_BYTES sets another size), and 10,000 long-polling handshakes from one address,
 // with admission's default caps. Opt-in, without -race:
 //
 //	SOCKETIO_FLOOD_MEMORY=1 go test ./internal/socketio -run TestPreAuthFloodMemory -v
@@ -153,7 +153,11 @@ func TestPreAuthFloodMemory(t *testing.T) {
 		h := NewHandler(realtime.NewHub(realtime.HubConfig{}), Config{Verifier: auth.NewVerifier(testSecret)})
 		addr := serveForMeasure(t, h)
 		heap0, _, rss0, _ := settle()
-		const conns, size = 1000, 1_000_000
+		const conns = 1000
+		size := 1_000_000
+		if n, _ := strconv.Atoi(os.Getenv("SOCKETIO_FLOOD_MESSAGE_BYTES")); n > 0 {
+			size = n
+		}
 		payload := make([]byte, size) // zeros, masked with a zero key: the same bytes on the wire
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 64)
@@ -171,7 +175,7 @@ func TestPreAuthFloodMemory(t *testing.T) {
 				}
 				held[i] = nc
 				hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // text, masked, 64-bit length, zero key
-				binary.BigEndian.PutUint64(hdr[2:10], size)
+				binary.BigEndian.PutUint64(hdr[2:10], uint64(size))
 				nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 				nc.Write(append(hdr, payload[:size-1]...)) // the last byte never comes
 			}()
