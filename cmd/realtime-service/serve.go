@@ -132,15 +132,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		users = auth.NewDevelopmentVerifier(secret)
 	}
 	sio := socketio.NewHandler(hub, socketio.Config{
-		Verifier:       users,
-		Admission:      admit,
-		AllowedOrigins: cfg.Realtime.AllowedOrigins,
-		PingInterval:   cfg.Realtime.PingInterval,
-		PongTimeout:    cfg.Realtime.PongTimeout,
-		WriteTimeout:   cfg.Realtime.WriteTimeout,
-		ReplayTimeout:  cfg.Kafka.RequestTimeout,
-		Log:            log,
-		Metrics:        reg,
+		Verifier:          users,
+		Admission:         admit,
+		AllowedOrigins:    cfg.Realtime.AllowedOrigins,
+		PingInterval:      cfg.Realtime.PingInterval,
+		PongTimeout:       cfg.Realtime.PongTimeout,
+		WriteTimeout:      cfg.Realtime.WriteTimeout,
+		AuthTimeout:       cfg.Realtime.AuthTimeout,
+		MaxPayload:        cfg.Realtime.MaxMessageBytes,
+		PreAuthMaxPayload: cfg.Realtime.PreAuthMaxMessageBytes,
+		ReplayTimeout:     cfg.Kafka.RequestTimeout,
+		Log:               log,
+		Metrics:           reg,
 	})
 	deps := httpapi.Deps{
 		Kafka:      client,

@@ -648,3 +648,60 @@ func TestSocketIORecoveryOnAnotherNode(t *testing.T) {
 		t.Errorf("node 2 served %v resumes from Kafka, want 2 (its history is off)", n)
 	}
 }
+
+// TestSocketIOLimitsFromTheEnvironment: REALTIME_MAX_MESSAGE_BYTES is the announced maxPayload,
+// REALTIME_PREAUTH_MAX_MESSAGE_BYTES refuses a larger POST before the CONNECT with 413, and
+// REALTIME_AUTH_TIMEOUT closes a session that never connects (its long-poll gets the close
+// packet, not the ping that would come after REALTIME_PING_INTERVAL); the closes are counted.
+func TestSocketIOLimitsFromTheEnvironment(t *testing.T) {
+	s := startService(t, map[string]string{
+		"REALTIME_MAX_MESSAGE_BYTES":         "2048",
+		"REALTIME_PREAUTH_MAX_MESSAGE_BYTES": "1024",
+		"REALTIME_AUTH_TIMEOUT":              "200",
+		"REALTIME_PING_INTERVAL":             "60000",
+	})
+	handshake := func() string {
+		t.Helper()
+		resp, err := http.Get(s.URL + "/socket.io/?EIO=4&transport=polling")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var open struct {
+			SID        string `json:"sid"`
+			MaxPayload int    `json:"maxPayload"`
+		}
+		if resp.StatusCode != http.StatusOK || len(body) == 0 || json.Unmarshal(body[1:], &open) != nil {
+			t.Fatalf("handshake: %d %s", resp.StatusCode, body)
+		}
+		if open.MaxPayload != 2048 {
+			t.Errorf("maxPayload %d, want REALTIME_MAX_MESSAGE_BYTES 2048", open.MaxPayload)
+		}
+		return s.URL + "/socket.io/?EIO=4&transport=polling&sid=" + open.SID
+	}
+
+	resp, err := http.Post(handshake(), "text/plain", strings.NewReader(strings.Repeat("6", 1025)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST of 1025 bytes before the CONNECT: %d, want 413", resp.StatusCode)
+	}
+
+	// 3 s: 15 times REALTIME_AUTH_TIMEOUT, and below the 5 s default that a serve.go which did
+	// not pass the variable would use
+	resp, err = (&http.Client{Timeout: 3 * time.Second}).Get(handshake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "1" {
+		t.Errorf("long-poll of a session that never connects: %d %q, want the close packet", resp.StatusCode, body)
+	}
+	if got := metric(t, s.URL, "realtime_socketio_protocol_errors_total", `reason="auth_timeout"`); got != 1 {
+		t.Errorf("auth_timeout protocol errors = %v, want 1", got)
+	}
+}

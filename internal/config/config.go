@@ -155,6 +155,16 @@ type Realtime struct {
 	// one; past it 429 with Retry-After (REALTIME_MAX_PENDING_PER_ADDRESS, default 64; 0 is no
 	// limit). Authenticated connections are not counted per address.
 	MaxPendingPerAddress int
+	// AuthTimeout bounds how long a Socket.IO session may exist before its client's CONNECT is
+	// verified; past it the session is closed (REALTIME_AUTH_TIMEOUT, ms, default 5000).
+	AuthTimeout time.Duration
+	// PreAuthMaxMessageBytes bounds one Socket.IO message (a WebSocket message, a long-polling
+	// POST body) before the CONNECT is verified; past it WebSocket close 1009 or HTTP 413
+	// (REALTIME_PREAUTH_MAX_MESSAGE_BYTES, bytes, default 16384, 1024 to 1 MiB).
+	PreAuthMaxMessageBytes int
+	// MaxMessageBytes bounds one Socket.IO message after the CONNECT, announced to the client as
+	// maxPayload (REALTIME_MAX_MESSAGE_BYTES, bytes, default 65536, 1024 to 16 MiB).
+	MaxMessageBytes int
 	// MaxConnectionsPerUser bounds the live connections one user holds on a node, over all
 	// transports; 0 is no limit (REALTIME_MAX_CONNECTIONS_PER_USER, default 100).
 	MaxConnectionsPerUser int
@@ -234,6 +244,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.MaxConnections = r.intRange("REALTIME_MAX_CONNECTIONS", 10000, 0, 10_000_000)
 	c.Realtime.MaxPending = r.intRange("REALTIME_MAX_PENDING", 2000, 0, 10_000_000)
 	c.Realtime.MaxPendingPerAddress = r.intRange("REALTIME_MAX_PENDING_PER_ADDRESS", 64, 0, 10_000_000)
+	c.Realtime.AuthTimeout = r.millis("REALTIME_AUTH_TIMEOUT", 5000)
+	c.Realtime.PreAuthMaxMessageBytes = r.intRange("REALTIME_PREAUTH_MAX_MESSAGE_BYTES", 16<<10, 1024, 1<<20)
+	c.Realtime.MaxMessageBytes = r.intRange("REALTIME_MAX_MESSAGE_BYTES", 64<<10, 1024, 16<<20)
 	c.Realtime.MaxConnectionsPerUser = r.intRange("REALTIME_MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000)
 	c.Realtime.PingInterval = r.millis("REALTIME_PING_INTERVAL", 25000)
 	c.Realtime.PongTimeout = r.millis("REALTIME_PONG_TIMEOUT", 20000)

@@ -13,6 +13,15 @@
 // polling.go, websocket.go and upgrade.go (the transports), socket.go (the Socket.IO default
 // namespace: authentication, recovery, acks), handler.go (routing, errors, sessions), cors.go.
 //
+// What a client costs before it authenticates is bounded: admission caps the sessions without a
+// verified CONNECT per node and per client address (429 or 503 at the handshake), such a session
+// lives at most AuthTimeout (5 s) and may send messages of at most PreAuthMaxPayload (16 KiB),
+// and every read has a deadline. Over WebSocket every close the server starts sends a Close
+// frame (RFC 6455 §7.4.1): 1000 when the client asked or stopped answering pings, or the hub
+// closed it; 1001 at shutdown; 1002 for malformed input; 1008 past the auth timeout or another
+// policy; 1009 for a message over the limit. (engine.io's own WebSocket transport sends a Close
+// without a status; socket.io-client reconnects whatever the code.)
+//
 // Sessions live in the memory of the node that created them. HTTP long-polling sends each session's
 // requests separately, so behind a load balancer with several nodes they need sticky sessions
 // (by the `sid` query parameter or a cookie), exactly as a Node.js Socket.IO cluster does;

@@ -98,10 +98,10 @@ func TestEncodeEIO(t *testing.T) {
 
 func TestOpenPacket(t *testing.T) {
 	h := &Handler{cfg: Config{}.withDefaults()}
-	if got, want := string(h.openPacket("abc", true)), `0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`; got != want {
+	if got, want := string(h.openPacket("abc", true)), `0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":65536}`; got != want {
 		t.Errorf("polling open packet = %s, want %s", got, want)
 	}
-	if got, want := string(h.openPacket("abc", false)), `0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`; got != want {
+	if got, want := string(h.openPacket("abc", false)), `0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":65536}`; got != want {
 		t.Errorf("websocket open packet = %s, want %s", got, want)
 	}
 }

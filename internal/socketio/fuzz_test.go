@@ -143,7 +143,7 @@ func FuzzSessionInput(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := h.newSession(kindPolling, "")
+		s := h.newSession(nil, "")
 		h.addSession(s)
 		for _, p := range packets {
 			if !s.onPacket(p) {

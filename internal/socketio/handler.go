@@ -5,12 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -25,8 +29,14 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	peak     int // the most sessions since the map was last rebuilt (see removeSession)
 	down     bool
 	empty    chan struct{} // closed when the last session leaves after Shutdown began
+
+	logMu      sync.Mutex // the debug log sample (see debug)
+	logStart   time.Time
+	logLines   int
+	logDropped int
 }
 
 // NewHandler returns the handler of /socket.io/ delivering hub's events (see the package doc). It
@@ -38,8 +48,11 @@ type Handler struct {
 // A request the protocol refuses gets HTTP 400 (403 for a refused Origin) with the JSON body
 // `{"code":<n>,"message":<text>}` of the reference server: 0 "Transport unknown", 1 "Session ID
 // unknown", 2 "Bad handshake method", 3 "Bad request", 4 "Forbidden", 5 "Unsupported protocol
-// version" (so EIO=3 clients are refused with 5). A POST body over MaxPayload gets 413 with code 3,
-// and new sessions after Shutdown 503 with code 3.
+// version" (so EIO=3 clients are refused with 5). A POST body over the limit (PreAuthMaxPayload
+// before the CONNECT, MaxPayload after) gets 413 with code 3, and new sessions after Shutdown 503
+// with code 3. A handshake that Config.Admission refuses gets its status (503 node full, 429 too
+// many unauthenticated sessions from the address) with Retry-After and code 3, the refusal's
+// sentence as message; nothing is allocated for it and nothing logged (admission counts it).
 func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 	if cfg.Verifier == nil {
 		panic("socketio: Config.Verifier is required")
@@ -140,12 +153,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errShuttingDown)
 		return
 	}
-	token := auth.TokenFromRequest(r)
-	if isWS {
-		h.serveWebSocketHandshake(w, r, token)
+	ticket, ok := h.admit(w, r)
+	if !ok {
 		return
 	}
-	h.servePollingHandshake(w, r, token)
+	s := h.newSession(ticket, auth.TokenFromRequest(r))
+	if isWS {
+		h.serveWebSocketHandshake(w, r, s)
+		return
+	}
+	h.servePollingHandshake(w, s)
+}
+
+// admit takes the new session's pending admission slot (nil without Config.Admission), or
+// answers the refusal and reports false.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (*admission.Ticket, bool) {
+	a := h.cfg.Admission
+	if a == nil {
+		return nil, true
+	}
+	t, err := a.Pending(a.ClientAddr(r))
+	if err != nil {
+		if ref, ok := admission.WriteHeaders(w, err); ok {
+			writeError(w, eioError{ref.Status, 3, ref.Detail})
+		} else {
+			writeError(w, errShuttingDown)
+		}
+		return nil, false
+	}
+	return t, true
 }
 
 // openPacket is the Engine.IO open packet (engine.io-protocol v4, "Handshake"): the session id,
@@ -174,8 +210,10 @@ func newID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (h *Handler) newSession(kind transportKind, token string) *session {
-	return &session{h: h, id: newID(), kind: kind, token: token}
+// newSession makes a session on long-polling (the WebSocket handshake sets kind); the auth
+// timeout counts from now.
+func (h *Handler) newSession(ticket *admission.Ticket, token string) *session {
+	return &session{h: h, id: newID(), ticket: ticket, token: token, authDeadline: time.Now().Add(h.cfg.AuthTimeout)}
 }
 
 // addSession registers s and starts its timers; false once Shutdown has begun.
@@ -186,6 +224,7 @@ func (h *Handler) addSession(s *session) bool {
 		return false
 	}
 	h.sessions[s.id] = s
+	h.peak = max(h.peak, len(h.sessions))
 	h.mu.Unlock()
 	h.m.sessions.WithLabelValues(s.kind.String()).Inc()
 	s.start()
@@ -198,7 +237,13 @@ func (h *Handler) session(sid string) *session {
 	return h.sessions[sid]
 }
 
-// removeSession forgets a closed session that used transport kind.
+// shrinkFrom is the least peak of sessions after which removeSession rebuilds the table.
+const shrinkFrom = 1024
+
+// removeSession forgets a closed session that used transport kind. A Go map keeps the buckets
+// of its peak size for good, so once the table holds less than a quarter of its peak (of at
+// least shrinkFrom sessions) it is copied into a map of its current size: a flood's peak is
+// given back, at a cost linear in what remains, amortized over the removals since the peak.
 func (h *Handler) removeSession(s *session, kind transportKind) {
 	h.mu.Lock()
 	if h.sessions[s.id] != s {
@@ -206,6 +251,9 @@ func (h *Handler) removeSession(s *session, kind transportKind) {
 		return
 	}
 	delete(h.sessions, s.id)
+	if n := len(h.sessions); h.peak >= shrinkFrom && n < h.peak/4 {
+		h.sessions, h.peak = maps.Clone(h.sessions), n
+	}
 	if h.down && len(h.sessions) == 0 && h.empty != nil {
 		close(h.empty)
 		h.empty = nil
@@ -235,7 +283,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	for _, s := range all {
 		if s.conn.Load() == nil {
-			s.close()
+			s.closeWith(websocket.CloseGoingAway)
 		}
 	}
 	h.mu.Lock()
@@ -259,20 +307,46 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		}
 		h.mu.Unlock()
 		for _, s := range all {
-			s.close()
+			s.closeWith(websocket.CloseGoingAway)
 		}
 		return ctx.Err()
 	}
 }
 
-func (h *Handler) logDebug(msg string, s *session) {
-	h.cfg.Log.Debug("socketio: "+msg, "sid", s.id)
+// Debug logs are sampled: at most debugLines per debugEvery, the next line telling how many were
+// left out. Per-session lines come from what clients do, so a flood of sessions (each timing out
+// at once, say) must not become a flood of lines, nor of goroutines waiting for the log's writer.
+const (
+	debugLines = 20
+	debugEvery = 10 * time.Second
+)
+
+// debug logs a per-session event at debug level, sampled; the metrics count every one.
+func (h *Handler) debug(msg string, args ...any) {
+	if !h.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	h.logMu.Lock()
+	if now := time.Now(); now.Sub(h.logStart) >= debugEvery {
+		if h.logDropped > 0 {
+			args = append(args, "omitted_since_last", h.logDropped)
+		}
+		h.logStart, h.logLines, h.logDropped = now, 0, 0
+	}
+	if h.logLines >= debugLines {
+		h.logDropped++
+		h.logMu.Unlock()
+		return
+	}
+	h.logLines++
+	h.logMu.Unlock()
+	h.cfg.Log.Debug("socketio: "+msg, args...)
 }
 
 // protocolError counts and logs input that breaks the protocol; the caller closes the session.
 func (h *Handler) protocolError(s *session, reason string, err error) {
 	h.m.protocolErrors.WithLabelValues(reason).Inc()
-	h.cfg.Log.Debug("socketio: protocol error", "sid", s.id, "reason", reason, "err", err)
+	h.debug("protocol error", "sid", s.id, "reason", reason, "err", err)
 }
 
 func (h *Handler) upgraded() {

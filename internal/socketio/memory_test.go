@@ -2,7 +2,10 @@ package socketio
 
 import (
 	"bufio"
+	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -134,3 +138,164 @@ func TestHelperIdleClients(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestPreAuthFloodMemory measures what unauthenticated clients can make the server hold: 1,000
+// WebSocket sessions that each send all but the last byte of a 1,000,000-byte message (the
+// server buffers what it accepts of it; SOCKETIO_FLOOD_MESSAGE_BYTES sets another size), and 10,000 long-polling handshakes from one address,
+// with admission's default caps. Opt-in, without -race:
+//
+//	SOCKETIO_FLOOD_MEMORY=1 go test ./internal/socketio -run TestPreAuthFloodMemory -v
+func TestPreAuthFloodMemory(t *testing.T) {
+	if os.Getenv("SOCKETIO_FLOOD_MEMORY") == "" {
+		t.Skip("set SOCKETIO_FLOOD_MEMORY=1 to measure the memory of pre-authentication floods")
+	}
+	t.Run("websocket", func(t *testing.T) {
+		h := NewHandler(realtime.NewHub(realtime.HubConfig{}), Config{Verifier: auth.NewVerifier(testSecret)})
+		addr := serveForMeasure(t, h)
+		heap0, _, rss0, _ := settle()
+		const conns = 1000
+		size := 1_000_000
+		if n, _ := strconv.Atoi(os.Getenv("SOCKETIO_FLOOD_MESSAGE_BYTES")); n > 0 {
+			size = n
+		}
+		payload := make([]byte, size) // zeros, masked with a zero key: the same bytes on the wire
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		held := make([]net.Conn, conns)
+		for i := range conns {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				nc, err := rawWebSocket(addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				held[i] = nc
+				hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // text, masked, 64-bit length, zero key
+				binary.BigEndian.PutUint64(hdr[2:10], uint64(size))
+				nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+				nc.Write(append(hdr, payload[:size-1]...)) // the last byte never comes
+			}()
+		}
+		wg.Wait()
+		defer func() {
+			for _, nc := range held {
+				if nc != nil {
+					nc.Close()
+				}
+			}
+		}()
+		heap1, rss1 := stableHeap()
+		t.Logf("%d pre-auth WebSocket sessions x %d-byte message: heap %+.1f MiB (%.1f KiB/session), RSS %+.1f MiB, %d sessions open",
+			conns, size, mib(heap0, heap1), kib(heap0, heap1)/conns, mib(rss0, rss1), sessionCount(h))
+	})
+	t.Run("polling", func(t *testing.T) {
+		admit := admission.New(admission.Config{MaxConnections: 10000, MaxPending: 2000, MaxPendingPerAddress: 64})
+		h := NewHandler(realtime.NewHub(realtime.HubConfig{}), Config{Verifier: auth.NewVerifier(testSecret), Admission: admit})
+		addr := serveForMeasure(t, h)
+		heap0, _, rss0, _ := settle()
+		const n = 10000
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		statuses := map[int]int{}
+		sem := make(chan struct{}, 16)
+		for range n {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				res, err := client.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				mu.Lock()
+				statuses[res.StatusCode]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		client.CloseIdleConnections()
+		heap1, _, rss1, _ := settle()
+		t.Logf("%d polling handshakes from one address: statuses %v, heap %+.1f MiB (%.2f KiB/handshake), RSS %+.1f MiB, %d sessions open",
+			n, statuses, mib(heap0, heap1), kib(heap0, heap1)/n, mib(rss0, rss1), sessionCount(h))
+	})
+}
+
+func serveForMeasure(t *testing.T, h *Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+		srv.Close()
+	})
+	return ln.Addr().String()
+}
+
+// rawWebSocket opens a WebSocket-only Engine.IO session by hand and reads the open packet, so
+// that the caller can write frames without a client library's buffers.
+func rawWebSocket(addr string) (net.Conn, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(nc, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		nc.Close()
+		return nil, fmt.Errorf("upgrade: %v %v", res, err)
+	}
+	var hdr [2]byte // the open packet: one unmasked text frame of < 126 bytes
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, br, int64(hdr[1]&0x7f)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return nc, nil
+}
+
+// stableHeap waits until the heap in use stops growing (the server has read what it will), at
+// most 30 s, and returns it after a collection, with RSS.
+func stableHeap() (heap, rss uint64) {
+	var last uint64
+	for range 150 {
+		time.Sleep(200 * time.Millisecond)
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		if last > 0 && m.HeapInuse < last+last/100 && m.HeapInuse+last/100 > last {
+			break
+		}
+		last = m.HeapInuse
+	}
+	heap, _, rss, _ = settle()
+	return heap, rss
+}
+
+func sessionCount(h *Handler) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+func mib(a, b uint64) float64 { return (float64(b) - float64(a)) / (1 << 20) }
+func kib(a, b uint64) float64 { return (float64(b) - float64(a)) / (1 << 10) }

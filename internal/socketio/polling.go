@@ -4,8 +4,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Content types of long-polling responses, as the reference server sends them.
@@ -16,9 +19,9 @@ const (
 
 // servePollingHandshake opens a long-polling session (engine.io-protocol v4, "Handshake"): the
 // response is the open packet, announcing the WebSocket upgrade.
-func (h *Handler) servePollingHandshake(w http.ResponseWriter, r *http.Request, token string) {
-	s := h.newSession(kindPolling, token)
+func (h *Handler) servePollingHandshake(w http.ResponseWriter, s *session) {
 	if !h.addSession(s) {
+		s.release()
 		writeError(w, errShuttingDown)
 		return
 	}
@@ -40,7 +43,7 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	if s.getting {
 		s.mu.Unlock()
 		s.h.protocolError(s, "duplicate_poll", errors.New("overlapping GET"))
-		s.close() // before the answer: the client may retry at once
+		s.closeWith(websocket.ClosePolicyViolation) // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
 		return
 	}
@@ -100,8 +103,10 @@ func writePayload(w http.ResponseWriter, timeout time.Duration, packets [][]byte
 
 // post reads a long-polling POST (engine.io-protocol v4, "Sending data"): a payload of packets
 // split on the record separator, handled in order, answered "ok". A second concurrent POST gets
-// HTTP 400 and closes the session; a body over MaxPayload gets HTTP 413 and a malformed one
-// HTTP 400, both closing the session.
+// HTTP 400 and closes the session; a body over the limit (PreAuthMaxPayload before the CONNECT,
+// MaxPayload after) gets HTTP 413, of which no more than the limit is read; a malformed one HTTP
+// 400, both closing the session. The body must arrive within WriteTimeout, and before the
+// CONNECT within the auth timeout too: a body that trickles gets HTTP 400 at that deadline.
 func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.kind != kindPolling {
@@ -112,7 +117,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	if s.posting {
 		s.mu.Unlock()
 		s.h.protocolError(s, "duplicate_post", errors.New("overlapping POST"))
-		s.close() // before the answer: the client may retry at once
+		s.closeWith(websocket.ClosePolicyViolation) // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
 		return
 	}
@@ -124,31 +129,37 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
-	limit := s.h.cfg.MaxPayload
+	limit := s.maxPayload()
 	if r.ContentLength > int64(limit) {
-		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
-		s.close() // before the answer: the client may retry at once
-		writeError(w, errTooLarge)
+		s.tooLarge(w)
 		return
 	}
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
-	if err != nil {
-		s.h.logDebug("POST read: "+err.Error(), s)
-		s.close() // before the answer: the client may retry at once
+	deadline := time.Now().Add(s.h.cfg.WriteTimeout)
+	if !s.authed.Load() && s.authDeadline.Before(deadline) {
+		deadline = s.authDeadline
+	}
+	http.NewResponseController(w).SetReadDeadline(deadline)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		s.tooLarge(w)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.h.protocolError(s, "read_timeout", errors.New("POST body not received in time"))
+		s.closeWith(websocket.ClosePolicyViolation) // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
 		return
-	}
-	if len(body) > limit {
-		s.h.protocolError(s, "too_large", errors.New("POST body over maxPayload"))
+	case err != nil:
+		s.h.debug("POST read", "sid", s.id, "err", err)
 		s.close() // before the answer: the client may retry at once
-		writeError(w, errTooLarge)
+		writeError(w, errBadRequest)
 		return
 	}
 	packets, err := decodeEIOPayload(body)
 	if err != nil {
 		s.h.protocolError(s, "engineio", err)
-		s.close() // before the answer: the client may retry at once
+		s.closeWith(websocket.CloseProtocolError) // before the answer: the client may retry at once
 		writeError(w, errBadRequest)
 		return
 	}
@@ -162,4 +173,11 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Length", "2")
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, "ok")
+}
+
+// tooLarge refuses a POST body over the limit: HTTP 413, the session closed.
+func (s *session) tooLarge(w http.ResponseWriter) {
+	s.h.protocolError(s, "too_large", errors.New("POST body over the message size limit"))
+	s.closeWith(websocket.CloseMessageTooBig) // before the answer: the client may retry at once
+	writeError(w, errTooLarge)
 }

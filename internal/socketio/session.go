@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
 
@@ -42,15 +43,26 @@ var (
 // WebSocket both take wmu around one writev; over long-polling both append to out, which the next
 // GET takes whole.
 //
+// Before its client authenticates (a verified CONNECT to "/") a session holds an admission
+// ticket's pending slot, lives at most AuthTimeout and reads at most PreAuthMaxPayload bytes per
+// message; after, MaxPayload.
+//
 // An idle WebSocket session holds this struct, one timer (the heartbeat; the connect timeout is
 // dropped at CONNECT), the gorilla connection (512-byte read buffer, no write buffer) and one
 // goroutine, its reader: about 9 KB in all (see TestIdleWebSocketMemory).
 type session struct {
 	h  *Handler
 	id string
+	// ticket is the session's admission (nil without Config.Admission): released when it closes.
+	ticket *admission.Ticket
+	// authDeadline is when a session whose client has not authenticated is closed.
+	authDeadline time.Time
 
 	closed atomic.Bool
+	authed atomic.Bool                   // the client's token was verified (a CONNECT to "/")
 	conn   atomic.Pointer[realtime.Conn] // the hub connection, once connected to "/"
+	// hubCode is the WebSocket close code for a close the hub starts (CloseFrame records it).
+	hubCode atomic.Int32
 
 	mu        sync.Mutex
 	kind      transportKind
@@ -73,19 +85,24 @@ type session struct {
 	// is the handshake request's token (access_token query parameter or Authorization header).
 	connectTimer *time.Timer
 	token        string
+	// connecting: a verified CONNECT is attaching to the hub (a replay may take a while);
+	// authExpired: AuthTimeout passed meanwhile, so a CONNECT that fails to attach closes.
+	connecting  bool
+	authExpired bool
 	// rmu serializes the handling of client messages (a POST and the upgraded WebSocket could
 	// overlap); bin is the binary packet whose attachments are being received.
 	rmu sync.Mutex
 	bin *pendingBinary
 
-	wmu sync.Mutex // serializes writes to nc
+	wmu       sync.Mutex // serializes writes to nc
+	closeSent bool       // a WebSocket Close frame was written to nc: nothing may follow it (wmu)
 }
 
 // start arms the heartbeat and the connect timeout, once the session is registered.
 func (s *session) start() {
 	s.mu.Lock()
 	s.timer = time.AfterFunc(s.h.cfg.PingInterval, s.heartbeat)
-	s.connectTimer = time.AfterFunc(s.h.cfg.PingInterval+s.h.cfg.PongTimeout, s.connectTimeout)
+	s.connectTimer = time.AfterFunc(time.Until(s.authDeadline), s.connectTimeout)
 	s.mu.Unlock()
 }
 
@@ -99,7 +116,7 @@ func (s *session) heartbeat() {
 	}
 	if s.awaitingPong {
 		s.mu.Unlock()
-		s.h.logDebug("ping timeout", s)
+		s.h.debug("ping timeout", "sid", s.id)
 		s.close()
 		return
 	}
@@ -125,11 +142,36 @@ func (s *session) pong() {
 	s.mu.Unlock()
 }
 
+// connectTimeout closes a session whose client has not authenticated within AuthTimeout. A
+// CONNECT being attached (its token verified) is left to finish: it closes the session if it
+// fails.
 func (s *session) connectTimeout() {
-	if s.conn.Load() == nil {
-		s.h.logDebug("no Socket.IO CONNECT in time", s)
-		s.close()
+	s.mu.Lock()
+	if s.connecting {
+		s.authExpired = true
+		s.mu.Unlock()
+		return
 	}
+	s.mu.Unlock()
+	if s.conn.Load() == nil {
+		s.authTimedOut()
+	}
+}
+
+// authTimedOut closes the session for want of a CONNECT, counted once.
+func (s *session) authTimedOut() {
+	if s.closeWith(websocket.ClosePolicyViolation) {
+		s.h.m.protocolErrors.WithLabelValues("auth_timeout").Inc()
+		s.h.debug("no Socket.IO CONNECT within the auth timeout", "sid", s.id)
+	}
+}
+
+// maxPayload is the largest message the client may send now.
+func (s *session) maxPayload() int {
+	if s.authed.Load() {
+		return s.h.cfg.MaxPayload
+	}
+	return s.h.cfg.PreAuthMaxPayload
 }
 
 // sendControl sends an engine-level packet: through the hub Conn's queue once it exists (so
@@ -160,7 +202,7 @@ func (s *session) writeDirect(packets ...[]byte) bool {
 		if len(s.out) >= maxDirectBacklog {
 			s.mu.Unlock()
 			s.h.protocolError(s, "unread", errors.New("long-polling client sends but does not read"))
-			s.close()
+			s.closeWith(websocket.ClosePolicyViolation)
 			return false
 		}
 		s.out = append(s.out, packets...)
@@ -225,21 +267,37 @@ func (s *session) CloseFrame(d realtime.Disconnect) []byte {
 	if d == realtime.DisconnectClientGone {
 		return nil
 	}
+	if d == realtime.DisconnectShutdown {
+		s.hubCode.Store(websocket.CloseGoingAway)
+	}
 	return closePacket
 }
 
 // Close implements realtime.Transport: it closes the session (idempotent) and makes a blocked
-// WriteFrames return.
-func (s *session) Close() { s.close() }
+// WriteFrames return. Over WebSocket the Close frame has status 1000, or 1001 when the hub shuts
+// down.
+func (s *session) Close() {
+	code := int(s.hubCode.Load())
+	if code == 0 {
+		code = websocket.CloseNormalClosure
+	}
+	s.closeWith(code)
+}
 
-// close ends the session: it leaves the handler's table (later requests with its sid get
+// close ends the session with WebSocket status 1000 (see closeWith).
+func (s *session) close() { s.closeWith(websocket.CloseNormalClosure) }
+
+// closeWith ends the session: it leaves the handler's table (later requests with its sid get
 // "Session ID unknown"), a pending GET is answered with a close packet, blocked writers return,
-// the WebSocket is closed and the hub connection, if any, with DisconnectClientGone. Idempotent.
-func (s *session) close() {
+// the hub connection, if any, is closed with DisconnectClientGone, and the admission ticket is
+// released. A WebSocket gets a Close frame with status code (RFC 6455 §5.5.1, §7.4.1) and is
+// closed once the client answers it, or after closeLinger (see closeWebSocket). Idempotent: it
+// reports whether this call closed the session.
+func (s *session) closeWith(code int) bool {
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	wake, taken := s.getWake, s.outTaken
 	s.getWake, s.outTaken = nil, nil
@@ -261,7 +319,7 @@ func (s *session) close() {
 		close(taken)
 	}
 	if nc != nil {
-		nc.Close()
+		s.closeWebSocket(nc, code)
 	}
 	if probe != nil {
 		probe.NetConn().Close()
@@ -269,6 +327,41 @@ func (s *session) close() {
 	if c := s.conn.Load(); c != nil {
 		c.Close(realtime.DisconnectClientGone)
 	}
+	s.release()
+	return true
+}
+
+// release gives the session's admission slot back (once; also for a session that never
+// registered).
+func (s *session) release() {
+	if s.ticket != nil {
+		s.ticket.Release()
+	}
+}
+
+// closeWebSocket starts the closing handshake (RFC 6455 §7.1.2): it writes a Close frame with
+// status code unless one was written already (gorilla's 1009 or 1002, or the echo of the
+// client's Close), and closes the TCP connection after closeLinger at the latest. Meanwhile
+// the session's reader waits for the client's Close, discarding input, and closes it at once
+// when it comes (see readLoop). A write in progress means a client that does not read: it gets
+// no Close frame, and TCP is closed at once, which makes the write return.
+func (s *session) closeWebSocket(nc net.Conn, code int) {
+	if !s.wmu.TryLock() {
+		nc.Close()
+		return
+	}
+	sent := s.closeSent
+	s.closeSent = true
+	if !sent {
+		nc.SetWriteDeadline(time.Now().Add(closeLinger))
+		if _, err := nc.Write(wsFrame(opClose, websocket.FormatCloseMessage(code, ""))); err != nil {
+			s.wmu.Unlock()
+			nc.Close()
+			return
+		}
+	}
+	s.wmu.Unlock()
+	time.AfterFunc(closeLinger, func() { nc.Close() })
 }
 
 // wakeGETLocked wakes the pending GET, if any; s.mu is held.
@@ -293,16 +386,16 @@ func (s *session) onPacket(p eioPacket) bool {
 	case eioMessage:
 		if err := s.onMessage(p); err != nil {
 			s.h.protocolError(s, "socketio", err)
-			s.close()
+			s.closeWith(websocket.CloseProtocolError)
 			return false
 		}
 	case eioPing:
 		s.h.protocolError(s, "heartbeat", errors.New("ping from the client (Engine.IO v4 pings come from the server)"))
-		s.close()
+		s.closeWith(websocket.CloseProtocolError)
 		return false
 	case eioUpgrade:
 		s.h.protocolError(s, "engineio", errors.New("upgrade packet outside an upgrade"))
-		s.close()
+		s.closeWith(websocket.CloseProtocolError)
 		return false
 	}
 	return !s.closed.Load()

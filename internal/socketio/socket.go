@@ -115,6 +115,10 @@ type connectPayload struct {
 // the hub honours the cursor the client keeps its pid, so socket.io-client reports
 // `socket.recovered`; if not (malformed, from another cluster, expired, too far behind) it gets
 // a new pid and a "resync" event, never silence. Without pid and offset it gets only live events.
+//
+// A verified token ends the session's pending admission (Ticket.Authenticated) even if the hub
+// then refuses the connection: the client is known, and the auth timeout still closes a session
+// that does not attach.
 func (s *session) connect(data []byte) error {
 	var cp connectPayload
 	if len(data) > 0 {
@@ -137,6 +141,24 @@ func (s *session) connect(data []byte) error {
 		s.connectError(err.Error())
 		return nil
 	}
+	// The client is authenticated: its session leaves admission's pending count and gets the
+	// larger message limit. If attaching fails (the user's connection cap, shutdown), a client
+	// past the auth timeout is closed then.
+	if s.authed.CompareAndSwap(false, true) && s.ticket != nil {
+		s.ticket.Authenticated()
+	}
+	s.mu.Lock()
+	s.connecting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.connecting = false
+		expired := s.authExpired && s.conn.Load() == nil
+		s.mu.Unlock()
+		if expired {
+			s.authTimedOut()
+		}
+	}()
 
 	if s.h.isDown() {
 		s.close()

@@ -46,11 +46,11 @@ func (s *session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 func (s *session) probeLoop(ws *websocket.Conn) {
 	nc := ws.NetConn()
 	nc.SetReadDeadline(time.Now().Add(upgradeTimeout))
-	ws.SetReadLimit(int64(s.h.cfg.MaxPayload))
+	ws.SetReadLimit(int64(s.maxPayload()))
 
 	p, err := readWSPacket(ws)
 	if err != nil || p.typ != eioPing || !bytes.Equal(p.data, []byte("probe")) {
-		s.h.logDebug("upgrade: no probe", s)
+		s.h.debug("upgrade: no probe", "sid", s.id)
 		s.endProbe(ws)
 		return
 	}
@@ -69,11 +69,10 @@ func (s *session) probeLoop(ws *websocket.Conn) {
 		if err == nil {
 			err = errors.New("expected the upgrade packet")
 		}
-		s.h.logDebug("upgrade: "+err.Error(), s)
+		s.h.debug("upgrade", "sid", s.id, "err", err)
 		s.endProbe(ws)
 		return
 	}
-	nc.SetReadDeadline(time.Time{})
 	if !s.completeUpgrade(ws) {
 		nc.Close()
 		return

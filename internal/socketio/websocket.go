@@ -51,6 +51,9 @@ func (s *session) writeWS(packets [][]byte) error {
 }
 
 func (s *session) writeWSLocked(packets [][]byte) error {
+	if s.closeSent {
+		return errSessionClosed
+	}
 	headers := make([]byte, 0, maxWSHeader*len(packets))
 	bufs := make(net.Buffers, 0, 2*len(packets))
 	for _, p := range packets {
@@ -65,10 +68,15 @@ func (s *session) writeWSLocked(packets [][]byte) error {
 	return err
 }
 
-// writeWSControl writes a control frame (pong, close) through the session's write path.
+// writeWSControl writes a control frame (pong, close) through the session's write path; nothing
+// after a Close.
 func (s *session) writeWSControl(opcode byte, payload []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.closeSent {
+		return errSessionClosed
+	}
+	s.closeSent = opcode == opClose
 	if err := s.nc.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout)); err != nil {
 		return err
 	}
@@ -79,53 +87,113 @@ func (s *session) writeWSControl(opcode byte, payload []byte) error {
 // serveWebSocketHandshake opens a WebSocket-only session (engine.io-protocol v4, "Handshake"):
 // after the HTTP 101 the first message is the open packet, with no upgrades. The handler returns
 // at once; the session's reader goroutine is all that remains.
-func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request, token string) {
+func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request, s *session) {
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.release()
 		return // gorilla answered the bad handshake
 	}
-	s := h.newSession(kindWebSocket, token)
-	s.nc = ws.NetConn()
+	s.kind, s.nc = kindWebSocket, ws.NetConn()
 	// The open packet goes first, before the heartbeat can send anything.
 	if err := s.writeWS([][]byte{h.openPacket(s.id, false)}); err != nil || !h.addSession(s) {
+		s.release()
 		s.nc.Close()
 		return
 	}
 	go s.readLoop(ws)
 }
 
-// readLoop reads the session's WebSocket until it fails, then closes the session. Each message is
-// one Engine.IO packet: a text message has a type digit, a binary message is a binary
-// Engine.IO message (a Socket.IO attachment).
+// readLoop reads the session's WebSocket until it fails or the session closes, then ends the
+// closing handshake and closes the TCP connection. Each message is one Engine.IO packet: a text
+// message has a type digit, a binary message is a binary Engine.IO message (a Socket.IO
+// attachment).
+//
+// Bounds: before the CONNECT a message is at most PreAuthMaxPayload bytes and the reads end at
+// the auth deadline; after it MaxPayload bytes, and each read ends PingInterval+PongTimeout after
+// the previous message (a pong is due every PingInterval). Past the size limit gorilla reads only
+// the frame header and writes a Close with 1009 (RFC 6455 §7.4.1), so no buffer grows to the
+// message's size; the rest of the message is read and discarded for closeLinger at most, so that
+// closing TCP with unread input does not reset the connection under the Close frame.
 func (s *session) readLoop(ws *websocket.Conn) {
-	defer s.close()
-	ws.SetReadLimit(int64(s.h.cfg.MaxPayload)) // gorilla closes with 1009 beyond it
+	nc := ws.NetConn()
 	ws.SetPingHandler(func(data string) error {
 		return s.writeWSControl(opPong, []byte(data))
 	})
 	ws.SetCloseHandler(func(code int, _ string) error {
-		s.writeWSControl(opClose, []byte{0x03, 0xE8}) // 1000: echo the close (RFC 6455 §5.5.1)
+		s.writeWSControl(opClose, []byte{0x03, 0xE8}) // 1000: echo the close, unless we sent ours (RFC 6455 §5.5.1)
 		return nil
 	})
-	for {
+	err := s.readPackets(ws)
+	var ce *websocket.CloseError
+	switch {
+	case err == nil: // the session closed and sent its Close: wait for the client's
+		for err == nil {
+			_, _, err = ws.NextReader()
+		}
+	case errors.As(err, &ce): // the closing handshake is complete: the server closes TCP first
+		s.close()
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.h.protocolError(s, "too_large", err)
+		s.wmu.Lock()
+		s.closeSent = true // gorilla wrote the Close, 1009
+		s.wmu.Unlock()
+		s.closeWith(websocket.CloseMessageTooBig)
+		io.Copy(io.Discard, nc) // the rest of the message, until the client closes or closeLinger ends
+	case errors.Is(err, errEIOPacket):
+		s.h.protocolError(s, "engineio", err)
+		s.closeWith(websocket.CloseProtocolError)
+		for err == nil || errors.Is(err, errEIOPacket) {
+			_, _, err = ws.NextReader()
+		}
+	case isTimeout(err) && !s.authed.Load():
+		s.authTimedOut()
+	default:
+		s.h.debug("websocket read", "sid", s.id, "err", err)
+		s.close()
+	}
+	nc.Close()
+}
+
+// isTimeout reports a read that hit its deadline (gorilla reports it as a net.Error with
+// Timeout, not wrapping os.ErrDeadlineExceeded).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readPackets reads and handles packets until a read fails (its error) or the session closes
+// (nil).
+func (s *session) readPackets(ws *websocket.Conn) error {
+	nc := ws.NetConn()
+	authed := s.authed.Load()
+	ws.SetReadLimit(int64(s.maxPayload()))
+	if !authed {
+		nc.SetReadDeadline(s.authDeadline.Add(closeLinger)) // the auth timer is first to close
+	}
+	for !s.closed.Load() {
+		if !authed && s.authed.Load() {
+			authed = true
+			ws.SetReadLimit(int64(s.h.cfg.MaxPayload))
+		}
+		if authed {
+			nc.SetReadDeadline(time.Now().Add(s.h.cfg.PingInterval + s.h.cfg.PongTimeout))
+		}
 		p, err := readWSPacket(ws)
 		if err != nil {
-			var ce *websocket.CloseError
-			switch {
-			case errors.Is(err, errEIOPacket):
-				s.h.protocolError(s, "engineio", err)
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.h.protocolError(s, "too_large", err)
-			case errors.As(err, &ce):
-			default:
-				s.h.logDebug("websocket read: "+err.Error(), s)
+			if s.closed.Load() && !errors.Is(err, websocket.ErrReadLimit) {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					return err
+				}
+				return nil // closed meanwhile; the Close is on its way
 			}
-			return
+			return err
 		}
 		if !s.onPacket(p) {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // readWSPacket reads one message and decodes it as an Engine.IO packet.

@@ -4,7 +4,7 @@
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  URL, WS_URL, ORIGIN, SEP, T, PING_INTERVAL, PING_TIMEOUT, MAX_PAYLOAD,
+  URL, WS_URL, ORIGIN, SEP, T, PING_INTERVAL, PING_TIMEOUT, MAX_PAYLOAD, PREAUTH_MAX_PAYLOAD,
   SLOW, FAST, closeAll, uid, token, publish, until, eioURL, RawWS, wsSession, wsConnected, pollSession, pollConnected, get, post, pollPackets,
 } from "./helpers.mjs";
 
@@ -177,8 +177,8 @@ describe("Engine.IO over long-polling", () => {
   });
 
   test(`a body of maxPayload bytes is accepted; one byte more gets HTTP 413 and closes the session`, T, async () => {
-    const { sid } = await pollSession();
-    const atLimit = Array(500000).fill("3").join(SEP) + "x"; // pongs, and a trailing byte on the last
+    const { sid } = await pollConnected(uid());
+    const atLimit = Array(MAX_PAYLOAD / 2).fill("3").join(SEP) + "x"; // pongs, and a trailing byte on the last
     assert.equal(atLimit.length, MAX_PAYLOAD);
     let r = await post(sid, atLimit.slice(0, -1) + "6");
     assert.equal(r.status, 200);
@@ -188,12 +188,23 @@ describe("Engine.IO over long-polling", () => {
     assert.equal((await get(sid)).status, 400);
 
     // the same without Content-Length (a chunked body)
-    const second = await pollSession();
+    const second = await pollConnected(uid());
     const chunks = [atLimit.slice(0, MAX_PAYLOAD / 2), atLimit.slice(MAX_PAYLOAD / 2) + "x"];
     const body = new ReadableStream({ pull(c) { chunks.length ? c.enqueue(new TextEncoder().encode(chunks.shift())) : c.close(); } });
     const res = await fetch(eioURL({ sid: second.sid }), { method: "POST", body, duplex: "half" });
     assert.equal(res.status, 413);
     assert.equal((await get(second.sid)).status, 400);
+  });
+
+  test("before the CONNECT the limit is smaller: one byte over it gets HTTP 413", T, async () => {
+    const atLimit = Array(PREAUTH_MAX_PAYLOAD / 2).fill("6").join(SEP) + "x"; // noops
+    assert.equal(atLimit.length, PREAUTH_MAX_PAYLOAD);
+    const { sid } = await pollSession();
+    assert.equal((await post(sid, atLimit)).status, 200);
+    const r = await post(sid, atLimit + "x");
+    assert.equal(r.status, 413);
+    assert.deepEqual(JSON.parse(r.text), { code: 3, message: "Bad request" });
+    assert.equal((await get(sid)).status, 400);
   });
 
   test("a malformed payload gets HTTP 400 and closes that session only", T, async () => {
@@ -275,6 +286,14 @@ describe("Engine.IO over WebSocket", () => {
     ws.send('421["whoami"]');
     assert.equal(await ws.next(), `431[{"userId":"${user}"}]`);
     ws.send("6" + "x".repeat(MAX_PAYLOAD));
+    const { code } = await ws.closed;
+    assert.equal(code, 1009);
+  });
+
+  test("before the CONNECT messages up to the pre-authentication limit; beyond it close 1009", T, async () => {
+    const { ws } = await wsSession();
+    ws.send("6" + "x".repeat(PREAUTH_MAX_PAYLOAD - 1));
+    ws.send("6" + "x".repeat(PREAUTH_MAX_PAYLOAD));
     const { code } = await ws.closed;
     assert.equal(code, 1009);
   });

@@ -18,7 +18,10 @@ export const WS_URL = URL.replace(/^http/, "ws");
 export const SEP = "\x1e";
 export const PING_INTERVAL = 300;
 export const PING_TIMEOUT = 5000;
-export const MAX_PAYLOAD = 1000000;
+// The message size limits: MAX_PAYLOAD after the CONNECT (announced as maxPayload),
+// PREAUTH_MAX_PAYLOAD before it (the server's defaults).
+export const MAX_PAYLOAD = 65536;
+export const PREAUTH_MAX_PAYLOAD = 16384;
 export const SLOW = "/slow/socket.io/";
 export const FAST = "/fast/socket.io/";
 
