@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -114,7 +115,13 @@ func (r *recorder) check(t *testing.T) {
 // end of the test).
 func runConsumer(t testing.TB, cfg config.Kafka, addr string, cc ConsumerConfig, reg prometheus.Registerer) (*Consumer, func()) {
 	t.Helper()
-	c, err := NewConsumer(cfg, []string{addr}, cc, reg, testLogger(t))
+	return runConsumerLog(t, cfg, addr, cc, reg, testLogger(t))
+}
+
+// runConsumerLog is runConsumer logging to log.
+func runConsumerLog(t testing.TB, cfg config.Kafka, addr string, cc ConsumerConfig, reg prometheus.Registerer, log *slog.Logger) (*Consumer, func()) {
+	t.Helper()
+	c, err := NewConsumer(cfg, []string{addr}, cc, reg, log)
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}

@@ -76,7 +76,7 @@ const (
 	dlqMaxRecordBytes = 1_000_012
 	// recordOverhead bounds what a record batch adds to a record's key, value and headers: the
 	// v2 batch header (61 bytes) and the record's varints.
-	recordOverhead = 512
+	recordOverhead = 128
 	// dlqTruncatedBytes bounds the key, the value and the original headers (together) of a
 	// truncated copy, and each of its dlq-* header values: 1 KiB shows the payload's shape.
 	dlqTruncatedBytes = 1024
