@@ -191,6 +191,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer s.errLog.Close()
 	defer s.warnLog.Close()
+	// Dead-letter copies outlive ctx: Run waits for them before the final commit, and cancels
+	// what is left only then.
+	produceCtx, stopProduces := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProduces()
+	s.produceCtx = produceCtx
 	opts := append(slices.Clone(c.opts),
 		kgo.ConsumerGroup(c.cfg.ConsumerGroup()),
 		// Static membership (KIP-345): the group is this node's alone, so a node restarted after
@@ -218,6 +223,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	s.poll(ctx, cl)
 	s.waitDeadLetters(ctx)
+	stopProduces() // copies still in flight are abandoned: their records come back on the next start
 	s.closing.Store(true)
 	s.commit(context.WithoutCancel(ctx), cl, nil)
 	cl.CloseAllowingRebalance() // leaves the group: revoked runs once more, for every partition
@@ -318,11 +324,12 @@ type session struct {
 	// yet seen resolved by a commit, in offset order.
 	dlq map[string]map[int32][]*dlqEntry
 
-	inFlight inFlight       // dead-letter copies not yet resolved
-	closing  atomic.Bool    // Run waited for them already: revoked does not wait again
-	retries  sync.WaitGroup // goroutines producing truncated copies (see produceDeadLetter)
-	warnLog  *sampledLog    // poison records copied
-	errLog   *sampledLog    // poison records whose copy failed
+	produceCtx context.Context // of dead-letter copies: canceled once Run has waited for them
+	inFlight   inFlight        // dead-letter copies not yet resolved
+	closing    atomic.Bool     // Run waited for them already: revoked does not wait again
+	retries    sync.WaitGroup  // goroutines producing truncated copies (see produceDeadLetter)
+	warnLog    *sampledLog     // poison records copied
+	errLog     *sampledLog     // poison records whose copy failed
 }
 
 // waitDeadLetters waits for the dead-letter copies in flight, at most RequestTimeout (past it
@@ -466,7 +473,7 @@ func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) 
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return false // shutting down: not poison; the record comes back on the next start
 	}
-	s.deadLetter(ctx, cl, rec, err)
+	s.deadLetter(cl, rec, err)
 	return true
 }
 

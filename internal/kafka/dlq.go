@@ -127,7 +127,7 @@ func truncatedDeadLetter(dr *kgo.Record, originalSize int, why string) *kgo.Reco
 	if dr.Key != nil {
 		key = cut(dr.Key)
 	}
-	return &kgo.Record{Topic: dr.Topic, Key: key, Value: cut(dr.Value), Headers: headers, Context: dr.Context}
+	return &kgo.Record{Topic: dr.Topic, Key: key, Value: cut(dr.Value), Headers: headers}
 }
 
 // cut returns b's first dlqTruncatedBytes bytes (a nil b stays nil).
@@ -222,7 +222,7 @@ func (f *inFlight) wait(ctx context.Context) error {
 // failure is logged at error (sampled) and counted, and the record is skipped (it stays in its
 // own topic at the logged offset), so that one partition is never stuck behind it. Each copy
 // written is logged at warn, sampled: see sampledLog.
-func (s *session) deadLetter(ctx context.Context, cl *kgo.Client, rec *kgo.Record, reason error) {
+func (s *session) deadLetter(cl *kgo.Client, rec *kgo.Record, reason error) {
 	dr, code := deadLetterRecord(s.c.cfg.DLQTopic, rec, reason)
 	e := &dlqEntry{offset: rec.Offset, epoch: rec.LeaderEpoch}
 	if s.dlq[rec.Topic] == nil {
@@ -234,15 +234,14 @@ func (s *session) deadLetter(ctx context.Context, cl *kgo.Client, rec *kgo.Recor
 		dr = truncatedDeadLetter(dr, len(rec.Value), fmt.Sprintf(
 			"the copy is %d bytes, more than the producer's max record bytes %d", n, dlqMaxRecordBytes))
 	}
-	s.produceDeadLetter(ctx, cl, rec, dr, code, reason, e)
+	s.produceDeadLetter(cl, rec, dr, code, reason, e)
 }
 
 // produceDeadLetter produces dr, the copy of rec, and resolves e when it is acked or failed.
-// The copy itself is not canceled by ctx (it is bounded by RecordDeliveryTimeout); ctx only
-// ends a wait for buffer space.
-func (s *session) produceDeadLetter(ctx context.Context, cl *kgo.Client, rec, dr *kgo.Record, code string, reason error, e *dlqEntry) {
-	dr.Context = context.WithoutCancel(ctx)
-	cl.Produce(ctx, dr, func(dr *kgo.Record, err error) {
+// The copy is bounded by RecordDeliveryTimeout, and canceled with s.produceCtx (franz-go
+// cancels a batch by the context given to Produce).
+func (s *session) produceDeadLetter(cl *kgo.Client, rec, dr *kgo.Record, code string, reason error, e *dlqEntry) {
+	cl.Produce(s.produceCtx, dr, func(dr *kgo.Record, err error) {
 		switch {
 		case err == nil:
 			s.c.m.deadLetters.WithLabelValues(rec.Topic, code).Inc()
@@ -262,10 +261,10 @@ func (s *session) produceDeadLetter(ctx context.Context, cl *kgo.Client, rec, dr
 			s.retries.Add(1)
 			go func() {
 				defer s.retries.Done()
-				s.produceDeadLetter(ctx, cl, rec, tr, code, reason, e)
+				s.produceDeadLetter(cl, rec, tr, code, reason, e)
 			}()
 			return
-		case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)):
+		case s.produceCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)):
 			e.state.Store(dlqAbandoned) // shutting down: the record comes back on the next start
 		default:
 			s.c.m.deadLetterErrors.WithLabelValues(rec.Topic).Inc()

@@ -269,6 +269,64 @@ func TestConsumerPoisonBurst(t *testing.T) {
 	}
 }
 
+// stallDeadLetters holds every produce request to dlqTopic on b until unstall is called (at the
+// latest when the test ends); stalled reports whether one was held.
+func stallDeadLetters(t *testing.T, b *Broker, adm *kadm.Client, dlqTopic string) (stalled func() bool, unstall func()) {
+	t.Helper()
+	td, err := adm.ListTopics(context.Background(), dlqTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlqID := td[dlqTopic].ID
+	release := make(chan struct{})
+	var held atomic.Bool
+	b.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			if tp.Topic == dlqTopic || tp.TopicID == dlqID {
+				held.Store(true)
+				b.cluster.SleepControl(func() { <-release })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+	var once sync.Once
+	unstall = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unstall)
+	return held.Load, unstall
+}
+
+// TestConsumerShutdownWaitsForDeadLetter: a copy in flight at shutdown is waited for (within
+// RequestTimeout) before the final commit, which then passes its record.
+func TestConsumerShutdownWaitsForDeadLetter(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RequestTimeout = 20 * time.Second
+	b := startBroker(t, cfg)
+	prod := rawClient(t, b.Addr())
+	adm := kadm.NewClient(prod)
+	stalled, unstall := stallDeadLetters(t, b, adm, cfg.DLQTopic)
+	rec := newRecorder(func(r *kgo.Record) error {
+		if string(r.Value) == "bad" {
+			return &notification.DecodeError{Code: "invalid-json", Detail: "test"}
+		}
+		return nil
+	})
+	_, stop := runConsumer(t, cfg, b.Addr(), rec.config(), nil)
+	eventually(t, "assignment", func() bool { return rec.nAssigned() == 6 })
+	produceAt(t, prod, notification.TopicSessions, 0, "bad")
+	after := produceAt(t, prod, notification.TopicSessions, 0, "after")
+	eventually(t, "both handed off", func() bool { return len(rec.records()) == 2 })
+	eventually(t, "the copy stalled", stalled)
+	go func() {
+		time.Sleep(200 * time.Millisecond) // the shutdown has begun by then (without the wait, Run would be done)
+		unstall()
+	}()
+	stop()
+	if got := committed(t, adm, cfg.ConsumerGroup())[notification.TopicSessions][0]; got != after+1 {
+		t.Errorf("committed at shutdown: %d, want %d (after the copy was acked)", got, after+1)
+	}
+}
+
 // TestConsumerCommitWaitsForDeadLetter: while a poison record's copy is not acked, the records
 // after it are handed off, but no commit passes it; once acked, the commit goes on.
 func TestConsumerCommitWaitsForDeadLetter(t *testing.T) {
@@ -277,26 +335,7 @@ func TestConsumerCommitWaitsForDeadLetter(t *testing.T) {
 	b := startBroker(t, cfg)
 	prod := rawClient(t, b.Addr())
 	adm := kadm.NewClient(prod)
-	td, err := adm.ListTopics(context.Background(), cfg.DLQTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dlqID := td[cfg.DLQTopic].ID
-	release := make(chan struct{})
-	var stalled atomic.Bool
-	b.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
-			if tp.Topic == cfg.DLQTopic || tp.TopicID == dlqID {
-				stalled.Store(true)
-				b.cluster.SleepControl(func() { <-release })
-				break
-			}
-		}
-		return nil, nil, false
-	})
-	var once sync.Once
-	unstall := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unstall)
+	stalled, unstall := stallDeadLetters(t, b, adm, cfg.DLQTopic)
 
 	rec := newRecorder(func(r *kgo.Record) error {
 		if string(r.Value) == "bad" {
@@ -310,7 +349,7 @@ func TestConsumerCommitWaitsForDeadLetter(t *testing.T) {
 	bad := produceAt(t, prod, notification.TopicSessions, 0, "bad")
 	after := produceAt(t, prod, notification.TopicSessions, 0, "after")
 	eventually(t, "the record after the poison one handed off", func() bool { return len(rec.records()) == 3 })
-	eventually(t, "the copy stalled", stalled.Load)
+	eventually(t, "the copy stalled", stalled)
 
 	// A record of another partition, handed off after those: its commit carries partition 0's.
 	other := produceAt(t, prod, notification.TopicSessions, 1, "other")
