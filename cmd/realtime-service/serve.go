@@ -75,6 +75,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	}
 	defer reader.Close()
 	decoder := notification.NewDecoder(notification.NewValidator(), topicEvents(cfg.Kafka))
+	replayer, err := replay.New(reader, decoder, replay.Config{
+		MaxRecords:   cfg.Realtime.ReplayMaxRecords,
+		Timeout:      cfg.Kafka.RequestTimeout,
+		Concurrency:  cfg.Realtime.ReplayConcurrency,
+		PerUser:      cfg.Realtime.ReplayPerUser,
+		QueuePerUser: cfg.Realtime.ReplayQueuePerUser,
+		Metrics:      reg,
+	})
+	if err != nil {
+		return err
+	}
 	hub := realtime.NewHub(realtime.HubConfig{
 		Batched:         true,
 		SendQueueBytes:  cfg.Realtime.SendQueueBytes,
@@ -83,7 +94,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		Metrics:         reg,
 		History: realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL,
 			MaxBytes: cfg.Realtime.HistoryMaxBytes},
-		Replayer: replay.New(reader, decoder, cfg.Realtime.ReplayMaxRecords, cfg.Kafka.RequestTimeout),
+		Replayer: replayer,
 	})
 	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log, tr)
 	if err != nil {

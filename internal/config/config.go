@@ -188,6 +188,15 @@ type Realtime struct {
 	// ReplayMaxRecords bounds how many records one resume may read from Kafka before it gives
 	// up with a resync event (REALTIME_REPLAY_MAX_RECORDS, default 100000).
 	ReplayMaxRecords int
+	// ReplayConcurrency bounds the Kafka reads of all resumes at a time on a node
+	// (REALTIME_REPLAY_CONCURRENCY, default 4).
+	ReplayConcurrency int
+	// ReplayPerUser bounds one user's Kafka reads at a time; the user's other resumes wait,
+	// and a freed read goes to the next user in turn (REALTIME_REPLAY_PER_USER, default 1).
+	ReplayPerUser int
+	// ReplayQueuePerUser bounds one user's resumes waiting for a read; past it a resume gets a
+	// resync "unavailable" at once (REALTIME_REPLAY_QUEUE_PER_USER, default 8).
+	ReplayQueuePerUser int
 }
 
 // Log holds LOG_LEVEL (debug, info, warn, error; default info) and LOG_FORMAT (text or json;
@@ -255,6 +264,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.HistoryTTL = r.millis("REALTIME_HISTORY_TTL", 300000)
 	c.Realtime.HistoryMaxBytes = int64(r.intRange("REALTIME_HISTORY_MAX_BYTES", 64<<20, 1<<20, 1<<40))
 	c.Realtime.ReplayMaxRecords = r.intRange("REALTIME_REPLAY_MAX_RECORDS", 100000, 1, 100000000)
+	c.Realtime.ReplayConcurrency = r.intRange("REALTIME_REPLAY_CONCURRENCY", 4, 1, 1000)
+	c.Realtime.ReplayPerUser = r.intRange("REALTIME_REPLAY_PER_USER", 1, 1, 1000)
+	c.Realtime.ReplayQueuePerUser = r.intRange("REALTIME_REPLAY_QUEUE_PER_USER", 8, 1, 100000)
 
 	c.Log.Level = r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	c.Log.Format = r.oneOf("LOG_FORMAT", "text", "text", "json")

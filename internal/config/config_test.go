@@ -46,7 +46,8 @@ func TestDefaults(t *testing.T) {
 	r := c.Realtime
 	if r.JWTSecret != "" || r.AllowedOrigins != nil || r.SendQueueBytes != 1<<20 || r.MaxConnectionsPerUser != 100 || r.PingInterval != 25*time.Second ||
 		r.PongTimeout != 20*time.Second || r.WriteTimeout != 10*time.Second || r.HistorySize != 100 ||
-		r.HistoryTTL != 5*time.Minute || r.HistoryMaxBytes != 64<<20 || r.ReplayMaxRecords != 100000 {
+		r.HistoryTTL != 5*time.Minute || r.HistoryMaxBytes != 64<<20 || r.ReplayMaxRecords != 100000 ||
+		r.ReplayConcurrency != 4 || r.ReplayPerUser != 1 || r.ReplayQueuePerUser != 8 {
 		t.Errorf("realtime defaults: %+v", r)
 	}
 	if c.Log.Level != "info" || c.Log.Format != "text" || c.DebugAddr != "" {
@@ -101,6 +102,9 @@ func TestGoodValues(t *testing.T) {
 		"REALTIME_HISTORY_TTL":              "60000",
 		"REALTIME_HISTORY_MAX_BYTES":        "2097152",
 		"REALTIME_REPLAY_MAX_RECORDS":       "10",
+		"REALTIME_REPLAY_CONCURRENCY":       "2",
+		"REALTIME_REPLAY_PER_USER":          "3",
+		"REALTIME_REPLAY_QUEUE_PER_USER":    "5",
 		"LOG_LEVEL":                         "DEBUG",
 		"LOG_FORMAT":                        "json",
 		"DEBUG_ADDR":                        "127.0.0.1:6060",
@@ -130,7 +134,8 @@ func TestGoodValues(t *testing.T) {
 	r := c.Realtime
 	if r.JWTSecret != secret || !slices.Equal(r.AllowedOrigins, []string{"https://app.example.com", "http://localhost:5173", "null"}) ||
 		r.SendQueueBytes != 65536 || r.MaxConnectionsPerUser != 7 || r.PingInterval != time.Second || r.PongTimeout != 2*time.Second || r.WriteTimeout != 3*time.Second ||
-		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.HistoryMaxBytes != 2<<20 || r.ReplayMaxRecords != 10 {
+		r.HistorySize != 0 || r.HistoryTTL != time.Minute || r.HistoryMaxBytes != 2<<20 || r.ReplayMaxRecords != 10 ||
+		r.ReplayConcurrency != 2 || r.ReplayPerUser != 3 || r.ReplayQueuePerUser != 5 {
 		t.Errorf("realtime %+v", r)
 	}
 	if c.Log.Level != "debug" || c.Log.Format != "json" || c.DebugAddr != "127.0.0.1:6060" {

@@ -40,7 +40,8 @@ type ConsumerConfig struct {
 	// partition, one at a time (never concurrently). It must not block for long: rebalances
 	// wait for it. A nil error means the record was handed off; its offset may then be
 	// committed. A non-nil error marks the record as poison: it is copied to the dead-letter
-	// topic (see dlq.go) and consumption goes on; it is never handed to Handler again. An error
+	// topic (see dlq.go) and consumption goes on at once, without waiting for the copy's ack;
+	// it is never handed to Handler again (unless a restart comes before the ack). An error
 	// that wraps ctx's error while ctx is done (shutdown) is not poison: the record is not
 	// committed and comes back on the next start.
 	Handler func(ctx context.Context, rec *kgo.Record) error
@@ -82,9 +83,11 @@ type ConsumerConfig struct {
 // to ConsumerConfig.Handler, implementing README.md, "Delivery guarantee":
 //   - The group is cfg.ConsumerGroup() ("<KAFKA_GROUP_ID>.<KAFKA_NODE_ID>"): every node sees
 //     every record.
-//   - At-least-once: an offset is committed only after its record was handed off (or copied to
-//     the dead-letter topic): after each poll's records, when partitions are revoked, and at
-//     shutdown.
+//   - At-least-once: an offset is committed only after its record, and every record before it
+//     in its partition, was handed off or, when poison, its dead-letter copy was resolved (acked,
+//     or failed for good and skipped): every commitInterval while records flow, when partitions
+//     are revoked, and at shutdown. Dead-letter copies are produced asynchronously (see
+//     deadLetter): the records after a poison one are handed off without waiting for its ack.
 //   - The node's first start (its group has no committed offset on the consumed topics) begins
 //     at the end of every partition: before joining, the current end offsets are committed for
 //     the group (an empty group accepts such admin commits). From then on every partition
@@ -134,6 +137,7 @@ func NewConsumer(cfg config.Kafka, brokers []string, cc ConsumerConfig, reg prom
 	}
 	log = orDiscard(log)
 	opts = append(opts, producerOpts()...)
+	opts = append(opts, kgo.ProducerBatchMaxBytes(dlqMaxRecordBytes), kgo.MaxBufferedBytes(dlqMaxBufferedBytes))
 	opts = append(opts, kgo.WithLogger(kgoLogger{log}))
 	m, err := newConsumerMetrics(reg)
 	if err != nil {
@@ -178,7 +182,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 		adm:       adm,
 		handed:    map[string]map[int32]kgo.EpochOffset{},
 		committed: map[string]map[int32]int64{},
+		dlq:       map[string]map[int32][]*dlqEntry{},
+		inFlight:  inFlight{gauge: c.m.deadLettersInFlight},
+		warnLog: newSampledLog(c.log, slog.LevelWarn,
+			"kafka consumer: more poison records were copied to the dead-letter topic than were logged one by one (count by topic and code)"),
+		errLog: newSampledLog(c.log, slog.LevelError,
+			"kafka consumer: more poison records could not be copied to the dead-letter topic and were skipped than were logged one by one (count by topic)"),
 	}
+	defer s.errLog.Close()
+	defer s.warnLog.Close()
+	// Dead-letter copies outlive ctx: Run waits for them before the final commit, and cancels
+	// what is left only then.
+	produceCtx, stopProduces := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProduces()
+	s.produceCtx = produceCtx
 	opts := append(slices.Clone(c.opts),
 		kgo.ConsumerGroup(c.cfg.ConsumerGroup()),
 		// Static membership (KIP-345): the group is this node's alone, so a node restarted after
@@ -205,8 +222,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka: consumer: %w", err)
 	}
 	s.poll(ctx, cl)
+	s.waitDeadLetters(ctx)
+	stopProduces() // copies still in flight are abandoned: their records come back on the next start
+	s.closing.Store(true)
 	s.commit(context.WithoutCancel(ctx), cl, nil)
 	cl.CloseAllowingRebalance() // leaves the group: revoked runs once more, for every partition
+	s.retries.Wait()            // the client is closed: their produces fail at once
 	return nil
 }
 
@@ -299,6 +320,24 @@ type session struct {
 	handed map[string]map[int32]kgo.EpochOffset
 	// committed is, per partition, the last offset committed or the starting offset.
 	committed map[string]map[int32]int64
+	// dlq is, per partition, its poison records whose dead-letter copy was produced and was not
+	// yet seen resolved by a commit, in offset order.
+	dlq map[string]map[int32][]*dlqEntry
+
+	produceCtx context.Context // of dead-letter copies: canceled once Run has waited for them
+	inFlight   inFlight        // dead-letter copies not yet resolved
+	closing    atomic.Bool     // Run waited for them already: revoked does not wait again
+	retries    sync.WaitGroup  // goroutines producing truncated copies (see produceDeadLetter)
+	warnLog    *sampledLog     // poison records copied
+	errLog     *sampledLog     // poison records whose copy failed
+}
+
+// waitDeadLetters waits for the dead-letter copies in flight, at most RequestTimeout (past it
+// the commit stops before them: they come back on the next start).
+func (s *session) waitDeadLetters(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.c.cfg.RequestTimeout)
+	defer cancel()
+	_ = s.inFlight.wait(wctx)
 }
 
 // adjust runs once partitions are assigned and their committed offsets fetched, before they
@@ -341,6 +380,7 @@ func (s *session) adjust(ctx context.Context, offsets map[string]map[int32]kgo.O
 		for p, at := range ps {
 			set(s.committed, t, p, at)
 			delete(s.handed[t], p)
+			delete(s.dlq[t], p)
 		}
 	}
 	if s.c.cc.Assigned != nil {
@@ -384,8 +424,10 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 		}
 		pending = pending || fetches.NumRecords() > 0
 		if stopped || pending && time.Since(lastCommit) >= commitInterval {
-			s.commit(context.WithoutCancel(ctx), cl, nil) // what was handed off is committed, shutdown or not
-			lastCommit, pending = time.Now(), false
+			// What was handed off is committed, shutdown or not; while dead-letter copies hold
+			// a commit back, the next one comes commitInterval later, records or not.
+			pending = s.commit(context.WithoutCancel(ctx), cl, nil)
+			lastCommit = time.Now()
 		}
 		if stopped {
 			return
@@ -419,8 +461,9 @@ func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetch
 	return stopped
 }
 
-// deliver hands rec to the Handler, or to the dead-letter topic when the Handler refuses it.
-// It reports whether rec was handed off (false only when ctx ended first).
+// deliver hands rec to the Handler, or to the dead-letter topic when the Handler refuses it
+// (without waiting: see deadLetter). It reports whether rec was handed off (false only when
+// ctx ended first). The caller holds s.mu.
 func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) bool {
 	s.c.m.records.WithLabelValues(rec.Topic).Inc()
 	err := s.c.cc.Handler(ctx, rec)
@@ -430,19 +473,35 @@ func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) 
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return false // shutting down: not poison; the record comes back on the next start
 	}
-	return s.deadLetter(ctx, cl, rec, err)
+	s.deadLetter(cl, rec, err)
+	return true
 }
 
 // commit commits what was handed off and not yet committed, for the partitions in only (all
-// when nil), bounded by RequestTimeout. A failure is counted and logged; the offsets are
-// committed with the next commit.
-func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) {
+// when nil), bounded by RequestTimeout: in each partition, up to the first poison record whose
+// dead-letter copy is not resolved, if any, and otherwise up to after the last record handed
+// off. It reports whether such a copy held a commit back. A failure is counted and logged; the
+// offsets are committed with the next commit.
+func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) (held bool) {
 	s.mu.Lock()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for t, ps := range s.handed {
 		for p, eo := range ps {
 			if only != nil && !slices.Contains(only[t], p) {
 				continue
+			}
+			q := s.dlq[t][p]
+			for len(q) > 0 && q[0].state.Load() == dlqResolved {
+				q[0] = nil
+				q = q[1:]
+			}
+			if len(q) == 0 {
+				delete(s.dlq[t], p)
+			} else {
+				s.dlq[t][p] = q
+				if q[0].offset < eo.Offset {
+					eo, held = kgo.EpochOffset{Epoch: q[0].epoch, Offset: q[0].offset}, true
+				}
 			}
 			if c, ok := s.committed[t][p]; ok && eo.Offset <= c {
 				continue
@@ -452,7 +511,7 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 	}
 	s.mu.Unlock()
 	if len(offsets) == 0 {
-		return
+		return held
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
 	defer cancel()
@@ -475,7 +534,7 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 		s.c.health.groupFailed(fmt.Errorf("commit: %w", cerr))
 		s.c.log.Warn("kafka consumer: offset commit failed; the next commit retries it",
 			"group", s.c.cfg.ConsumerGroup(), "err", cerr)
-		return
+		return held
 	}
 	s.c.health.groupOK()
 	s.mu.Lock()
@@ -487,11 +546,16 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 			}
 		}
 	}
+	return held
 }
 
-// revoked commits what was handed off from the revoked partitions, forgets them and tells
-// Revoked (kgo.OnPartitionsRevoked; with BlockRebalanceOnPoll it never runs during a hand-off).
+// revoked waits for the dead-letter copies in flight (at most RequestTimeout), commits what
+// was handed off from the revoked partitions, forgets them and tells Revoked
+// (kgo.OnPartitionsRevoked; with BlockRebalanceOnPoll it never runs during a hand-off).
 func (s *session) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	if !s.closing.Load() {
+		s.waitDeadLetters(ctx)
+	}
 	s.commit(ctx, cl, parts)
 	s.forget(parts)
 }
@@ -510,6 +574,7 @@ func (s *session) forget(parts map[string][]int32) {
 		for _, p := range ps {
 			delete(s.handed[t], p)
 			delete(s.committed[t], p)
+			delete(s.dlq[t], p)
 			n++
 		}
 	}

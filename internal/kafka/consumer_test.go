@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -112,9 +113,15 @@ func (r *recorder) check(t *testing.T) {
 
 // runConsumer starts a Consumer; the returned stop cancels Run and waits for it (also at the
 // end of the test).
-func runConsumer(t *testing.T, cfg config.Kafka, addr string, cc ConsumerConfig, reg prometheus.Registerer) (*Consumer, func()) {
+func runConsumer(t testing.TB, cfg config.Kafka, addr string, cc ConsumerConfig, reg prometheus.Registerer) (*Consumer, func()) {
 	t.Helper()
-	c, err := NewConsumer(cfg, []string{addr}, cc, reg, testLogger(t))
+	return runConsumerLog(t, cfg, addr, cc, reg, testLogger(t))
+}
+
+// runConsumerLog is runConsumer logging to log.
+func runConsumerLog(t testing.TB, cfg config.Kafka, addr string, cc ConsumerConfig, reg prometheus.Registerer, log *slog.Logger) (*Consumer, func()) {
+	t.Helper()
+	c, err := NewConsumer(cfg, []string{addr}, cc, reg, log)
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}
@@ -155,7 +162,7 @@ func ends(t *testing.T, adm *kadm.Client, cfg config.Kafka) map[string]map[int32
 }
 
 // committed returns the group's committed offsets on the consumed topics.
-func committed(t *testing.T, adm *kadm.Client, group string) map[string]map[int32]int64 {
+func committed(t testing.TB, adm *kadm.Client, group string) map[string]map[int32]int64 {
 	t.Helper()
 	os, err := adm.FetchOffsets(context.Background(), group)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 
 // testConfig returns a config with short timeouts, the default topics and a group named after
 // the test, listening on a free loopback port.
-func testConfig(t *testing.T) config.Kafka {
+func testConfig(t testing.TB) config.Kafka {
 	t.Helper()
 	return config.Kafka{
 		EmbeddedAddr:       "127.0.0.1:0",
@@ -39,7 +39,7 @@ func testConfig(t *testing.T) config.Kafka {
 }
 
 // startBroker starts an embedded broker for cfg and closes it when the test ends.
-func startBroker(t *testing.T, cfg config.Kafka) *Broker {
+func startBroker(t testing.TB, cfg config.Kafka) *Broker {
 	t.Helper()
 	b, err := StartEmbedded(cfg, testLogger(t))
 	if err != nil {
@@ -50,7 +50,7 @@ func startBroker(t *testing.T, cfg config.Kafka) *Broker {
 }
 
 // rawClient is a plain franz-go client for checking what the package under test did.
-func rawClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+func rawClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
 	if err != nil {
@@ -61,7 +61,7 @@ func rawClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 }
 
 // produceAt writes one record to topic/partition with a raw client and returns its offset.
-func produceAt(t *testing.T, cl *kgo.Client, topic string, partition int32, value string) int64 {
+func produceAt(t testing.TB, cl *kgo.Client, topic string, partition int32, value string) int64 {
 	t.Helper()
 	r := &kgo.Record{Topic: topic, Partition: partition, Value: []byte(value)}
 	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
@@ -71,7 +71,7 @@ func produceAt(t *testing.T, cl *kgo.Client, topic string, partition int32, valu
 }
 
 // consumeAt reads the record at topic/partition/offset with a fresh raw client.
-func consumeAt(t *testing.T, addr, topic string, partition int32, offset int64) *kgo.Record {
+func consumeAt(t testing.TB, addr, topic string, partition int32, offset int64) *kgo.Record {
 	t.Helper()
 	cl := rawClient(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
 		topic: {partition: kgo.NewOffset().At(offset)},
@@ -92,7 +92,7 @@ func consumeAt(t *testing.T, addr, topic string, partition int32, offset int64) 
 }
 
 // endOffsets lists the high watermarks of topic.
-func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
+func endOffsets(t testing.TB, adm *kadm.Client, topic string) map[int32]int64 {
 	t.Helper()
 	ends, err := adm.ListEndOffsets(context.Background(), topic)
 	if err != nil {
@@ -104,7 +104,7 @@ func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
 }
 
 // eventually polls cond every 10 ms until it holds, failing the test after 20 s.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -134,11 +134,11 @@ func (b *logBuffer) String() string {
 }
 
 // testLogger logs through t.Log at warn and above.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

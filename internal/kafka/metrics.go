@@ -36,7 +36,13 @@ type consumerMetrics struct {
 	// deadLetters counts records copied to the dead-letter topic, by source topic and code
 	// (the notification.DecodeError code, or "handler-error").
 	deadLetters *prometheus.CounterVec
-	// deadLetterErrors counts poison records whose dead-letter produce failed, by source topic.
+	// deadLettersTruncated counts the records of deadLetters that were copied truncated (too
+	// large to be copied whole), by source topic.
+	deadLettersTruncated *prometheus.CounterVec
+	// deadLettersInFlight is the number of dead-letter copies produced and not yet acked.
+	deadLettersInFlight prometheus.Gauge
+	// deadLetterErrors counts poison records whose dead-letter produce failed (truncated copy
+	// included), by source topic: they were skipped.
 	deadLetterErrors *prometheus.CounterVec
 	// commitErrors counts failed offset commits.
 	commitErrors prometheus.Counter
@@ -58,9 +64,17 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Namespace: metricsNamespace, Subsystem: "consumer", Name: "dead_letters_total",
 			Help: "Records copied to the dead-letter topic, by source topic and error code.",
 		}, []string{"topic", "code"}),
+		deadLettersTruncated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "consumer", Name: "dead_letters_truncated_total",
+			Help: "Records copied to the dead-letter topic truncated, too large to be copied whole, by source topic.",
+		}, []string{"topic"}),
+		deadLettersInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: "consumer", Name: "dead_letters_in_flight",
+			Help: "Copies to the dead-letter topic produced and not yet acknowledged.",
+		}),
 		deadLetterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Subsystem: "consumer", Name: "dead_letter_errors_total",
-			Help: "Poison records whose copy to the dead-letter topic failed, by source topic.",
+			Help: "Poison records whose copy to the dead-letter topic failed (they were skipped), by source topic.",
 		}, []string{"topic"}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Subsystem: "consumer", Name: "commit_errors_total",
@@ -77,6 +91,8 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 	var err error
 	m.records = register(reg, m.records, &err)
 	m.deadLetters = register(reg, m.deadLetters, &err)
+	m.deadLettersTruncated = register(reg, m.deadLettersTruncated, &err)
+	m.deadLettersInFlight = register(reg, m.deadLettersInFlight, &err)
 	m.deadLetterErrors = register(reg, m.deadLetterErrors, &err)
 	m.commitErrors = register(reg, m.commitErrors, &err)
 	m.lag = register(reg, m.lag, &err)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/realtime-service/realtime-service/internal/kafka"
@@ -24,6 +25,36 @@ type Source interface {
 	Read(ctx context.Context, from, until map[string]map[int32]int64, fn func(*kgo.Record) bool) error
 }
 
+// Config holds a replayer's bounds. A zero field takes its default.
+type Config struct {
+	// MaxRecords bounds the records one replay may read (REALTIME_REPLAY_MAX_RECORDS; zero:
+	// 100,000).
+	MaxRecords int
+	// Timeout bounds one replay, its wait for a read slot included (zero: 25 s).
+	Timeout time.Duration
+	// Concurrency bounds the Kafka reads of all replays at a time, node-wide: after a node
+	// restart thousands of clients may resume at once; they queue instead of each opening a
+	// Kafka connection at the same moment (REALTIME_REPLAY_CONCURRENCY; zero: 4).
+	Concurrency int
+	// PerUser bounds one user's Kafka reads at a time (REALTIME_REPLAY_PER_USER; zero: 1).
+	PerUser int
+	// QueuePerUser bounds one user's replays waiting for a read; past it a replay is refused
+	// at once with resync "unavailable" (REALTIME_REPLAY_QUEUE_PER_USER; zero: 8).
+	QueuePerUser int
+	// Metrics registers realtime_replay_waiting and realtime_replay_refused_total{reason}
+	// (reason "user-queue-full" or "timeout"); nil for none.
+	Metrics prometheus.Registerer
+}
+
+// Defaults of Config's zero fields.
+const (
+	defaultMaxRecords   = 100000
+	defaultTimeout      = 25 * time.Second
+	defaultConcurrency  = 4
+	defaultPerUser      = 1
+	defaultQueuePerUser = 8
+)
+
 // Kafka serves replays by reading the partitions from the client's cursor up to the hub's
 // position and keeping the user's events. Safe for concurrent use.
 type Kafka struct {
@@ -31,7 +62,7 @@ type Kafka struct {
 	decoder    *notification.Decoder
 	maxRecords int64
 	timeout    time.Duration
-	reads      chan struct{} // a slot per concurrent Kafka read
+	reads      *scheduler // the slots of concurrent Kafka reads, shared fairly by users
 
 	mu       sync.Mutex // guards the offsets cache
 	offsets  map[string]map[int32]kafka.PartitionOffsets
@@ -40,10 +71,6 @@ type Kafka struct {
 }
 
 const (
-	// maxConcurrentReads bounds the Kafka reads of concurrent replays: after a node restart
-	// thousands of clients may resume at once; they queue (within their timeout) instead of
-	// each opening a Kafka connection at the same moment.
-	maxConcurrentReads = 4
 	// offsetsTTL is how long a lookup of the log start offsets serves later replays. Retention
 	// moves a log start rarely; a replay that starts below it anyway gets ErrOffsetOutOfRange
 	// from the read and answers "expired" all the same.
@@ -51,18 +78,44 @@ const (
 )
 
 // New returns a replayer reading from src, decoding with decoder (the consumer's: records it
-// would have sent to the dead-letter topic are skipped), reading at most maxRecords records per
-// replay (REALTIME_REPLAY_MAX_RECORDS) within timeout.
-func New(src Source, decoder *notification.Decoder, maxRecords int, timeout time.Duration) *Kafka {
-	return &Kafka{src: src, decoder: decoder, maxRecords: int64(maxRecords), timeout: timeout,
-		reads: make(chan struct{}, maxConcurrentReads)}
+// would have sent to the dead-letter topic are skipped), within cfg's bounds. Errors: a metric
+// registration conflict on cfg.Metrics.
+func New(src Source, decoder *notification.Decoder, cfg Config) (*Kafka, error) {
+	def := func(v, d int) int {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	waiting := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "realtime_replay_waiting",
+		Help: "Resumes waiting for a slot to read Kafka.",
+	})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "realtime_replay_refused_total",
+		Help: "Resumes answered resync \"unavailable\" without reading Kafka, by reason: user-queue-full (REALTIME_REPLAY_QUEUE_PER_USER), timeout (no read slot in time).",
+	}, []string{"reason"})
+	if cfg.Metrics != nil {
+		for _, c := range []prometheus.Collector{waiting, refused} {
+			if err := cfg.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("replay metrics: %w", err)
+			}
+		}
+	}
+	return &Kafka{src: src, decoder: decoder, maxRecords: int64(def(cfg.MaxRecords, defaultMaxRecords)), timeout: cfg.Timeout,
+		reads: newScheduler(def(cfg.Concurrency, defaultConcurrency), def(cfg.PerUser, defaultPerUser),
+			def(cfg.QueuePerUser, defaultQueuePerUser), waiting, refused)}, nil
 }
 
 // Replay returns user's events with offsets in [from, to) of each partition of to, in offset
 // order within a partition. A partition missing from from (created after the cursor) is read
 // from its log start. Errors are *realtime.ResyncError: "expired" when from is below what Kafka
 // still keeps, "too-far-behind" when the range holds more than maxRecords records,
-// "unavailable" when Kafka cannot be read.
+// "unavailable" when Kafka cannot be read, when user already has QueuePerUser replays waiting
+// for a read (at once), or when no read slot came within the timeout (see scheduler).
 func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Position) ([]*notification.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
@@ -103,12 +156,14 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 	if total == 0 {
 		return nil, nil
 	}
-	select {
-	case k.reads <- struct{}{}:
-		defer func() { <-k.reads }()
-	case <-ctx.Done():
+	release, err := k.reads.acquire(ctx, user)
+	switch {
+	case errors.Is(err, errUserQueueFull):
+		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "too many resumes of this user are waiting to read Kafka; try again"}
+	case err != nil:
 		return nil, &realtime.ResyncError{Reason: "unavailable", Detail: "too many resumes are reading Kafka; try again"}
 	}
+	defer release()
 	var events []*notification.Event
 	raw := []byte(user)
 	err = k.src.Read(ctx, start, until, func(rec *kgo.Record) bool {

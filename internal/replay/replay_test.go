@@ -60,7 +60,11 @@ func setup(t *testing.T, n int) (*Kafka, *kgo.Client) {
 	}
 	t.Cleanup(reader.Close)
 	dec := notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"})
-	return New(reader, dec, 1000, 10*time.Second), cl
+	k, err := New(reader, dec, Config{MaxRecords: 1000, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, cl
 }
 
 func ids(evs []*notification.Event) []string {
@@ -158,7 +162,10 @@ func (c *countingSource) Read(_ context.Context, _, _ map[string]map[int32]int64
 func TestABurstOfResumesSharesOneOffsetsLookupAndQueuesItsReads(t *testing.T) {
 	src := &countingSource{}
 	dec := notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"})
-	k := New(src, dec, 1000, 10*time.Second)
+	k, err := New(src, dec, Config{MaxRecords: 1000, Timeout: 10 * time.Second, QueuePerUser: 50, PerUser: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -172,8 +179,8 @@ func TestABurstOfResumesSharesOneOffsetsLookupAndQueuesItsReads(t *testing.T) {
 	if src.offsetCalls != 1 {
 		t.Errorf("%d offsets lookups for one burst, want 1", src.offsetCalls)
 	}
-	if src.max > maxConcurrentReads {
-		t.Errorf("%d concurrent reads, want at most %d", src.max, maxConcurrentReads)
+	if src.max > defaultConcurrency {
+		t.Errorf("%d concurrent reads, want at most %d", src.max, defaultConcurrency)
 	}
 }
 
@@ -239,7 +246,10 @@ func (s *slowOffsets) Offsets(ctx context.Context, topics []string) (map[string]
 // replay waits behind them).
 func TestForgedCursorsShareFreshLookups(t *testing.T) {
 	src := &slowOffsets{}
-	k := New(src, notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"}), 1000, 10*time.Second)
+	k, err := New(src, notification.NewDecoder(notification.NewValidator(), map[string]string{topic: "concept-mastered"}), Config{MaxRecords: 1000, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	var ahead atomic.Int32
 	for range 20 {
