@@ -114,10 +114,19 @@ func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request
 		return // gorilla answered the bad handshake
 	}
 	s.kind, s.nc = kindWebSocket, ws.NetConn()
-	// The open packet goes first, before the heartbeat can send anything.
-	if err := s.writeWS([][]byte{h.openPacket(s.id, false)}); err != nil || !h.addSession(s) {
+	// The session is registered before the client learns its sid (a request with it finds it),
+	// and the open packet goes first: wmu keeps the heartbeat from writing before it.
+	s.wmu.Lock()
+	if !h.addSession(s) {
+		s.wmu.Unlock()
 		s.release()
 		s.nc.Close()
+		return
+	}
+	err = s.writeWSLocked([][]byte{h.openPacket(s.id, false)})
+	s.unlockW()
+	if err != nil {
+		s.close()
 		return
 	}
 	go s.readLoop(ws)
