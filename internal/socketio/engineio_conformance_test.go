@@ -22,9 +22,9 @@ import (
 // requests and WebSocket frames (no Engine.IO client) and checks bytes, status codes and close
 // codes. docs/socketio-conformance.md, "Engine.IO v4", lists the rules and these tests.
 
-// eioServer is a server whose heartbeat stays out of the way (pings once a minute).
+// eioServer is a server whose heartbeat and auth timeout stay out of the way (a minute).
 func eioServer(t *testing.T) *server {
-	return newServer(t, Config{PingInterval: time.Minute, PongTimeout: time.Minute}, realtime.HubConfig{})
+	return newServer(t, Config{PingInterval: time.Minute, PongTimeout: time.Minute, AuthTimeout: time.Minute}, realtime.HubConfig{})
 }
 
 type httpResult struct {
