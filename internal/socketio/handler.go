@@ -57,7 +57,11 @@ type Handler struct {
 // before the CONNECT, MaxPayload after) gets 413 with code 3, and new sessions after Shutdown 503
 // with code 3. A handshake that Config.Admission refuses gets its status (503 node full, 429 too
 // many unauthenticated sessions from the address) with Retry-After and code 3, the refusal's
-// sentence as message; nothing is allocated for it and nothing logged (admission counts it).
+// sentence as message; nothing is allocated for it and nothing logged (admission counts it). A
+// WebSocket with the sid of a session that already has one (probing, upgraded, or
+// WebSocket-only) is accepted and closed with a Close frame 1008 (engine.io-protocol v4,
+// "WebSocket": "the server MUST close the WebSocket connection"), counted as
+// realtime_socketio_protocol_errors_total{reason="second_websocket"}.
 func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 	if cfg.Verifier == nil {
 		panic("socketio: Config.Verifier is required")
