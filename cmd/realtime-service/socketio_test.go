@@ -649,7 +649,8 @@ func TestSocketIORecoveryOnAnotherNode(t *testing.T) {
 	}
 }
 
-// TestSocketIOLimitsFromTheEnvironment: REALTIME_MAX_MESSAGE_BYTES is the announced maxPayload,
+// TestSocketIOLimitsFromTheEnvironment: REALTIME_MAX_MESSAGE_BYTES, REALTIME_PING_INTERVAL and
+// REALTIME_PONG_TIMEOUT are the announced maxPayload, pingInterval and pingTimeout,
 // REALTIME_PREAUTH_MAX_MESSAGE_BYTES refuses a larger POST before the CONNECT with 413, and
 // REALTIME_AUTH_TIMEOUT closes a session that never connects (its long-poll gets the close
 // packet, not the ping that would come after REALTIME_PING_INTERVAL); the closes are counted.
@@ -659,6 +660,7 @@ func TestSocketIOLimitsFromTheEnvironment(t *testing.T) {
 		"REALTIME_PREAUTH_MAX_MESSAGE_BYTES": "1024",
 		"REALTIME_AUTH_TIMEOUT":              "200",
 		"REALTIME_PING_INTERVAL":             "60000",
+		"REALTIME_PONG_TIMEOUT":              "7000",
 	})
 	handshake := func() string {
 		t.Helper()
@@ -669,16 +671,37 @@ func TestSocketIOLimitsFromTheEnvironment(t *testing.T) {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		var open struct {
-			SID        string `json:"sid"`
-			MaxPayload int    `json:"maxPayload"`
+			SID          string `json:"sid"`
+			MaxPayload   int    `json:"maxPayload"`
+			PingInterval int    `json:"pingInterval"`
+			PingTimeout  int    `json:"pingTimeout"`
 		}
 		if resp.StatusCode != http.StatusOK || len(body) == 0 || json.Unmarshal(body[1:], &open) != nil {
 			t.Fatalf("handshake: %d %s", resp.StatusCode, body)
 		}
-		if open.MaxPayload != 2048 {
-			t.Errorf("maxPayload %d, want REALTIME_MAX_MESSAGE_BYTES 2048", open.MaxPayload)
+		if open.MaxPayload != 2048 || open.PingInterval != 60000 || open.PingTimeout != 7000 {
+			t.Errorf("open packet %+v, want maxPayload 2048, pingInterval 60000, pingTimeout 7000 (the environment's)", open)
 		}
 		return s.URL + "/socket.io/?EIO=4&transport=polling&sid=" + open.SID
+	}
+
+	// Through the whole HTTP stack (router, middleware), a refused Engine.IO request gets the
+	// protocol's 400 and error body, not the router's 404 or 405.
+	for query, want := range map[string]string{
+		"?transport=polling":                `{"code":5,"message":"Unsupported protocol version"}`,
+		"?EIO=3&transport=polling":          `{"code":5,"message":"Unsupported protocol version"}`,
+		"?EIO=4&transport=abc":              `{"code":0,"message":"Transport unknown"}`,
+		"?EIO=4&transport=polling&sid=nope": `{"code":1,"message":"Session ID unknown"}`,
+	} {
+		resp, err := http.Get(s.URL + "/socket.io/" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || string(body) != want {
+			t.Errorf("GET /socket.io/%s: %d %s, want 400 %s", query, resp.StatusCode, body, want)
+		}
 	}
 
 	resp, err := http.Post(handshake(), "text/plain", strings.NewReader(strings.Repeat("6", 1025)))

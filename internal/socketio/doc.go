@@ -17,10 +17,19 @@
 // verified CONNECT per node and per client address (429 or 503 at the handshake), such a session
 // lives at most AuthTimeout (5 s) and may send messages of at most PreAuthMaxPayload (16 KiB),
 // and every read has a deadline. Over WebSocket every close the server starts sends a Close
-// frame (RFC 6455 §7.4.1): 1000 when the client asked or stopped answering pings, or the hub
-// closed it; 1001 at shutdown; 1002 for malformed input; 1008 past the auth timeout or another
-// policy; 1009 for a message over the limit. (engine.io's own WebSocket transport sends a Close
-// without a status; socket.io-client reconnects whatever the code.)
+// frame (RFC 6455 §7.4.1), also on an upgrade probe and when a write is in progress (it follows
+// that write): 1000 when the client asked or stopped answering pings, or the hub closed it; 1001
+// at shutdown; 1002 for malformed input or a failed probe; 1008 past the auth timeout, for a
+// second WebSocket on one session, or another policy; 1009 for a message over the limit.
+// (engine.io's own WebSocket transport sends a Close without a status; socket.io-client
+// reconnects whatever the code.)
+//
+// Where engine.io-protocol v4 says what a server must do, the handler does it; where it is
+// silent, it does what the reference server (npm engine.io) does: the client's close packet on
+// long-polling answers the pending GET with a noop, an aborted long-poll closes the session, a
+// second WebSocket for a session is accepted and closed. The rules, the few deliberate
+// differences and their tests (engineio_conformance_test.go) are listed in the repository's
+// docs/socketio-conformance.md.
 //
 // Sessions live in the memory of the node that created them. HTTP long-polling sends each session's
 // requests separately, so behind a load balancer with several nodes they need sticky sessions

@@ -32,6 +32,11 @@ type Handler struct {
 	peak     int // the most sessions since the map was last rebuilt (see removeSession)
 	down     bool
 	empty    chan struct{} // closed when the last session leaves after Shutdown began
+	// noops: the sids of long-polling sessions their client closed with no GET pending, until
+	// the GET sent with the close takes its noop or closeLinger passes (see owesNoop); noopQ
+	// holds them in the order they expire.
+	noops map[string]time.Time
+	noopQ []string
 
 	logMu      sync.Mutex // the debug log sample (see debug)
 	logStart   time.Time
@@ -52,7 +57,11 @@ type Handler struct {
 // before the CONNECT, MaxPayload after) gets 413 with code 3, and new sessions after Shutdown 503
 // with code 3. A handshake that Config.Admission refuses gets its status (503 node full, 429 too
 // many unauthenticated sessions from the address) with Retry-After and code 3, the refusal's
-// sentence as message; nothing is allocated for it and nothing logged (admission counts it).
+// sentence as message; nothing is allocated for it and nothing logged (admission counts it). A
+// WebSocket with the sid of a session that already has one (probing, upgraded, or
+// WebSocket-only) is accepted and closed with a Close frame 1008 (engine.io-protocol v4,
+// "WebSocket": "the server MUST close the WebSocket connection"), counted as
+// realtime_socketio_protocol_errors_total{reason="second_websocket"}.
 func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 	if cfg.Verifier == nil {
 		panic("socketio: Config.Verifier is required")
@@ -68,6 +77,7 @@ func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 		},
 		m:        newMetrics(cfg.Metrics),
 		sessions: make(map[string]*session),
+		noops:    make(map[string]time.Time),
 	}
 }
 
@@ -132,6 +142,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sid := q.Get("sid"); sid != "" {
 		s := h.session(sid)
 		switch {
+		case s == nil && !isWS && r.Method == http.MethodGet && h.takeNoop(sid):
+			writePayload(w, h.cfg.WriteTimeout, [][]byte{noopPacket})
 		case s == nil:
 			writeError(w, errSessionUnknown)
 		case isWS:
@@ -260,6 +272,46 @@ func (h *Handler) removeSession(s *session, kind transportKind) {
 	}
 	h.mu.Unlock()
 	h.m.sessions.WithLabelValues(kind.String()).Dec()
+}
+
+// owesNoop records that the long-polling session sid was closed by its client's close packet
+// while no GET was pending. engine.io-client sends the close in a POST while its GET is pending
+// (the protocol's test suite sends both at once), and answers the GET with a noop; our POST may
+// be handled before that GET arrives, which then gets the noop too, within closeLinger. The
+// entries expire in order; each costs a map entry for a second.
+func (h *Handler) owesNoop(sid string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	h.pruneNoopsLocked(now)
+	h.noops[sid] = now.Add(closeLinger)
+	h.noopQ = append(h.noopQ, sid)
+}
+
+// takeNoop reports whether a GET for the closed session sid is owed a noop, and forgets it.
+func (h *Handler) takeNoop(sid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pruneNoopsLocked(time.Now())
+	_, ok := h.noops[sid]
+	delete(h.noops, sid)
+	return ok
+}
+
+// pruneNoopsLocked forgets the expired noops; h.mu is held.
+func (h *Handler) pruneNoopsLocked(now time.Time) {
+	for len(h.noopQ) > 0 {
+		sid := h.noopQ[0]
+		if exp, ok := h.noops[sid]; ok && exp.After(now) {
+			return
+		}
+		delete(h.noops, sid)
+		h.noopQ[0] = ""
+		h.noopQ = h.noopQ[1:]
+	}
+	if len(h.noopQ) == 0 {
+		h.noopQ = nil // let a flood's backing array go
+	}
 }
 
 func (h *Handler) isDown() bool {

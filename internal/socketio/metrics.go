@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		protocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_socketio_protocol_errors_total",
-			Help: "Requests refused and sessions closed for breaking the protocol or a limit, by reason (origin, engineio, socketio, heartbeat, duplicate_poll, duplicate_post, too_large: a message over the size limit, unread, auth_timeout: no CONNECT within REALTIME_AUTH_TIMEOUT, read_timeout: a POST body not received in time).",
+			Help: "Requests refused and sessions closed for breaking the protocol or a limit, by reason (origin, engineio, socketio, heartbeat, duplicate_poll, duplicate_post, too_large: a message over the size limit, unread, auth_timeout: no CONNECT within REALTIME_AUTH_TIMEOUT, read_timeout: a POST body not received in time, upgrade: a failed upgrade probe, second_websocket: a second WebSocket for one session).",
 		}, []string{"reason"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_socketio_connects_total",

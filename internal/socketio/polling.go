@@ -30,9 +30,12 @@ func (h *Handler) servePollingHandshake(w http.ResponseWriter, s *session) {
 
 // poll answers a long-polling GET (engine.io-protocol v4, "Receiving data"): it waits until
 // packets are queued, then sends them all as one payload. During an upgrade an empty wait ends
-// with a noop packet; a closed session answers a close packet. A second concurrent GET breaks the
-// protocol: it gets HTTP 400 and the session is closed ("the server MUST return an HTTP 400 error
-// status and close the session").
+// with a noop packet (engine.io-protocol v4, "Upgrade"); a session the server closes answers a
+// close packet, one the client closed with its close packet a noop (what engine.io answers, and
+// the protocol's test suite expects). A second concurrent GET breaks the protocol: it gets HTTP
+// 400 and the session is closed ("the server MUST return an HTTP 400 error status and close the
+// session"). A pending GET that the client aborts closes the session, as engine.io does ("poll
+// connection closed prematurely"): the client is gone, or broke the one-GET rule.
 func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.kind != kindPolling {
@@ -61,6 +64,8 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 				s.getWake = nil
 			}
 			s.mu.Unlock()
+			s.h.debug("long-poll GET aborted by the client", "sid", s.id)
+			s.close()
 			return
 		}
 		s.mu.Lock()
@@ -68,12 +73,14 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	batch, taken := s.out, s.outTaken
 	s.out, s.outTaken = nil, nil
 	s.getting = false
-	closed := s.closed.Load()
+	closed, byClient := s.closed.Load(), s.clientClosed
 	s.mu.Unlock()
 	if taken != nil {
 		close(taken)
 	}
 	switch {
+	case closed && byClient:
+		batch = [][]byte{noopPacket}
 	case closed:
 		batch = append(batch, closePacket)
 	case len(batch) == 0:
@@ -102,7 +109,9 @@ func writePayload(w http.ResponseWriter, timeout time.Duration, packets [][]byte
 }
 
 // post reads a long-polling POST (engine.io-protocol v4, "Sending data"): a payload of packets
-// split on the record separator, handled in order, answered "ok". A second concurrent POST gets
+// split on the record separator, handled in order, answered "ok". A v4 payload is text (binary
+// messages are base64): a body sent as application/octet-stream gets HTTP 400 and closes the
+// session, as engine.io does ("invalid content"). A second concurrent POST gets
 // HTTP 400 and closes the session; a body over the limit (PreAuthMaxPayload before the CONNECT,
 // MaxPayload after) gets HTTP 413, of which no more than the limit is read; a malformed one HTTP
 // 400, both closing the session. The body must arrive within WriteTimeout, and before the
@@ -128,6 +137,13 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		s.posting = false
 		s.mu.Unlock()
 	}()
+
+	if r.Header.Get("Content-Type") == "application/octet-stream" {
+		s.h.protocolError(s, "engineio", errors.New("binary POST body (v4 payloads are text)"))
+		s.closeWith(websocket.CloseProtocolError) // before the answer: the client may retry at once
+		writeError(w, errBadRequest)
+		return
+	}
 
 	limit := s.maxPayload()
 	if r.ContentLength > int64(limit) {

@@ -74,6 +74,8 @@ type session struct {
 	getWake  chan struct{} // closed to wake the pending GET; nil when no GET waits
 	getting  bool          // a GET is pending
 	posting  bool          // a POST is being read
+	// clientClosed: the client sent the close packet; a pending GET gets a noop, not a close.
+	clientClosed bool
 	// WebSocket: nc is the session's connection after the handshake or the upgrade (its reader
 	// goroutine holds the gorilla side); probe is the one being probed.
 	nc    net.Conn
@@ -96,6 +98,11 @@ type session struct {
 
 	wmu       sync.Mutex // serializes writes to nc
 	closeSent bool       // a WebSocket Close frame was written to nc: nothing may follow it (wmu)
+	wsBroken  bool       // a write to nc failed, maybe mid-frame: no Close frame can follow (wmu)
+	// closeCode is the status of the Close frame the session owes nc once closed (0 before);
+	// whoever holds wmu then writes it (see closeWebSocket); closeDone once it was dealt with.
+	closeCode atomic.Int32
+	closeDone atomic.Bool
 }
 
 // start arms the heartbeat and the connect timeout, once the session is registered.
@@ -288,7 +295,9 @@ func (s *session) Close() {
 func (s *session) close() { s.closeWith(websocket.CloseNormalClosure) }
 
 // closeWith ends the session: it leaves the handler's table (later requests with its sid get
-// "Session ID unknown"), a pending GET is answered with a close packet, blocked writers return,
+// "Session ID unknown"), a pending GET is answered with a close packet (a noop when the client
+// sent the close: see Handler.owesNoop), blocked writers return, a probing WebSocket gets a
+// Close frame with status code,
 // the hub connection, if any, is closed with DisconnectClientGone, and the admission ticket is
 // released. A WebSocket gets a Close frame with status code (RFC 6455 §5.5.1, §7.4.1) and is
 // closed once the client answers it, or after closeLinger (see closeWebSocket). Idempotent: it
@@ -309,8 +318,14 @@ func (s *session) closeWith(code int) bool {
 	}
 	s.token = ""
 	nc, probe, kind := s.nc, s.probe, s.kind
+	// A long-polling client that closes sends its close packet while its GET is pending, but
+	// that GET may reach us after the POST: it is owed the noop all the same.
+	noopOwed := s.clientClosed && kind == kindPolling && !s.getting
 	s.mu.Unlock()
 
+	if noopOwed {
+		s.h.owesNoop(s.id) // before the sid leaves the table: no GET may find neither
+	}
 	s.h.removeSession(s, kind) // first: a client told of the close must find the sid unknown
 	if wake != nil {
 		close(wake)
@@ -322,7 +337,7 @@ func (s *session) closeWith(code int) bool {
 		s.closeWebSocket(nc, code)
 	}
 	if probe != nil {
-		probe.NetConn().Close()
+		closeProbe(probe, code)
 	}
 	if c := s.conn.Load(); c != nil {
 		c.Close(realtime.DisconnectClientGone)
@@ -343,25 +358,54 @@ func (s *session) release() {
 // status code unless one was written already (gorilla's 1009 or 1002, or the echo of the
 // client's Close), and closes the TCP connection after closeLinger at the latest. Meanwhile
 // the session's reader waits for the client's Close, discarding input, and closes it at once
-// when it comes (see readLoop). A write in progress means a client that does not read: it gets
-// no Close frame, and TCP is closed at once, which makes the write return.
+// when it comes (see readLoop). A write in progress keeps wmu: its deadline is brought forward
+// to closeLinger and its writer sends the Close when done (see unlockW). A write that failed
+// may have cut a frame, after which no Close frame can be parsed: TCP is closed at once then.
 func (s *session) closeWebSocket(nc net.Conn, code int) {
+	s.closeCode.Store(int32(code))
 	if !s.wmu.TryLock() {
+		nc.SetWriteDeadline(time.Now().Add(closeLinger))
+		return // the holder finds closeCode once it unlocks (stored before this TryLock failed)
+	}
+	s.sendCloseLocked()
+	s.wmu.Unlock()
+}
+
+// sendCloseLocked ends nc once closeCode is set: the Close frame (unless one was sent), then
+// TCP after closeLinger; at once if a write failed. wmu is held; later calls do nothing.
+func (s *session) sendCloseLocked() {
+	if s.closeDone.Swap(true) {
+		return
+	}
+	nc := s.nc
+	if s.wsBroken {
 		nc.Close()
 		return
 	}
-	sent := s.closeSent
-	s.closeSent = true
-	if !sent {
+	if !s.closeSent {
+		s.closeSent = true
 		nc.SetWriteDeadline(time.Now().Add(closeLinger))
-		if _, err := nc.Write(wsFrame(opClose, websocket.FormatCloseMessage(code, ""))); err != nil {
-			s.wmu.Unlock()
+		if _, err := nc.Write(wsFrame(opClose, websocket.FormatCloseMessage(int(s.closeCode.Load()), ""))); err != nil {
 			nc.Close()
 			return
 		}
 	}
-	s.wmu.Unlock()
 	time.AfterFunc(closeLinger, func() { nc.Close() })
+}
+
+// unlockW releases wmu. If the session closed while wmu was held (closeWebSocket could not
+// take it), the Close frame is written first; the check after Unlock covers a close that came
+// between the check and the Unlock.
+func (s *session) unlockW() {
+	for {
+		if s.closeCode.Load() != 0 {
+			s.sendCloseLocked()
+		}
+		s.wmu.Unlock()
+		if s.closeCode.Load() == 0 || s.closeDone.Load() || !s.wmu.TryLock() {
+			return
+		}
+	}
 }
 
 // wakeGETLocked wakes the pending GET, if any; s.mu is held.
@@ -379,6 +423,9 @@ func (s *session) wakeGETLocked() {
 func (s *session) onPacket(p eioPacket) bool {
 	switch p.typ {
 	case eioClose:
+		s.mu.Lock()
+		s.clientClosed = true
+		s.mu.Unlock()
 		s.close()
 		return false
 	case eioPong:

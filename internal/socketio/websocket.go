@@ -46,12 +46,14 @@ func wsFrame(opcode byte, payload []byte) []byte {
 // frames are not copied: the hub's event bytes are shared by every connection.
 func (s *session) writeWS(packets [][]byte) error {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	defer s.unlockW()
 	return s.writeWSLocked(packets)
 }
 
+// writeWSLocked writes packets; wmu is held. Nothing is written once the session owes or sent a
+// Close, and a failed write marks the connection broken (see sendCloseLocked).
 func (s *session) writeWSLocked(packets [][]byte) error {
-	if s.closeSent {
+	if s.closeSent || s.closeCode.Load() != 0 {
 		return errSessionClosed
 	}
 	headers := make([]byte, 0, maxWSHeader*len(packets))
@@ -61,27 +63,45 @@ func (s *session) writeWSLocked(packets [][]byte) error {
 		headers = appendWSHeader(headers, opText, len(p))
 		bufs = append(bufs, headers[start:len(headers):len(headers)], p)
 	}
+	if err := s.setWriteDeadline(); err != nil {
+		return err
+	}
+	if _, err := bufs.WriteTo(s.nc); err != nil {
+		s.wsBroken = true
+		return err
+	}
+	return nil
+}
+
+// setWriteDeadline bounds a write by WriteTimeout, or by closeLinger once the session closed (a
+// close that came after writeWSLocked's check must not wait for a slow client longer).
+func (s *session) setWriteDeadline() error {
 	if err := s.nc.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	_, err := bufs.WriteTo(s.nc)
-	return err
+	if s.closeCode.Load() != 0 {
+		return s.nc.SetWriteDeadline(time.Now().Add(closeLinger))
+	}
+	return nil
 }
 
 // writeWSControl writes a control frame (pong, close) through the session's write path; nothing
 // after a Close.
 func (s *session) writeWSControl(opcode byte, payload []byte) error {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closeSent {
+	defer s.unlockW()
+	if s.closeSent || (opcode != opClose && s.closeCode.Load() != 0) {
 		return errSessionClosed
 	}
 	s.closeSent = opcode == opClose
-	if err := s.nc.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout)); err != nil {
+	if err := s.setWriteDeadline(); err != nil {
 		return err
 	}
-	_, err := s.nc.Write(wsFrame(opcode, payload))
-	return err
+	if _, err := s.nc.Write(wsFrame(opcode, payload)); err != nil {
+		s.wsBroken = true
+		return err
+	}
+	return nil
 }
 
 // serveWebSocketHandshake opens a WebSocket-only session (engine.io-protocol v4, "Handshake"):
@@ -94,10 +114,19 @@ func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request
 		return // gorilla answered the bad handshake
 	}
 	s.kind, s.nc = kindWebSocket, ws.NetConn()
-	// The open packet goes first, before the heartbeat can send anything.
-	if err := s.writeWS([][]byte{h.openPacket(s.id, false)}); err != nil || !h.addSession(s) {
+	// The session is registered before the client learns its sid (a request with it finds it),
+	// and the open packet goes first: wmu keeps the heartbeat from writing before it.
+	s.wmu.Lock()
+	if !h.addSession(s) {
+		s.wmu.Unlock()
 		s.release()
 		s.nc.Close()
+		return
+	}
+	err = s.writeWSLocked([][]byte{h.openPacket(s.id, false)})
+	s.unlockW()
+	if err != nil {
+		s.close()
 		return
 	}
 	go s.readLoop(ws)
@@ -136,7 +165,7 @@ func (s *session) readLoop(ws *websocket.Conn) {
 		s.h.protocolError(s, "too_large", err)
 		s.wmu.Lock()
 		s.closeSent = true // gorilla wrote the Close, 1009
-		s.wmu.Unlock()
+		s.unlockW()
 		s.closeWith(websocket.CloseMessageTooBig)
 		io.Copy(io.Discard, nc) // the rest of the message, until the client closes or closeLinger ends
 	case errors.Is(err, errEIOPacket):

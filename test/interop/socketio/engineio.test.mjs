@@ -167,13 +167,15 @@ describe("Engine.IO over long-polling", () => {
     assert.equal((await get(sid, SLOW)).status, 400);
   });
 
-  test("a close packet from the client ends the session", T, async () => {
+  test("a close packet from the client ends the session; the GET sent with it gets a noop", T, async () => {
     const { sid } = await pollSession({}, SLOW);
-    const pending = get(sid, SLOW);
-    assert.equal((await post(sid, "1", SLOW)).status, 200);
-    const r = await pending; // answered with a close packet, or refused if it came after the close
-    assert.ok(r.status === 400 || r.packets.includes("1"));
-    assert.equal((await get(sid, SLOW)).status, 400);
+    const [pending, closing] = await Promise.all([get(sid, SLOW), post(sid, "1", SLOW)]); // as the protocol's test suite
+    assert.equal(closing.status, 200);
+    assert.equal(pending.status, 200);
+    assert.deepEqual(pending.packets, ["6"]);
+    const after = await get(sid, SLOW);
+    assert.equal(after.status, 400);
+    assert.deepEqual(JSON.parse(after.text), { code: 1, message: "Session ID unknown" });
   });
 
   test(`a body of maxPayload bytes is accepted; one byte more gets HTTP 413 and closes the session`, T, async () => {
@@ -352,7 +354,7 @@ describe("Engine.IO upgrade from long-polling to WebSocket", () => {
     for (let i = 0; i < 3; i++) assert.deepEqual(JSON.parse((await ws.next()).slice(2))[1], { i });
   });
 
-  test("after the upgrade, polling requests and a second WebSocket for the sid are refused", T, async () => {
+  test("after the upgrade, polling requests are refused; a second WebSocket for the sid is closed (1008)", T, async () => {
     const { sid } = await pollConnected(uid(), SLOW);
     const { ws, pending } = await probe(sid);
     await pending;
@@ -363,8 +365,11 @@ describe("Engine.IO upgrade from long-polling to WebSocket", () => {
       assert.equal(r.status, 400);
       assert.deepEqual(JSON.parse(r.text), { code: 3, message: "Bad request" });
     }
-    const again = await expectWSRefused(`${WS_URL}${SLOW}?EIO=4&transport=websocket&sid=${sid}`);
-    assert.deepEqual(again.body, { code: 3, message: "Bad request" });
+    const again = new RawWS(`${WS_URL}${SLOW}?EIO=4&transport=websocket&sid=${sid}`);
+    await again.opened; // accepted, then closed (engine.io-protocol v4, "WebSocket")
+    assert.equal((await again.closed).code, 1008);
+    ws.send('422["whoami"]');
+    assert.match(await ws.next(), /^432\[/);
   });
 
   test("a failed probe leaves the session on long-polling", T, async () => {
@@ -379,11 +384,23 @@ describe("Engine.IO upgrade from long-polling to WebSocket", () => {
     assert.deepEqual(packets, [`431[{"userId":"${user}"}]`]);
   });
 
-  test("a WebSocket-only session cannot be upgraded again", T, async () => {
-    const { ws, open } = await wsSession();
-    const r = await expectWSRefused(`${WS_URL}/socket.io/?EIO=4&transport=websocket&sid=${open.sid}`);
-    assert.deepEqual(r.body, { code: 3, message: "Bad request" });
+  test("a second WebSocket for a WebSocket-only session is closed (1008); the first goes on", T, async () => {
+    const user = uid();
+    const { ws, open } = await wsConnected(user);
+    const again = new RawWS(`${WS_URL}/socket.io/?EIO=4&transport=websocket&sid=${open.sid}`);
+    await again.opened;
+    assert.equal((await again.closed).code, 1008);
+    ws.send('421["whoami"]');
+    assert.equal(await ws.next(), `431[{"userId":"${user}"}]`);
     ws.close();
+  });
+
+  test("a failed probe gets a Close frame (1002)", T, async () => {
+    const { sid } = await pollConnected(uid(), SLOW);
+    const ws = new RawWS(`${WS_URL}${SLOW}?EIO=4&transport=websocket&sid=${sid}`);
+    await ws.opened;
+    ws.send("4hello");
+    assert.equal((await ws.closed).code, 1002);
   });
 });
 
