@@ -36,12 +36,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	out := runNode(t, "e2e/status.mjs", env)
 	var res struct {
-		Demo struct{ Count string }
-		Peak struct{ Connections, InRate, OutRate float64 }
+		Demo  struct{ Count string }
+		Peak  struct{ Connections, InRate, OutRate float64 }
 		After struct {
 			Connections, DLQ float64
-			DLQBy, Live   string
-			Errors        []string
+			DLQBy, Live      string
+			Errors           []string
 		}
 		Charts   map[string]struct{ Points, Inked int }
 		Problems []string
