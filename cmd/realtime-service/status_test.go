@@ -126,6 +126,37 @@ func TestStatusAPIKey(t *testing.T) {
 	}
 }
 
+// TestStatusPageAsksForTheAPIKey: with REALTIME_API_KEYS set, the status page in Chromium asks
+// for the key, says when it is refused, shows the node once it is right, and keeps it for the tab.
+func TestStatusPageAsksForTheAPIKey(t *testing.T) {
+	nodeModules(t)
+	browser := interopTool(t, "chromium", "apt-get install chromium (the Debian package)")
+	s := startService(t, nil)
+	out := runNode(t, "e2e/status.mjs", map[string]string{"E2E_URL": s.URL, "E2E_CHROMIUM": browser,
+		"E2E_ARTIFACTS": t.TempDir(), "E2E_API_KEY": testAPIKey})
+	var res struct {
+		KeyFlow struct {
+			Asked, Refused, Live, Node string
+			AfterReload                struct {
+				Live  string
+				Asked bool
+			}
+		}
+		Problems []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("status.mjs output: %v\n%s", err, out)
+	}
+	k := res.KeyFlow
+	if k.Asked != "API key needed" || k.Refused != "That key was refused." || k.Live != "live" ||
+		k.Node != strings.TrimPrefix(s.Group, "realtime-service.") || k.AfterReload.Live != "live" || k.AfterReload.Asked {
+		t.Errorf("key flow %+v: want asked, refused, then live for this node, and live without asking after a reload", k)
+	}
+	for _, p := range res.Problems {
+		t.Error(p)
+	}
+}
+
 // slicesContain reports whether some s in list contains every one of parts.
 func slicesContain(list []string, parts ...string) bool {
 	for _, s := range list {

@@ -9,6 +9,11 @@
 //
 // Environment: E2E_URL, E2E_CHROMIUM (the browser binary), E2E_ARTIFACTS (where demo.png and
 // status.png go), E2E_LOOP (notifications sent while the page watches, default 50).
+//
+// With E2E_API_KEY set (a service with REALTIME_API_KEYS) it checks the key prompt instead: the
+// page asks for the key, says so when a wrong one is given, goes live with the right one and,
+// reloaded, stays live without asking (the key is kept in sessionStorage). Output:
+// {keyFlow: {asked, refused, live, node, afterReload}, problems}.
 // Output: {demo: {count}, peak: {connections, inRate, outRate}, after: {connections, dlq, dlqBy,
 // errors: [text]}, charts: {<name>: {points, inked}}, problems: [], sent}.
 import { mkdtemp, rm } from "node:fs/promises";
@@ -66,6 +71,29 @@ const charts = (page) => page.evaluate(() => Object.fromEntries([...document.que
   return [el.dataset.chart, { points: Number(c.dataset.points || 0), inked }];
 })));
 
+async function keyFlow(context, key) {
+  const r = (result.keyFlow = {});
+  const page = await context.newPage();
+  page.on("pageerror", (e) => result.problems.push(`/status: page error: ${e}`));
+  await page.goto(url + "/status");
+  const live = () => page.evaluate(() => document.getElementById("live").dataset.state === "open");
+  await page.waitForSelector("#key-form:not([hidden])", { timeout: DEADLINE_MS });
+  r.asked = await page.textContent("#live");
+  await page.fill("#key", "not-the-key");
+  await page.click("#key-form button");
+  await page.waitForFunction(() => document.getElementById("key-error").textContent !== "", null, { timeout: DEADLINE_MS });
+  r.refused = await page.textContent("#key-error");
+  await page.fill("#key", key);
+  await page.click("#key-form button");
+  await until("the page live with the key", live);
+  await page.waitForFunction(() => document.getElementById("node").textContent !== "…", null, { timeout: DEADLINE_MS });
+  r.live = await page.textContent("#live");
+  r.node = await page.textContent("#node");
+  await page.reload();
+  await until("the page live again after a reload", live);
+  r.afterReload = await page.evaluate(() => ({ live: document.getElementById("live").textContent, asked: !document.getElementById("key-form").hidden }));
+}
+
 const userDataDir = await mkdtemp(join(tmpdir(), "realtime-e2e-status-"));
 const result = { problems: [], sent: 0 };
 let context;
@@ -77,6 +105,11 @@ try {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+
+  if (process.env.E2E_API_KEY) {
+    await keyFlow(context, process.env.E2E_API_KEY);
+    done(result);
+  }
 
   // The demo page as alice, with one notification: the client the status page counts.
   const demo = await watchedPage(context, result.problems, "/");
