@@ -55,7 +55,7 @@ func TestErrorLogRingAndBounds(t *testing.T) {
 		t.Errorf("warnings written below LOG_LEVEL=error:\n%s", out.String())
 	}
 
-	args := []any{"long", strings.Repeat("é", 300)}
+	args := []any{"long", "x" + strings.Repeat("é", 300)} // byte 256 is inside an é
 	for i := range 20 {
 		args = append(args, fmt.Sprint("k", i), i)
 	}
