@@ -10,9 +10,10 @@
 // gets 401 with "WWW-Authenticate: Bearer realm=\"realtime-service\"" (RFC 6750 §3). With no keys
 // configured the API is open (config.Load allows that only with the embedded development broker).
 // The client transport (/v1/ws, /v1/events, /socket.io/), development token and demo page
-// routes need no key: clients authenticate with their own tokens. Neither do the health and
-// metrics routes, for load balancers and Prometheus; keep them off the public network if their
-// details matter.
+// routes need no key: clients authenticate with their own tokens. Neither does the status page
+// (GET /status), which holds no data and sends the key the user gives it to /v1/status. Nor do the
+// health and metrics routes, for load balancers and Prometheus; keep them off the public network
+// if their details matter.
 //
 // # Requests
 //
