@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +68,18 @@ func TestStatusEndpoint(t *testing.T) {
 		if p := problemOf(t, w, http.StatusBadRequest, "validation-error"); len(p.Errors) != 1 || p.Errors[0].Field != "since" {
 			t.Errorf("since=%s: %+v", bad, p)
 		}
+	}
+}
+
+// The status page polls every second: its requests log at debug level, not one info line a second.
+func TestStatusPollLogsAtDebug(t *testing.T) {
+	s := newServer(t, withStatus(time.UnixMilli(1_700_000_000_000)))
+	if w := s.serve(request(http.MethodGet, "/v1/status", "")); w.Code != http.StatusOK {
+		t.Fatalf("GET /v1/status: %d", w.Code)
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, `route="GET /v1/status"`) || !strings.Contains(logs, "level=DEBUG") || strings.Contains(logs, "level=INFO") {
+		t.Errorf("GET /v1/status logged %q, want one DEBUG line", logs)
 	}
 }
 
