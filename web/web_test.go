@@ -18,6 +18,9 @@ func TestServesThePageAndItsAssets(t *testing.T) {
 		{"/static/app.js", "text/javascript", "scheduleReconnect", 200},
 		{"/static/style.css", "text/css", ".notifications", 200},
 		{"/static/vendor/socket.io.min.js", "text/javascript", "Socket.IO v4", 200},
+		{"/status", "text/html", "<title>realtime-service status</title>", 200},
+		{"/static/status.js", "text/javascript", "function drawChart(", 200},
+		{"/static/status.css", "text/css", ".tile", 200},
 		{"/nope", "", "", 404},
 		{"/static/../web.go", "", "", 404},
 	} {

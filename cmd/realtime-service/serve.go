@@ -26,6 +26,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/realtime"
 	"github.com/realtime-service/realtime-service/internal/replay"
 	"github.com/realtime-service/realtime-service/internal/socketio"
+	"github.com/realtime-service/realtime-service/internal/status"
 	"github.com/realtime-service/realtime-service/web"
 )
 
@@ -44,6 +45,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The status page's last warnings and errors: kept beside what goes to stderr, unchanged.
+	errs := status.NewErrorLog(0)
+	log = slog.New(errs.Handler(log.Handler()))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -156,6 +160,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		Log:               log,
 		Metrics:           reg,
 	})
+	sampler := status.New(status.Config{Gatherer: reg, Node: cfg.Kafka.NodeID, Errors: errs})
 	deps := httpapi.Deps{
 		Kafka:      client,
 		Health:     checker,
@@ -166,6 +171,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		SSE:        realtime.NewSSEHandler(hub, endpoints),
 		SocketIO:   sio,
 		Web:        web.Handler(),
+		Status:     sampler,
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -210,6 +216,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		}
 	})
 	wg.Go(func() { watchCluster(ctx, client, hub, cfg.Kafka.TopicNames(), log) })
+	wg.Go(func() { sampler.Run(ctx) })
 	if cfg.DebugAddr != "" {
 		dbg, err := startDebug(cfg.DebugAddr, log)
 		if err != nil {

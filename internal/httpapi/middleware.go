@@ -12,8 +12,9 @@ import (
 )
 
 // logRequests logs one line per request (method, route pattern, path, status, duration) and
-// counts it in m. Health and metrics probes log at debug level, also when they answer 503 (a node
-// that is starting or draining is not ready: that is the probe's answer, not a server error);
+// counts it in m. Health and metrics probes, and the status page's poll of GET /v1/status (one a
+// second per open page), log at debug level, also when they answer 503 (a node that is starting
+// or draining is not ready: that is the probe's answer, not a server error);
 // other server errors, and a probe's 500, log at error level; the rest at info. It logs and
 // counts also when the handler panics on through it.
 func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
@@ -37,7 +38,7 @@ func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			}
 			m.observeRequest(route, r.Method, status, d)
 			level := slog.LevelInfo
-			probe := strings.HasPrefix(route, "GET /health") || route == "GET /metrics"
+			probe := strings.HasPrefix(route, "GET /health") || route == "GET /metrics" || route == "GET /v1/status"
 			switch {
 			case probe && status != http.StatusInternalServerError:
 				level = slog.LevelDebug

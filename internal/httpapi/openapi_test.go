@@ -25,6 +25,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/realtime-service/realtime-service/internal/auth"
@@ -32,6 +33,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/health"
 	"github.com/realtime-service/realtime-service/internal/httpapi"
 	"github.com/realtime-service/realtime-service/internal/kafka"
+	"github.com/realtime-service/realtime-service/internal/status"
 )
 
 // The OpenAPI document served at GET /openapi.json is held to the handlers: every route of
@@ -64,6 +66,7 @@ func newConformance(t *testing.T) *conformance {
 		d.SSE = marker("sse")
 		d.SocketIO = marker("socket.io")
 		d.DevToken = httpapi.DevTokenHandler([]byte(userSecret))
+		withStatus(time.UnixMilli(1_700_000_000_000))(cfg, d)
 	})
 	c.health = checker
 	c.kafka.topics = []kafka.TopicInfo{{Name: "orders", Partitions: 3, ReplicationFactor: 1}}
@@ -238,6 +241,11 @@ func apiCases() []apiCase {
 		apiCase{name: "metrics", method: "GET", path: "/metrics", noKey: true, status: 200},
 		apiCase{name: "openapi", method: "GET", path: "/openapi.json", noKey: true, status: 200},
 
+		apiCase{name: "status", method: "GET", path: "/v1/status", status: 200},
+		apiCase{name: "status since", method: "GET", path: "/v1/status?since=1700000000000", status: 200},
+		apiCase{name: "status bad since", method: "GET", path: "/v1/status?since=yesterday", status: 400, code: "validation-error", badRequest: true},
+		apiCase{name: "status no key", method: "GET", path: "/v1/status", noKey: true, status: 401, code: "unauthorized", badRequest: true},
+
 		apiCase{name: "dev token", method: "GET", path: "/v1/dev/token?user=alice&ttl=15m", noKey: true, status: 200},
 		apiCase{name: "dev token without user", method: "GET", path: "/v1/dev/token", noKey: true, status: 400, code: "validation-error", badRequest: true},
 		apiCase{name: "dev token bad ttl", method: "GET", path: "/v1/dev/token?user=alice&ttl=1y", noKey: true, status: 400, code: "validation-error"},
@@ -253,7 +261,7 @@ func apiCases() []apiCase {
 
 // served answers that come from other packages (realtime, socketio) through marker handlers
 // here; their protocols are described in prose and tested end to end in cmd/realtime-service.
-var servedElsewhere = []string{"GET /v1/ws 101", "GET /v1/events 200", "GET /v1/ws 429", "GET /v1/events 429", "GET /socket.io/ 200", "GET /socket.io/ 101", "POST /socket.io/ 200"}
+var servedElsewhere = []string{"GET /v1/ws 101", "GET /v1/events 200", "GET /v1/ws 429", "GET /v1/events 429", "GET /socket.io/ 200", "GET /socket.io/ 101", "POST /socket.io/ 200", "GET /status 200"}
 
 // authenticate checks only that the credential of the scheme is present: whether the key is
 // known is the handler's business (401), not the document's.
@@ -400,6 +408,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		Kafka: &fakeKafka{}, Health: health.New(0), Gatherer: newServer(t).reg,
 		Users: auth.NewVerifier([]byte(userSecret)), WebSocket: marker("ws"), SSE: marker("sse"),
 		SocketIO: marker("socket.io"), DevToken: marker("dev-token"), Web: marker("web"),
+		Status: status.New(status.Config{Gatherer: prometheus.NewRegistry()}),
 	}
 	routes := httpapi.Routes(testConfig(), deps)
 	if len(routes) < 10 {

@@ -32,6 +32,8 @@ func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) 
 	mux.Handle("GET /health/ready", handleReady(deps.Health))
 	mountIf(mux, "GET /metrics", handleMetrics(deps.Gatherer))
 	mux.Handle("GET /openapi.json", handleOpenAPI())
+	mountIf(mux, "GET /v1/status", guard(key, handleStatus(deps.Status)))
+	mountIf(mux, "GET /status", deps.Web) // the status page (package web), which reads GET /v1/status
 
 	user := requireUser(deps.Users, s.origins)
 	mountIf(mux, "GET /v1/ws", guard(user, deps.WebSocket))

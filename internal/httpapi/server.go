@@ -5,14 +5,15 @@
 //
 // # Authentication
 //
-// /v1/notifications/* and /v1/topics* need one of config.HTTP.APIKeys, sent as
+// /v1/notifications/*, /v1/topics* and /v1/status need one of config.HTTP.APIKeys, sent as
 // "Authorization: Bearer <key>" (RFC 6750 §2.1) or "X-API-Key: <key>". A missing or unknown key
 // gets 401 with "WWW-Authenticate: Bearer realm=\"realtime-service\"" (RFC 6750 §3). With no keys
 // configured the API is open (config.Load allows that only with the embedded development broker).
 // The client transport (/v1/ws, /v1/events, /socket.io/), development token and demo page
-// routes need no key: clients authenticate with their own tokens. Neither do the health and
-// metrics routes, for load balancers and Prometheus; keep them off the public network if their
-// details matter.
+// routes need no key: clients authenticate with their own tokens. Neither does the status page
+// (GET /status), which holds no data and sends the key the user gives it to /v1/status. Nor do the
+// health and metrics routes, for load balancers and Prometheus; keep them off the public network
+// if their details matter.
 //
 // # Requests
 //
@@ -48,6 +49,8 @@
 //	GET /health/ready  200 when the required checks pass; 503 when not, or once shutdown began
 //	GET /metrics       Prometheus text exposition of Deps.Gatherer
 //	GET /openapi.json  200: the OpenAPI 3.1 document of this API (openapi.json)
+//	GET /v1/status[?since=<Unix ms>]  200 status.Report: this node's last ten minutes (see handleStatus)
+//	GET /status        the status page (Deps.Web), which asks for the API key and polls /v1/status
 package httpapi
 
 import (
@@ -93,6 +96,10 @@ type Deps struct {
 	// NewServer in one process) reuses them.
 	Registerer prometheus.Registerer
 
+	// Status serves GET /v1/status (behind the API key), the data of the status page; nil leaves
+	// the route unmounted (404).
+	Status Status
+
 	// The handlers below come from other packages and are mounted only when non-nil. They are not
 	// behind the API key: they authenticate their users themselves.
 
@@ -107,7 +114,8 @@ type Deps struct {
 	SSE http.Handler
 	// SocketIO serves /socket.io/ (every method: Engine.IO polls with GET and POST).
 	SocketIO http.Handler
-	// Web serves the demo page: every GET or HEAD request that matches no route, "/" included.
+	// Web serves the demo page: every GET or HEAD request that matches no route, "/" included,
+	// and the status page, GET /status.
 	// Its 404 answers are replaced by the API's 404 problem.
 	Web http.Handler
 	// DevToken serves GET /v1/dev/token; main sets it only in development mode
