@@ -20,7 +20,7 @@ func TestParsePointer(t *testing.T) {
 		{in: "/audience/userIds", tokens: []string{"audience", "userIds"}},
 		{in: "/a~1b/~0c", tokens: []string{"a/b", "~c"}},
 		{in: "/~01", tokens: []string{"~1"}}, // ~1 is replaced first: "~01" is "~1", not "/"
-		{in: "/", tokens: []string{""}},     // the member named ""
+		{in: "/", tokens: []string{""}},      // the member named ""
 		{in: "/a//b", tokens: []string{"a", "", "b"}},
 		{in: "#/a%2Cb/c%3Bd", tokens: []string{"a,b", "c;d"}},
 		{in: "#/a~1b%20c", tokens: []string{"a/b c"}},
