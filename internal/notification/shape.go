@@ -63,9 +63,10 @@ func (s Shape) Check() error {
 	return err
 }
 
-// isDefault reports whether s reads the original contract: recipients in a JSON value's
-// "userIds", checked with the event's schema.
-func (s Shape) isDefault() bool {
+// ReadsUserIDs reports whether s reads the original contract: recipients in a JSON value's
+// "userIds" (kept in the data or not), the built-in events' schemas applying. Only such a topic
+// can take the records of the typed notification endpoints.
+func (s Shape) ReadsUserIDs() bool {
 	return (s.Recipients == "" || s.Recipients == RecipientsDefault) && (s.Value == "" || s.Value == ValueJSON)
 }
 
@@ -80,7 +81,7 @@ type source struct {
 }
 
 func (s Shape) compile() (source, error) {
-	src := source{keep: s.Keep, value: s.Value, userID: s.isDefault()}
+	src := source{keep: s.Keep, value: s.Value, userID: s.ReadsUserIDs()}
 	switch src.value {
 	case "":
 		src.value = ValueJSON
