@@ -463,7 +463,7 @@ func TestTopicsWithRecipientSources(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ value, want string }{
-		{"a=x;recipients=user", `in the entry of a: recipients is a JSON Pointer (/path, RFC 6901), key, or header:<name>, not "user"`},
+		{"a=x;recipients=user", `the entry of a: recipients is a JSON Pointer (/path, RFC 6901), key, or header:<name>, not "user"`},
 		{"a=x;recipients=/a~2", "~0"},
 		{"a=x;recipients=header:", "header name"},
 		{"a=x;value=raw-string", "take them from recipients=key"},
@@ -478,6 +478,44 @@ func TestTopicsWithRecipientSources(t *testing.T) {
 		_, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_TOPICS": tc.value}))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `REALTIME_TOPICS="`+tc.value+`"`) {
 			t.Errorf("%s: error %v, want one quoting the value and saying %q", tc.value, err, tc.want)
+		}
+	}
+}
+
+// TestREADMERecipientExamplesLoad: every example entry of README.md's "Recipients per topic", and
+// its Kubernetes example, is a valid REALTIME_TOPICS.
+func TestREADMERecipientExamplesLoad(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "### Recipients per topic")
+	if !ok {
+		t.Fatal("README.md has no Recipients per topic section")
+	}
+	_, block, _ := strings.Cut(section, "```text\n")
+	block, _, _ = strings.Cut(block, "```")
+	var entries []string
+	for line := range strings.Lines(block) {
+		entry, _, _ := strings.Cut(line, "#")
+		entries = append(entries, strings.TrimSpace(entry))
+	}
+	_, yaml, _ := strings.Cut(section, "value: >-\n")
+	yaml, _, _ = strings.Cut(yaml, "```")
+	sources := map[string]bool{}
+	for _, v := range []string{strings.Join(entries, ","), strings.Join(strings.Fields(yaml), " ")} {
+		c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_TOPICS": v}))
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		for _, te := range c.Kafka.Topics {
+			r, _, _ := strings.Cut(te.Shape.Recipients, ":")
+			sources[r+" "+te.Shape.Value] = true
+		}
+	}
+	for _, want := range []string{"/customer/id ", "key ", "header ", "key raw-string", "header raw-base64"} {
+		if !sources[want] {
+			t.Errorf("no README example of recipients/value %q (have %v)", want, sources)
 		}
 	}
 }

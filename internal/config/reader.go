@@ -207,8 +207,11 @@ func (r *reader) topicName(name, def string) string {
 	return v
 }
 
-// topicsForm is the expected form of REALTIME_TOPICS, for error messages.
-const topicsForm = "a comma-separated list of topic=event-name[;recipients=/pointer|key|header:<name>][;strip=false][;value=json|raw-string|raw-base64] with distinct, legal topic names and event names of [a-zA-Z0-9._:-] that are not reserved (connect, disconnect, cursor, resync, ...)"
+// The expected forms of REALTIME_TOPICS, for error messages: of the list, and of an entry's options.
+const (
+	topicsForm        = "a comma-separated list of topic=event-name[;option=value...] with distinct, legal topic names and event names of [a-zA-Z0-9._:-] that are not reserved (connect, disconnect, cursor, resync, ...)"
+	topicsOptionsForm = "entries topic=event-name[;recipients=/pointer|key|header:<name>][;strip=false][;value=json|raw-string|raw-base64]"
+)
 
 // topics reads REALTIME_TOPICS: comma-separated entries "topic=event", each optionally followed
 // by ";option=value" pairs that give the topic a notification.Shape:
@@ -247,7 +250,7 @@ func (r *reader) topics(name, def string) []TopicEvent {
 			shape, err = topicShape(opts)
 		}
 		if err != nil {
-			r.fail(name, v, topicsForm+"; in the entry of "+topic+": "+err.Error())
+			r.fail(name, v, topicsOptionsForm+"; the entry of "+topic+": "+err.Error())
 			return nil
 		}
 		out = append(out, TopicEvent{Topic: topic, Event: event, Shape: shape})
