@@ -78,7 +78,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		return err
 	}
 	defer reader.Close()
-	decoder := notification.NewDecoder(notification.NewValidator(), topicEvents(cfg.Kafka))
+	decoder, err := notification.NewTopicDecoder(notification.NewValidator(), topicEvents(cfg.Kafka))
+	if err != nil { // config.Load checked every Shape
+		return err
+	}
 	replayer, err := replay.New(reader, decoder, replay.Config{
 		MaxRecords:   cfg.Realtime.ReplayMaxRecords,
 		Timeout:      cfg.Kafka.RequestTimeout,
@@ -265,13 +268,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	return runErr
 }
 
-// topicEvents maps each consumed topic to its event name.
-func topicEvents(cfg config.Kafka) map[string]string {
-	events := make(map[string]string, len(cfg.Topics))
+// topicEvents maps each consumed topic to its event name and Shape.
+func topicEvents(cfg config.Kafka) map[string]notification.Topic {
+	topics := make(map[string]notification.Topic, len(cfg.Topics))
 	for _, t := range cfg.Topics {
-		events[t.Topic] = t.Event
+		topics[t.Topic] = notification.Topic{Event: t.Event, Shape: t.Shape}
 	}
-	return events
+	return topics
 }
 
 // newConsumer makes this node's consumer: each record is decoded and validated, then handed to

@@ -263,8 +263,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // waitConsuming waits until the service's consumer has fixed where it starts: its group has a
 // committed offset on every partition of the notification topics (on a first start, the end of
 // each). Every record produced from then on is delivered; one produced earlier may be skipped as
-// old history (DESIGN.md, "Delivery semantics").
-func (s *service) waitConsuming() {
+// old history (DESIGN.md, "Delivery semantics"). topics default to the two notification topics.
+func (s *service) waitConsuming(topics ...string) {
 	s.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Broker))
 	if err != nil {
@@ -272,7 +272,9 @@ func (s *service) waitConsuming() {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	topics := []string{"session-notifications", "concept-notifications"}
+	if len(topics) == 0 {
+		topics = []string{"session-notifications", "concept-notifications"}
+	}
 	waitUntil(s.t, "the consumer group "+s.Group+" to commit its start offsets", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

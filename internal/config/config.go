@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
 // Config is the whole service configuration. The zero value is not useful: use Load.
@@ -61,8 +63,10 @@ type Kafka struct {
 	// TLSCAFile (KAFKA_TLS_CA_FILE, a PEM bundle) when that is set.
 	TLS       bool
 	TLSCAFile string
-	// Topics are the consumed topics with the event name each one carries
-	// (REALTIME_TOPICS, default "session-notifications=session-starting-soon,concept-notifications=concept-mastered").
+	// Topics are the consumed topics with the event name each one carries and, optionally, where
+	// its records name their recipients (REALTIME_TOPICS, default
+	// "session-notifications=session-starting-soon,concept-notifications=concept-mastered";
+	// entries "topic=event;recipients=/pointer|key|header:<name>;strip=false;value=raw-string").
 	Topics []TopicEvent
 	// DLQTopic receives records that fail to decode or validate
 	// (REALTIME_DLQ_TOPIC, default "realtime-service.dlq").
@@ -85,10 +89,13 @@ type SASL struct {
 }
 
 // TopicEvent maps a consumed topic to the event name its records carry unless a record's
-// `event-type` header overrides it.
+// `event-type` header overrides it, and says where its records name their recipients
+// (REALTIME_TOPICS options recipients, strip and value; see notification.Shape).
 type TopicEvent struct {
 	Topic string
 	Event string
+	// Shape is the zero Shape (recipients in a JSON value's "userIds") unless options say otherwise.
+	Shape notification.Shape
 }
 
 // Embedded reports whether the embedded broker is used (KAFKA_BROKERS unset or empty).

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -124,7 +126,7 @@ func TestGoodValues(t *testing.T) {
 	if k.SASL != (SASL{Mechanism: SASLScramSHA512, Username: "u", Password: "p"}) || !k.TLS || k.TLSCAFile != "/etc/ca.pem" {
 		t.Errorf("sasl/tls %+v", k)
 	}
-	if !slices.Equal(k.Topics, []TopicEvent{{"a", "ev-a"}, {"b", "b"}}) {
+	if !slices.Equal(k.Topics, []TopicEvent{{Topic: "a", Event: "ev-a"}, {Topic: "b", Event: "b"}}) {
 		t.Errorf("topics %+v", k.Topics)
 	}
 	if c.HTTP.Addr != "127.0.0.1:8080" || c.HTTP.MaxBodyBytes != 2048 || c.HTTP.ShutdownTimeout != 500*time.Millisecond ||
@@ -435,5 +437,90 @@ func TestModeSaysWhy(t *testing.T) {
 				t.Errorf("production reason %q promises a token endpoint", reason)
 			}
 		})
+	}
+}
+
+// TestTopicsWithRecipientSources: REALTIME_TOPICS entries with options give topics their Shape;
+// entries without options keep the zero Shape, so old env files read as before.
+func TestTopicsWithRecipientSources(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  []TopicEvent
+	}{
+		{"a=ev-a,b", []TopicEvent{{Topic: "a", Event: "ev-a"}, {Topic: "b", Event: "b"}}},
+		{"orders=order-shipped;recipients=/customer/id", []TopicEvent{{Topic: "orders", Event: "order-shipped",
+			Shape: notification.Shape{Recipients: "/customer/id"}}}},
+		{" a = x ; recipients = /audience/userIds ; strip = false , b;recipients=key;value=raw-string ",
+			[]TopicEvent{{Topic: "a", Event: "x", Shape: notification.Shape{Recipients: "/audience/userIds", Keep: true}},
+				{Topic: "b", Event: "b", Shape: notification.Shape{Recipients: "key", Value: "raw-string"}}}},
+		{"audit=audit;recipients=header:user-id;value=raw-base64;strip=true", []TopicEvent{{Topic: "audit", Event: "audit",
+			Shape: notification.Shape{Recipients: "header:user-id", Value: "raw-base64"}}}},
+		{"c=ev;recipients=#/a%2Cb", []TopicEvent{{Topic: "c", Event: "ev", Shape: notification.Shape{Recipients: "#/a%2Cb"}}}},
+		{"c=ev;value=json", []TopicEvent{{Topic: "c", Event: "ev", Shape: notification.Shape{Value: "json"}}}},
+	} {
+		c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_TOPICS": tc.value}))
+		if err != nil {
+			t.Errorf("%s: %v", tc.value, err)
+			continue
+		}
+		if !slices.Equal(c.Kafka.Topics, tc.want) {
+			t.Errorf("%s: got %+v, want %+v", tc.value, c.Kafka.Topics, tc.want)
+		}
+	}
+	for _, tc := range []struct{ value, want string }{
+		{"a=x;recipients=user", `the entry of a: recipients is a JSON Pointer (/path, RFC 6901), key, or header:<name>, not "user"`},
+		{"a=x;recipients=/a~2", "~0"},
+		{"a=x;recipients=header:", "header name"},
+		{"a=x;value=raw-string", "take them from recipients=key"},
+		{"a=x;recipients=key;strip=false", "strip=false applies"},
+		{"a=x;strip=no", `strip is true or false, not "no"`},
+		{"a=x;recipients=key;recipients=/b", "recipients appears twice"},
+		{"a=x;to=key", `unknown option "to"`},
+		{"a=x;recipients", `"recipients" is not option=value`},
+		{"a=x;", `"" is not option=value`},
+		{"a=x;value=xml;recipients=key", `not "xml"`},
+	} {
+		_, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_TOPICS": tc.value}))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `REALTIME_TOPICS="`+tc.value+`"`) {
+			t.Errorf("%s: error %v, want one quoting the value and saying %q", tc.value, err, tc.want)
+		}
+	}
+}
+
+// TestREADMERecipientExamplesLoad: every example entry of README.md's "Recipients per topic", and
+// its Kubernetes example, is a valid REALTIME_TOPICS.
+func TestREADMERecipientExamplesLoad(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "### Recipients per topic")
+	if !ok {
+		t.Fatal("README.md has no Recipients per topic section")
+	}
+	_, block, _ := strings.Cut(section, "```text\n")
+	block, _, _ = strings.Cut(block, "```")
+	var entries []string
+	for line := range strings.Lines(block) {
+		entry, _, _ := strings.Cut(line, "#")
+		entries = append(entries, strings.TrimSpace(entry))
+	}
+	_, yaml, _ := strings.Cut(section, "value: >-\n")
+	yaml, _, _ = strings.Cut(yaml, "```")
+	sources := map[string]bool{}
+	for _, v := range []string{strings.Join(entries, ","), strings.Join(strings.Fields(yaml), " ")} {
+		c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_TOPICS": v}))
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		for _, te := range c.Kafka.Topics {
+			r, _, _ := strings.Cut(te.Shape.Recipients, ":")
+			sources[r+" "+te.Shape.Value] = true
+		}
+	}
+	for _, want := range []string{"/customer/id ", "key ", "header ", "key raw-string", "header raw-base64"} {
+		if !sources[want] {
+			t.Errorf("no README example of recipients/value %q (have %v)", want, sources)
+		}
 	}
 }

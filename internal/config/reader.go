@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -206,7 +207,24 @@ func (r *reader) topicName(name, def string) string {
 	return v
 }
 
-// topics reads "topic=event,topic=event"; a bare "topic" uses the topic name as its event name.
+// The expected forms of REALTIME_TOPICS, for error messages: of the list, and of an entry's options.
+const (
+	topicsForm        = "a comma-separated list of topic=event-name[;option=value...] with distinct, legal topic names and event names of [a-zA-Z0-9._:-] that are not reserved (connect, disconnect, cursor, resync, ...)"
+	topicsOptionsForm = "entries topic=event-name[;recipients=/pointer|key|header:<name>][;strip=false][;value=json|raw-string|raw-base64]"
+)
+
+// topics reads REALTIME_TOPICS: comma-separated entries "topic=event", each optionally followed
+// by ";option=value" pairs that give the topic a notification.Shape:
+//
+//	recipients=/audience/userIds   a JSON Pointer into the value (RFC 6901; the URI fragment form
+//	                               "#/a%2Cb" for names with "," or ";"); default /userIds
+//	recipients=key                 the record key is the one user ID
+//	recipients=header:user-id      each "user-id" header is one user ID
+//	strip=false                    keep the pointer's member in the delivered data (default true)
+//	value=raw-string|raw-base64    a non-JSON value, delivered as a JSON string (default json)
+//
+// A bare "topic" uses the topic name as its event name; spaces around entries and options are
+// ignored, so that a YAML folded scalar can hold one entry per line.
 func (r *reader) topics(name, def string) []TopicEvent {
 	v := r.get(name)
 	if v == "" {
@@ -215,19 +233,64 @@ func (r *reader) topics(name, def string) []TopicEvent {
 	var out []TopicEvent
 	seen := map[string]bool{}
 	for _, e := range strings.Split(v, ",") {
-		topic, event, found := strings.Cut(strings.TrimSpace(e), "=")
+		head, opts, hasOpts := strings.Cut(strings.TrimSpace(e), ";")
+		topic, event, found := strings.Cut(head, "=")
 		topic, event = strings.TrimSpace(topic), strings.TrimSpace(event)
 		if !found {
 			event = topic
 		}
 		if !ValidTopic(topic) || notification.CheckEventName(event) != nil || seen[topic] {
-			r.fail(name, v, "a comma-separated list of topic=event-name with distinct, legal topic names and event names of [a-zA-Z0-9._:-] that are not reserved (connect, disconnect, cursor, resync, ...)")
+			r.fail(name, v, topicsForm)
 			return nil
 		}
 		seen[topic] = true
-		out = append(out, TopicEvent{Topic: topic, Event: event})
+		var shape notification.Shape
+		var err error
+		if hasOpts {
+			shape, err = topicShape(opts)
+		}
+		if err != nil {
+			r.fail(name, v, topicsOptionsForm+"; the entry of "+topic+": "+err.Error())
+			return nil
+		}
+		out = append(out, TopicEvent{Topic: topic, Event: event, Shape: shape})
 	}
 	return out
+}
+
+// topicShape reads the options of one REALTIME_TOPICS entry: ";"-separated option=value pairs,
+// each option at most once.
+func topicShape(opts string) (notification.Shape, error) {
+	var s notification.Shape
+	seen := map[string]bool{}
+	for _, o := range strings.Split(opts, ";") {
+		k, v, ok := strings.Cut(o, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || v == "" {
+			return s, fmt.Errorf("%q is not option=value", strings.TrimSpace(o))
+		}
+		if seen[k] {
+			return s, fmt.Errorf("%s appears twice", k)
+		}
+		seen[k] = true
+		switch k {
+		case "recipients":
+			s.Recipients = v
+		case "strip":
+			switch v {
+			case "true":
+			case "false":
+				s.Keep = true
+			default:
+				return s, fmt.Errorf("strip is true or false, not %q", v)
+			}
+		case "value":
+			s.Value = v
+		default:
+			return s, fmt.Errorf("unknown option %q (recipients, strip, value)", k)
+		}
+	}
+	return s, s.Check()
 }
 
 // origins reads REALTIME_ALLOWED_ORIGINS: "*", or scheme://host[:port] and "null" entries.

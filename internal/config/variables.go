@@ -28,7 +28,7 @@ func Variables() []Variable {
 		{"KAFKA_SASL_PASSWORD", "", "SASL password"},
 		{"KAFKA_TLS", "false", "TLS to the brokers"},
 		{"KAFKA_TLS_CA_FILE", "", "PEM bundle to verify brokers with"},
-		{"REALTIME_TOPICS", "session-notifications=session-starting-soon,concept-notifications=concept-mastered", "consumed topics and their event names"},
+		{"REALTIME_TOPICS", "session-notifications=session-starting-soon,concept-notifications=concept-mastered", "consumed topics and their event names; per topic, where records name their recipients (;recipients=, ;strip=, ;value=)"},
 		{"REALTIME_DLQ_TOPIC", "realtime-service.dlq", "dead-letter topic"},
 		{"HTTP_ADDR", "127.0.0.1:3000", "listen address; :3000 for all interfaces"},
 		{"HTTP_MAX_BODY_BYTES", "1048576", "larger request bodies get 413"},

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -28,10 +30,18 @@ type keyed[T any] interface {
 //
 //	201 {"id":"<topic>:<partition>:<offset>","topic":"...","partition":0,"offset":12}
 //	400 validation-error (every failing field) or invalid-json; 404 topic-not-found (the topic is
-//	missing: it is not created); 413; 415; 503 kafka-unavailable
+//	missing: it is not created); 409 topic-shape-mismatch (the topic is consumed with recipients
+//	outside "userIds", so the record would reach the wrong users or none); 413; 415; 503
+//	kafka-unavailable
 func handleNotification[T any, P keyed[T]](log *slog.Logger, v *notification.Validator, p producer, s settings, event string) http.Handler {
 	topic := topicFor(s.topics, event)
+	shaped := slices.ContainsFunc(s.topics, func(t config.TopicEvent) bool { return t.Topic == topic && !t.Shape.ReadsUserIDs() })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if shaped {
+			writeProblem(w, r, newProblem(codeTopicShape, fmt.Sprintf("The topic %q is consumed with its recipients outside userIds (REALTIME_TOPICS); "+
+				"this endpoint writes userIds records: produce to it with POST /v1/topics/%s/records, or map %s to a topic that reads userIds.", topic, topic, event)))
+			return
+		}
 		body, data, err := decodeValid[T](w, r, s, v)
 		if err != nil {
 			if data != nil {
@@ -56,11 +66,12 @@ func handleNotification[T any, P keyed[T]](log *slog.Logger, v *notification.Val
 	})
 }
 
-// topicFor is the topic that carries event: the first of topics whose Event it is (REALTIME_TOPICS),
-// else its default (README.md, "Notifications").
+// topicFor is the topic that carries event: the first of topics whose Event it is and whose
+// records name their recipients in "userIds" (REALTIME_TOPICS), else its default (README.md,
+// "Notifications").
 func topicFor(topics []config.TopicEvent, event string) string {
 	for _, t := range topics {
-		if t.Event == event {
+		if t.Event == event && t.Shape.ReadsUserIDs() {
 			return t.Topic
 		}
 	}

@@ -52,6 +52,13 @@ func TestNotificationCreated(t *testing.T) {
 			wantTopic: "concepts-v2", wantKey: "c-9", wantValue: validConcept, wantEvent: "concept-mastered",
 		},
 		{
+			name: "a topic of the event that names its recipients elsewhere is skipped",
+			topics: []config.TopicEvent{{Topic: "concepts-by-key", Event: notification.EventConceptMastered, Shape: notification.Shape{Recipients: "key"}},
+				{Topic: "concepts-v2", Event: notification.EventConceptMastered, Shape: notification.Shape{Keep: true}}},
+			path: conceptPath, body: validConcept,
+			wantTopic: "concepts-v2", wantKey: "c-9", wantValue: validConcept, wantEvent: "concept-mastered",
+		},
+		{
 			name:   "event not mapped in config: default topic",
 			topics: []config.TopicEvent{{Topic: "other", Event: "x"}},
 			path:   sessionPath, body: validSession,

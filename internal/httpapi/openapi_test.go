@@ -33,6 +33,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/health"
 	"github.com/realtime-service/realtime-service/internal/httpapi"
 	"github.com/realtime-service/realtime-service/internal/kafka"
+	"github.com/realtime-service/realtime-service/internal/notification"
 	"github.com/realtime-service/realtime-service/internal/status"
 )
 
@@ -47,10 +48,13 @@ type conformance struct {
 	down *atomic.Bool
 }
 
-func newConformance(t *testing.T) *conformance {
+func newConformance(t *testing.T, configure ...func(*config.Config)) *conformance {
 	c := &conformance{down: &atomic.Bool{}}
 	checker := health.New(time.Second)
 	c.testServer = newServer(t, func(cfg *config.Config, d *httpapi.Deps) {
+		for _, f := range configure {
+			f(cfg)
+		}
 		d.Health = checker
 		d.Health.Require("kafka", func(context.Context) (map[string]any, error) {
 			if c.down.Load() {
@@ -105,6 +109,7 @@ type apiCase struct {
 	noKey       bool   // send no API key
 	header      map[string]string
 	setup       func(*conformance)
+	config      func(*config.Config) // changes the server's configuration
 	status      int
 	code        string // the problem code of an error answer
 	// badRequest: the request breaks the document's own request rules, so the validator must
@@ -158,6 +163,12 @@ func apiCases() []apiCase {
 			apiCase{name: "no key", method: "POST", path: n.path, body: n.body, noKey: true, status: 401, code: "unauthorized", badRequest: true},
 			apiCase{name: "unknown key", method: "POST", path: n.path, body: n.body, noKey: true, header: map[string]string{"X-API-Key": "not-a-key-0123456789"}, status: 401, code: "unauthorized"},
 			apiCase{name: "topic missing", method: "POST", path: n.path, body: n.body, setup: failProduce(kafka.ErrTopicNotFound), status: 404, code: "topic-not-found"},
+			apiCase{name: "topic keyed by user", method: "POST", path: n.path, body: n.body, config: func(c *config.Config) {
+				c.Kafka.Topics = []config.TopicEvent{
+					{Topic: "session-notifications", Event: "chat", Shape: notification.Shape{Recipients: "key"}},
+					{Topic: "concept-notifications", Event: "grade", Shape: notification.Shape{Recipients: "header:user-id", Value: "raw-base64"}},
+				}
+			}, status: 409, code: "topic-shape-mismatch"},
 			apiCase{name: "too large", method: "POST", path: n.path, body: largeButValid(n.body), status: 413, code: "body-too-large"},
 			apiCase{name: "not json", method: "POST", path: n.path, body: n.body, contentType: "text/plain", status: 415, code: "unsupported-media-type", badRequest: true},
 			apiCase{name: "bug", method: "POST", path: n.path, body: n.body, setup: func(c *conformance) { c.kafka.panicOnProduce = true }, status: 500, code: "internal-error"},
@@ -289,7 +300,11 @@ func TestOpenAPIConformance(t *testing.T) {
 	covered := map[string]bool{}
 	for _, tc := range apiCases() {
 		t.Run(tc.method+" "+tc.path+" "+tc.name, func(t *testing.T) {
-			c := newConformance(t)
+			var configure []func(*config.Config)
+			if tc.config != nil {
+				configure = append(configure, tc.config)
+			}
+			c := newConformance(t, configure...)
 			if tc.setup != nil {
 				tc.setup(c)
 			}

@@ -31,6 +31,8 @@ import (
 //	topic-not-found         404     the topic does not exist (it is not created by producing)
 //	method-not-allowed      405     the route exists for other methods, listed in Allow
 //	topic-exists            409     POST /v1/topics for a topic that exists
+//	topic-shape-mismatch    409     a notification endpoint's topic names its recipients elsewhere than
+//	                                in "userIds" (REALTIME_TOPICS recipients or value): use the records API
 //	body-too-large          413     the body exceeds HTTP_MAX_BODY_BYTES; nothing was produced
 //	unsupported-media-type  415     the Content-Type is missing or not application/json
 //	too-many-connections    429     the user already holds REALTIME_MAX_CONNECTIONS_PER_USER connections on this node
@@ -50,6 +52,7 @@ const (
 	codeTopicNotFound    = "topic-not-found"
 	codeMethodNotAllowed = "method-not-allowed"
 	codeTopicExists      = "topic-exists"
+	codeTopicShape       = "topic-shape-mismatch"
 	codeBodyTooLarge     = "body-too-large"
 	codeUnsupportedMedia = "unsupported-media-type"
 	codeTooManyConns     = "too-many-connections"
@@ -117,6 +120,8 @@ func newProblem(code, detail string) problem {
 		p.Status, p.Title = http.StatusMethodNotAllowed, "Method not allowed"
 	case codeTopicExists:
 		p.Status, p.Title = http.StatusConflict, "Topic already exists"
+	case codeTopicShape:
+		p.Status, p.Title = http.StatusConflict, "The topic names its recipients elsewhere"
 	case codeBodyTooLarge:
 		p.Status, p.Title = http.StatusRequestEntityTooLarge, "Request body too large"
 	case codeUnsupportedMedia:

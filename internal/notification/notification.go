@@ -103,7 +103,8 @@ type Event struct {
 	// UserIDs are the users to deliver to, de-duplicated, in record order.
 	UserIDs []string
 	// Data is what clients receive: the record value as compact JSON (an object), without its
-	// recipient list "userIds".
+	// recipient list ("userIds", or the member its topic's Shape points at, unless Shape.Keep);
+	// for a raw topic (Shape.Value) a JSON string.
 	Data []byte
 }
 

@@ -165,6 +165,12 @@ func utf8Error(data []byte) *FieldError {
 	if utf8.Valid(data) {
 		return nil
 	}
+	return &FieldError{Code: "syntax", Message: "not valid UTF-8 at byte " + strconv.Itoa(invalidUTF8At(data)) + " (JSON text is UTF-8: RFC 8259, section 8.1)"}
+}
+
+// invalidUTF8At returns the offset of the first byte of data that is not valid UTF-8, or
+// len(data).
+func invalidUTF8At(data []byte) int {
 	at := 0
 	for at < len(data) {
 		r, n := utf8.DecodeRune(data[at:])
@@ -173,7 +179,7 @@ func utf8Error(data []byte) *FieldError {
 		}
 		at += n
 	}
-	return &FieldError{Code: "syntax", Message: "not valid UTF-8 at byte " + strconv.Itoa(at) + " (JSON text is UTF-8: RFC 8259, section 8.1)"}
+	return at
 }
 
 // fieldNamesCache maps a struct type to its JSON member names.

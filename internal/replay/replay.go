@@ -3,7 +3,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -167,7 +166,7 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 	var events []*notification.Event
 	raw := []byte(user)
 	err = k.src.Read(ctx, start, until, func(rec *kgo.Record) bool {
-		if !mayName(rec.Value, raw) {
+		if !k.decoder.MayName(rec, raw) {
 			return true // most records of the range name other users: skip their decoding
 		}
 		ev, err := k.decoder.Decode(rec)
@@ -214,14 +213,6 @@ func (k *Kafka) CheckPositions(ctx context.Context, ps []realtime.Position) erro
 		}
 	}
 	return nil
-}
-
-// mayName reports whether the record value may name user: false only when it cannot. A JSON
-// string without escapes holds its characters verbatim, so a value with no backslash at all
-// names user only if user's bytes appear in it; with a backslash anywhere (\u0061lice is alice)
-// only decoding can tell.
-func mayName(value, user []byte) bool {
-	return bytes.IndexByte(value, '\\') >= 0 || bytes.Contains(value, user)
 }
 
 // topicsOf returns the distinct topics of ps, in order of appearance.

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -207,29 +206,57 @@ func TestCheckPositions(t *testing.T) {
 	}
 }
 
-// TestMayName: the pre-filter never skips a record that names the user, escaped or not.
-func TestMayName(t *testing.T) {
-	for _, tc := range []struct {
-		value, user string
-		want        bool
-	}{
-		{`{"userIds":["alice"]}`, "alice", true},
-		{`{"userIds":["bob"]}`, "alice", false},
-		{`{"userIds":["\u0061lice"]}`, "alice", true},
-		{`{"userIds":["a\"b"]}`, `a"b`, true},
-		{`{"userIds":["x/y"]}`, "x/y", true},
-		{`{"userIds":["x\/y"]}`, "x/y", true},
-	} {
-		if got := mayName([]byte(tc.value), []byte(tc.user)); got != tc.want {
-			t.Errorf("mayName(%s, %q) = %v, want %v", tc.value, tc.user, got, tc.want)
-		}
-		var v struct{ UserIDs []string }
-		if err := json.Unmarshal([]byte(tc.value), &v); err != nil {
-			t.Fatal(err)
-		}
-		if names := slices.Contains(v.UserIDs, tc.user); names && !mayName([]byte(tc.value), []byte(tc.user)) {
-			t.Errorf("%s names %q but would be skipped", tc.value, tc.user)
-		}
+// TestReplayFindsUsersNamedInKeysAndHeaders: the pre-filter that skips records not naming the
+// user looks where the topic names its users: a resume must not miss a record whose value never
+// mentions its recipient (it fails if the pre-filter reads only the value).
+func TestReplayFindsUsersNamedInKeysAndHeaders(t *testing.T) {
+	kc := config.Kafka{EmbeddedAddr: "127.0.0.1:0", EmbeddedPartitions: 1, DLQTopic: "dlq", RequestTimeout: 5 * time.Second,
+		Topics: []config.TopicEvent{{Topic: "keyed", Event: "k"}, {Topic: "headed", Event: "h"}}}
+	b, err := kafka.StartEmbedded(kc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	recs := []*kgo.Record{
+		{Topic: "keyed", Key: []byte("alice"), Value: []byte(`{"n":0}`)},
+		{Topic: "keyed", Key: []byte("bob"), Value: []byte(`{"n":1,"note":"alice"}`)},
+		{Topic: "keyed", Key: []byte("alice"), Value: []byte(`{"n":2}`)},
+		{Topic: "headed", Headers: []kgo.RecordHeader{{Key: "to", Value: []byte("bob")}, {Key: "to", Value: []byte("alice")}}, Value: []byte("raw 3")},
+		{Topic: "headed", Headers: []kgo.RecordHeader{{Key: "to", Value: []byte("bob")}}, Value: []byte("alice 4")},
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := kafka.NewReader(kc, []string{b.Addr()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	dec, err := notification.NewTopicDecoder(notification.NewValidator(), map[string]notification.Topic{
+		"keyed":  {Event: "k", Shape: notification.Shape{Recipients: "key"}},
+		"headed": {Event: "h", Shape: notification.Shape{Recipients: "header:to", Value: notification.ValueRawString}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := New(reader, dec, Config{MaxRecords: 1000, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := []realtime.Position{{Topic: "keyed", Partition: 0, Offset: 3}, {Topic: "headed", Partition: 0, Offset: 2}}
+	evs, err := k.Replay(t.Context(), "alice", nil, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(evs)
+	slices.Sort(got) // partitions are read in no set order
+	if want := []string{"headed:0:0", "keyed:0:0", "keyed:0:2"}; !slices.Equal(got, want) {
+		t.Errorf("alice's replay: %v, want %v", got, want)
 	}
 }
 
