@@ -104,7 +104,7 @@ type jwksFetch struct {
 }
 
 var (
-	errJWKSTooLarge   = fmt.Errorf("JWKS response larger than %d bytes", MaxJWKSBytes)
+	errJWKSTooLarge    = fmt.Errorf("JWKS response larger than %d bytes", MaxJWKSBytes)
 	errJWKSRateLimited = errors.New("unknown kid: the key set was fetched less than the minimum refresh interval ago")
 )
 
