@@ -308,18 +308,34 @@ func TokenFromRequest(r *http.Request) string {
 	return ""
 }
 
-// Issue signs an HS256 token for user, valid for ttl from now.
+// Issue signs an HS256 token for user (its sub), valid for ttl from now.
 func Issue(secret []byte, user string, ttl time.Duration, now time.Time) (string, error) {
+	return IssueFor(secret, Config{}, user, ttl, now)
+}
+
+// IssueFor signs an HS256 token for user that a Verifier of cfg accepts: the user in
+// cfg.UserClaim (sub when empty), iss and aud set to cfg.Issuer and cfg.Audience when they are
+// set. Only cfg's claim settings are used, never its keys.
+func IssueFor(secret []byte, cfg Config, user string, ttl time.Duration, now time.Time) (string, error) {
 	if user == "" {
 		return "", errors.New("auth: empty user ID")
 	}
 	if ttl <= 0 {
 		return "", errors.New("auth: ttl must be positive")
 	}
-	claims := jwt.RegisteredClaims{
-		Subject:   user,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	claims := jwt.MapClaims{
+		"sub": user,
+		"iat": now.Unix(),
+		"exp": now.Add(ttl).Unix(),
+	}
+	if cfg.UserClaim != "" {
+		claims[cfg.UserClaim] = user
+	}
+	if cfg.Issuer != "" {
+		claims["iss"] = cfg.Issuer
+	}
+	if cfg.Audience != "" {
+		claims["aud"] = cfg.Audience
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }

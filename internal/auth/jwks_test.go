@@ -560,3 +560,23 @@ func TestParsePublicKeyPEM(t *testing.T) {
 		})
 	}
 }
+
+// TestIssueFor: a token issued for a configuration is accepted by its verifier.
+func TestIssueFor(t *testing.T) {
+	cfg := Config{Secret: secret, Issuer: "https://idp.example", Audience: "realtime", UserClaim: "preferred_username"}
+	v, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := IssueFor(secret, cfg, "alice", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := v.Verify(tok); err != nil || c.UserID != "alice" {
+		t.Errorf("claims %+v err %v", c, err)
+	}
+	plain, _ := Issue(secret, "alice", time.Hour, time.Now())
+	if _, err := v.Verify(plain); err == nil {
+		t.Error("a token without iss and aud verified")
+	}
+}
