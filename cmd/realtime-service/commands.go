@@ -36,7 +36,9 @@ func check(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	return nil
 }
 
-// token prints a client token for --user, valid for --ttl, signed with REALTIME_JWT_SECRET.
+// token prints a client token for --user, valid for --ttl, signed with REALTIME_JWT_SECRET, with
+// the iss, aud and user claim the service requires (REALTIME_JWT_ISSUER, REALTIME_JWT_AUDIENCE,
+// REALTIME_JWT_USER_CLAIM).
 func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,7 +59,8 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	if cfg.Realtime.JWTSecret == "" {
 		return errors.New("token: set REALTIME_JWT_SECRET to the secret the service verifies tokens with (a development server without one, on a loopback HTTP_ADDR, issues tokens at GET /v1/dev/token?user=<id>)")
 	}
-	tok, err := auth.Issue([]byte(cfg.Realtime.JWTSecret), *user, *ttl, time.Now())
+	claims := auth.Config{Issuer: cfg.Realtime.JWTIssuer, Audience: cfg.Realtime.JWTAudience, UserClaim: cfg.Realtime.JWTUserClaim}
+	tok, err := auth.IssueFor([]byte(cfg.Realtime.JWTSecret), claims, *user, *ttl, time.Now())
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}

@@ -62,7 +62,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		brokers = []string{b.Addr()}
 	}
 	secret := []byte(cfg.Realtime.JWTSecret)
-	if !cfg.ClientTokensConfigured() { // embedded broker only: CheckServe requires a secret with a real broker
+	if !cfg.ClientTokensConfigured() { // embedded broker only: CheckServe requires a key source with a real broker
 		secret = make([]byte, 32)
 		rand.Read(secret)
 	}
@@ -145,9 +145,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		WriteTimeout: cfg.Realtime.WriteTimeout,
 		Log:          log,
 	}
-	users := auth.NewVerifier(secret)
-	if cfg.Realtime.JWTSecret == "" { // the random secret above: say so to a token of an earlier run
-		users = auth.NewDevelopmentVerifier(secret)
+	users, jwks, err := clientTokens(cfg, secret, reg, log)
+	if err != nil {
+		return err
+	}
+	if jwks != nil {
+		checker.Add("jwks", jwksCheck(jwks))
 	}
 	sio := socketio.NewHandler(hub, socketio.Config{
 		Verifier:          users,
@@ -220,6 +223,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	})
 	wg.Go(func() { watchCluster(ctx, client, hub, cfg.Kafka.TopicNames(), log) })
 	wg.Go(func() { sampler.Run(ctx) })
+	if jwks != nil {
+		wg.Go(func() { jwks.Run(ctx) })
+	}
 	if cfg.DebugAddr != "" {
 		dbg, err := startDebug(cfg.DebugAddr, log)
 		if err != nil {
@@ -266,6 +272,65 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// clientTokens returns the verifier of client tokens for cfg's key sources, and the JWKS among
+// them (nil without REALTIME_JWKS_URL), which the caller runs. Without any key source (development),
+// it verifies with devSecret, the random secret of this run, and explains a token of an earlier run.
+func clientTokens(cfg config.Config, devSecret []byte, reg prometheus.Registerer, log *slog.Logger) (*auth.Verifier, *auth.JWKS, error) {
+	if !cfg.ClientTokensConfigured() {
+		return auth.NewDevelopmentVerifier(devSecret), nil, nil
+	}
+	rc := cfg.Realtime
+	ac := auth.Config{PublicKey: rc.JWTPublicKey, Issuer: rc.JWTIssuer, Audience: rc.JWTAudience, UserClaim: rc.JWTUserClaim}
+	if rc.JWTSecret != "" {
+		ac.Secret = []byte(rc.JWTSecret)
+	}
+	if rc.JWKSURL != "" {
+		jwks, err := auth.NewJWKS(auth.JWKSConfig{
+			URL:                rc.JWKSURL,
+			RefreshInterval:    rc.JWKSRefreshInterval,
+			MinRefreshInterval: rc.JWKSMinRefreshInterval,
+			FetchTimeout:       rc.JWKSFetchTimeout,
+			Log:                log,
+			Metrics:            reg,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("REALTIME_JWKS_URL: %w", err)
+		}
+		ac.JWKS = jwks
+	}
+	v, err := auth.New(ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, ac.JWKS, nil
+}
+
+// jwksCheck reports the identity provider's key set: up after a good fetch, degraded while
+// fetches fail but the keys of an earlier one still verify tokens, down before any key was
+// fetched. It is informational: a node whose provider is down keeps serving.
+func jwksCheck(jwks *auth.JWKS) health.Check {
+	return func(context.Context) (map[string]any, error) {
+		st := jwks.Status()
+		details := map[string]any{"url": st.URL, "keys": st.Keys, "lastRefresh": nil}
+		if !st.LastSuccess.IsZero() {
+			details["lastRefresh"] = st.LastSuccess.UTC().Format(time.RFC3339)
+		}
+		if len(st.Skipped) > 0 {
+			details["skipped"] = st.Skipped
+		}
+		switch {
+		case st.Keys == 0 && st.LastError != nil:
+			return details, fmt.Errorf("no key fetched yet: %w", st.LastError)
+		case st.Keys == 0:
+			return details, errors.New("first fetch in progress")
+		case st.LastError != nil:
+			return details, health.Degraded(fmt.Errorf("the last fetch failed (%s), verifying with the %d keys of the last good one: %w",
+				st.LastAttempt.UTC().Format(time.RFC3339), st.Keys, st.LastError))
+		}
+		return details, nil
+	}
 }
 
 // topicEvents maps each consumed topic to its event name and Shape.

@@ -1,8 +1,10 @@
 // Package auth verifies and issues the JWTs that clients connect with.
 //
-// A client token is an HS256 JWT (RFC 7519, RFC 7518 §3.2) whose `sub` is the user ID and whose
-// `exp` is required. The user ID comes from the token alone: connections never take a user ID
-// from anywhere else. Browsers cannot set headers on EventSource or WebSocket, so a token is
+// A client token is a JWT (RFC 7519) whose user claim (`sub` unless configured) is the user ID and
+// whose `exp` is required. It is verified with a shared secret (HS256/384/512, RFC 7518 §3.2), a
+// public key (RSA, EC or Ed25519), or the keys of an identity provider's JWK Set chosen by `kid`
+// (JWKS, RFC 7517), the algorithm always fixed by the key (see Config). The user ID comes from the
+// token alone: connections never take a user ID from anywhere else. Browsers cannot set headers on EventSource or WebSocket, so a token is
 // accepted from, in order: `Authorization: Bearer <token>` (RFC 6750 §2.1), the `access_token`
 // query parameter (RFC 6750 §2.3), or a WebSocket subprotocol `bearer.<token>` offered next to
 // Subprotocol.
@@ -10,6 +12,7 @@ package auth
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,64 +44,172 @@ var (
 
 // Claims are what a verified token says.
 type Claims struct {
-	UserID  string    // sub
+	UserID  string    // the user claim (Config.UserClaim, default sub)
 	Expires time.Time // exp
+}
+
+// Config says which keys verify client tokens and what a token must claim. At least one key
+// source (Secret, PublicKey, JWKS) must be set; several may be. The key is chosen by the token's
+// header, and the algorithm by the key (RFC 8725 §3.1), never the other way round:
+//   - alg HS256, HS384 or HS512: Secret, which must be at least as long as the hash output
+//     (32, 48, 64 bytes; RFC 7518 §3.2);
+//   - any other alg with a kid, and JWKS set: the JWKS key with that kid (fetched again when
+//     unknown, rate limited), else PublicKey if set;
+//   - any other alg without a kid: PublicKey (a JWKS key is only ever chosen by kid).
+//
+// RSA keys verify RS256/384/512 and PS256/384/512, EC keys ES256/384/512 by curve, Ed25519 keys
+// EdDSA; `alg: none` is never accepted.
+type Config struct {
+	// Secret verifies HS256/384/512 tokens (REALTIME_JWT_SECRET); nil refuses them.
+	Secret []byte
+	// PublicKey verifies asymmetric tokens (REALTIME_JWT_PUBLIC_KEY_FILE, see ParsePublicKeyPEM).
+	PublicKey crypto.PublicKey
+	// JWKS verifies asymmetric tokens by kid (REALTIME_JWKS_URL); the caller runs it (JWKS.Run).
+	JWKS *JWKS
+	// Issuer, when set, must equal the token's iss (REALTIME_JWT_ISSUER, RFC 7519 §4.1.1).
+	Issuer string
+	// Audience, when set, must be one of the token's aud values (REALTIME_JWT_AUDIENCE,
+	// RFC 7519 §4.1.3).
+	Audience string
+	// UserClaim names the claim holding the user ID, a JSON string of 1 to
+	// notification.MaxUserIDLen bytes (REALTIME_JWT_USER_CLAIM; "" means "sub").
+	UserClaim string
 }
 
 // Verifier checks client tokens. Safe for concurrent use.
 type Verifier struct {
 	secret        []byte
+	publicKey     crypto.PublicKey
+	jwks          *JWKS
+	userClaim     string
 	parser        *jwt.Parser
 	signatureHint string // appended to a bad-signature reason (NewDevelopmentVerifier)
 }
 
-// NewVerifier returns a Verifier for HS256 tokens signed with secret. Only HS256 is accepted, so
-// `alg: none` and algorithm-confusion tokens are refused (RFC 8725 §3.1).
-func NewVerifier(secret []byte) *Verifier {
-	return &Verifier{
-		secret: secret,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(5*time.Second),
-		),
+// New returns a Verifier for cfg. The error says what cfg lacks or holds wrongly.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Secret == nil && cfg.PublicKey == nil && cfg.JWKS == nil {
+		return nil, errors.New("auth: no key source (a secret, a public key or a JWKS)")
 	}
+	if cfg.Secret != nil && len(cfg.Secret) < hmacMinBytes["HS256"] {
+		return nil, fmt.Errorf("auth: a secret of %d bytes: at least %d are required (RFC 7518 §3.2)", len(cfg.Secret), hmacMinBytes["HS256"])
+	}
+	if cfg.PublicKey != nil {
+		if err := usableKey(cfg.PublicKey); err != nil {
+			return nil, fmt.Errorf("auth: public key: %w", err)
+		}
+	}
+	if cfg.UserClaim == "" {
+		cfg.UserClaim = "sub"
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(validMethods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(5 * time.Second),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	return &Verifier{
+		secret:    cfg.Secret,
+		publicKey: cfg.PublicKey,
+		jwks:      cfg.JWKS,
+		userClaim: cfg.UserClaim,
+		parser:    jwt.NewParser(opts...),
+	}, nil
 }
 
-// Verify checks token's signature, exp (required), nbf/iat when present (5 s of leeway), that
-// each of exp, nbf and iat is a JSON number (a NumericDate, RFC 7519 §2 and §4.1.4: "exp":"1893456000"
-// is refused), the absence of a crit header, and a sub of 1 to notification.MaxUserIDLen bytes.
-// The error wraps ErrInvalidToken with the reason.
+// NewVerifier returns a Verifier for HS256/384/512 tokens signed with secret (at least 32 bytes;
+// it panics on a shorter one), their user ID in sub. `alg: none` and algorithm-confusion tokens
+// are refused (RFC 8725 §3.1).
+func NewVerifier(secret []byte) *Verifier {
+	v, err := New(Config{Secret: secret})
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// Verify checks token's signature with the key its header selects (see Config), exp (required),
+// nbf/iat when present (5 s of leeway), iss and aud when configured, that each of exp, nbf and
+// iat is a JSON number (a NumericDate, RFC 7519 §2 and §4.1.4: "exp":"1893456000" is refused),
+// the absence of a crit header, and a user claim that is a string of 1 to
+// notification.MaxUserIDLen bytes. The error wraps ErrInvalidToken with the reason.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenLen)
 	}
-	var rc numericClaims
-	tok, err := v.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return v.secret, nil })
+	rc := numericClaims{userClaim: v.userClaim}
+	tok, err := v.parser.ParseWithClaims(token, &rc, v.key)
 	if err != nil {
 		hint := ""
 		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 			hint = v.signatureHint
 		}
-		return Claims{}, fmt.Errorf("%w: %s%s", ErrInvalidToken, reason(err), hint)
+		return Claims{}, fmt.Errorf("%w: %s%s", ErrInvalidToken, reason(err, &rc), hint)
 	}
 	if _, ok := tok.Header["crit"]; ok { // RFC 7515 §4.1.11: extensions this verifier does not know
 		return Claims{}, fmt.Errorf("%w: crit header with extensions this service does not understand", ErrInvalidToken)
 	}
 	switch {
-	case rc.Subject == "":
-		return Claims{}, fmt.Errorf("%w: sub (the user ID) is missing", ErrInvalidToken)
-	case len(rc.Subject) > notification.MaxUserIDLen: // no record could name this user
-		return Claims{}, fmt.Errorf("%w: sub (the user ID) is longer than %d bytes", ErrInvalidToken, notification.MaxUserIDLen)
+	case rc.user == "":
+		return Claims{}, fmt.Errorf("%w: %s (the user ID) is missing", ErrInvalidToken, v.userClaim)
+	case len(rc.user) > notification.MaxUserIDLen: // no record could name this user
+		return Claims{}, fmt.Errorf("%w: %s (the user ID) is longer than %d bytes", ErrInvalidToken, v.userClaim, notification.MaxUserIDLen)
 	}
-	return Claims{UserID: rc.Subject, Expires: rc.ExpiresAt.Time}, nil
+	return Claims{UserID: rc.user, Expires: rc.ExpiresAt.Time}, nil
+}
+
+// key selects the key that verifies t (see Config); the parser has already refused an alg
+// outside validMethods.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if min, ok := hmacMinBytes[alg]; ok {
+		switch {
+		case v.secret == nil:
+			return nil, &keyError{alg + " tokens are not accepted: no REALTIME_JWT_SECRET"}
+		case len(v.secret) < min:
+			return nil, &keyError{fmt.Sprintf("%s needs a secret of at least %d bytes (RFC 7518 §3.2); REALTIME_JWT_SECRET is shorter", alg, min)}
+		}
+		return v.secret, nil
+	}
+	kid, hasKID := t.Header["kid"]
+	if hasKID && v.jwks != nil {
+		s, ok := kid.(string)
+		if !ok {
+			return nil, &keyError{"kid must be a string"}
+		}
+		k, err := v.jwks.key(s)
+		switch {
+		case err == nil:
+			if k.alg != "" && k.alg != alg { // RFC 7517 §4.4
+				return nil, &keyError{fmt.Sprintf("alg %s is not the alg %s of the JWKS key", alg, k.alg)}
+			}
+			return pinAlg(k.key, alg)
+		case v.publicKey == nil:
+			return nil, err
+		}
+	}
+	switch {
+	case v.publicKey != nil:
+		return pinAlg(v.publicKey, alg)
+	case v.jwks != nil:
+		return nil, &keyError{"no kid header: the keys of REALTIME_JWKS_URL are chosen by kid"}
+	}
+	return nil, &keyError{alg + " tokens are not accepted: no REALTIME_JWT_PUBLIC_KEY_FILE or REALTIME_JWKS_URL"}
 }
 
 // numericClaims are jwt.RegisteredClaims whose exp, nbf and iat must be JSON numbers:
 // jwt.NumericDate alone also takes a string holding digits, which RFC 7519 §2 does not allow.
+// user is the string value of the claim named userClaim.
 type numericClaims struct {
 	jwt.RegisteredClaims
+	userClaim string
+	user      string
 }
 
 // notNumericDate says which time claim is not a JSON number; the parser wraps it.
@@ -108,33 +219,56 @@ func (e *notNumericDate) Error() string {
 	return e.claim + " must be a NumericDate, a JSON number of seconds (RFC 7519 §2), not a string or another JSON value"
 }
 
+// notString says the user claim is not a JSON string; the parser wraps it.
+type notString struct{ claim string }
+
+func (e *notString) Error() string { return e.claim + " (the user ID) must be a JSON string" }
+
 func (c *numericClaims) UnmarshalJSON(b []byte) error {
-	var times struct{ Exp, Nbf, Iat json.RawMessage }
-	if err := json.Unmarshal(b, &times); err != nil {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	for _, t := range []struct {
-		claim string
-		raw   json.RawMessage
-	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
-		if t.raw != nil && t.raw[0] != '-' && (t.raw[0] < '0' || t.raw[0] > '9') {
-			return &notNumericDate{t.claim}
+	for _, claim := range []string{"exp", "nbf", "iat"} {
+		if t, ok := all[claim]; ok && t[0] != '-' && (t[0] < '0' || t[0] > '9') {
+			return &notNumericDate{claim}
+		}
+	}
+	if u, ok := all[c.userClaim]; ok {
+		if u[0] != '"' || json.Unmarshal(u, &c.user) != nil {
+			return &notString{c.userClaim}
 		}
 	}
 	return json.Unmarshal(b, &c.RegisteredClaims)
 }
 
-func reason(err error) string {
+// reason says why the parser refused a token, in words for its holder; rc holds the claims
+// parsed, if any.
+func reason(err error, rc *numericClaims) string {
 	var nd *notNumericDate
+	var ns *notString
+	var ke *keyError
 	switch {
+	case errors.As(err, &ke):
+		return ke.Error()
 	case errors.As(err, &nd):
 		return nd.Error()
+	case errors.As(err, &ns):
+		return ns.Error()
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && rc.ExpiresAt == nil:
 		return "exp is missing"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && rc.Issuer == "":
+		return "iss is missing (REALTIME_JWT_ISSUER requires it)"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "aud is missing (REALTIME_JWT_AUDIENCE requires it)"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "bad signature or algorithm (HS256 only)"
+		return "bad signature or algorithm"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "iss is not the issuer this service accepts (REALTIME_JWT_ISSUER)"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "aud does not name this service (REALTIME_JWT_AUDIENCE)"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "not valid yet"
 	case errors.Is(err, jwt.ErrTokenMalformed):
@@ -174,18 +308,34 @@ func TokenFromRequest(r *http.Request) string {
 	return ""
 }
 
-// Issue signs an HS256 token for user, valid for ttl from now.
+// Issue signs an HS256 token for user (its sub), valid for ttl from now.
 func Issue(secret []byte, user string, ttl time.Duration, now time.Time) (string, error) {
+	return IssueFor(secret, Config{}, user, ttl, now)
+}
+
+// IssueFor signs an HS256 token for user that a Verifier of cfg accepts: the user in
+// cfg.UserClaim (sub when empty), iss and aud set to cfg.Issuer and cfg.Audience when they are
+// set. Only cfg's claim settings are used, never its keys.
+func IssueFor(secret []byte, cfg Config, user string, ttl time.Duration, now time.Time) (string, error) {
 	if user == "" {
 		return "", errors.New("auth: empty user ID")
 	}
 	if ttl <= 0 {
 		return "", errors.New("auth: ttl must be positive")
 	}
-	claims := jwt.RegisteredClaims{
-		Subject:   user,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	claims := jwt.MapClaims{
+		"sub": user,
+		"iat": now.Unix(),
+		"exp": now.Add(ttl).Unix(),
+	}
+	if cfg.UserClaim != "" {
+		claims[cfg.UserClaim] = user
+	}
+	if cfg.Issuer != "" {
+		claims["iss"] = cfg.Issuer
+	}
+	if cfg.Audience != "" {
+		claims["aud"] = cfg.Audience
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }

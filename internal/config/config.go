@@ -7,6 +7,7 @@
 package config
 
 import (
+	"crypto"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
@@ -141,6 +143,28 @@ type Realtime struct {
 	// random secret is generated at start, and on a loopback listener a development token
 	// endpoint is enabled (see DevTokens).
 	JWTSecret string
+	// JWTPublicKeyFile is a PEM file whose public key verifies client tokens
+	// (REALTIME_JWT_PUBLIC_KEY_FILE: PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE; RSA of 2048 bits or
+	// more, EC P-256/P-384/P-521, or Ed25519). Load reads it into JWTPublicKey.
+	JWTPublicKeyFile string
+	JWTPublicKey     crypto.PublicKey
+	// JWKSURL serves the JWK Set of an identity provider whose keys, chosen by a token's kid,
+	// verify client tokens (REALTIME_JWKS_URL; https, or http to a loopback host).
+	JWKSURL string
+	// JWKSRefreshInterval is how often the JWK Set is fetched again (REALTIME_JWKS_REFRESH_INTERVAL,
+	// ms, default 300000).
+	JWKSRefreshInterval time.Duration
+	// JWKSMinRefreshInterval is the least time between fetches caused by tokens naming an unknown
+	// kid (REALTIME_JWKS_MIN_REFRESH_INTERVAL, ms, default 30000).
+	JWKSMinRefreshInterval time.Duration
+	// JWKSFetchTimeout bounds one JWK Set fetch (REALTIME_JWKS_FETCH_TIMEOUT, ms, default 5000).
+	JWKSFetchTimeout time.Duration
+	// JWTIssuer, when set, must be every client token's iss (REALTIME_JWT_ISSUER).
+	JWTIssuer string
+	// JWTAudience, when set, must be one of every client token's aud (REALTIME_JWT_AUDIENCE).
+	JWTAudience string
+	// JWTUserClaim names the claim holding the user ID (REALTIME_JWT_USER_CLAIM, default "sub").
+	JWTUserClaim string
 	// AllowedOrigins are the browser origins allowed to connect besides same-origin pages
 	// (REALTIME_ALLOWED_ORIGINS, comma-separated "scheme://host[:port]" entries, "null" for pages
 	// whose origin is opaque, or "*"). Scheme, host and port must all match (RFC 6454). Empty
@@ -255,6 +279,17 @@ func Load(getenv func(string) string) (Config, error) {
 	if s := c.Realtime.JWTSecret; s != "" && len(s) < 32 {
 		r.fail("REALTIME_JWT_SECRET", "<redacted>", "a secret of at least 32 bytes (RFC 7518 §3.2 for HS256)")
 	}
+	c.Realtime.JWTPublicKeyFile, c.Realtime.JWTPublicKey = r.publicKeyFile("REALTIME_JWT_PUBLIC_KEY_FILE")
+	c.Realtime.JWKSURL = r.str("REALTIME_JWKS_URL", "")
+	if err := auth.CheckJWKSURL(c.Realtime.JWKSURL); c.Realtime.JWKSURL != "" && err != nil {
+		r.fail("REALTIME_JWKS_URL", c.Realtime.JWKSURL, "the https URL of a JWK Set (http only to localhost, 127.0.0.0/8 or ::1): "+err.Error())
+	}
+	c.Realtime.JWKSRefreshInterval = r.millis("REALTIME_JWKS_REFRESH_INTERVAL", 300000)
+	c.Realtime.JWKSMinRefreshInterval = r.millis("REALTIME_JWKS_MIN_REFRESH_INTERVAL", 30000)
+	c.Realtime.JWKSFetchTimeout = r.millis("REALTIME_JWKS_FETCH_TIMEOUT", 5000)
+	c.Realtime.JWTIssuer = r.str("REALTIME_JWT_ISSUER", "")
+	c.Realtime.JWTAudience = r.str("REALTIME_JWT_AUDIENCE", "")
+	c.Realtime.JWTUserClaim = r.str("REALTIME_JWT_USER_CLAIM", "sub")
 	c.Realtime.AllowedOrigins = r.origins("REALTIME_ALLOWED_ORIGINS")
 	c.Realtime.SendQueueBytes = r.intRange("REALTIME_SEND_QUEUE_BYTES", 1<<20, 1024, 1<<30)
 	c.Realtime.MaxConnections = r.intRange("REALTIME_MAX_CONNECTIONS", 10000, 0, 10_000_000)
@@ -289,10 +324,27 @@ func Load(getenv func(string) string) (Config, error) {
 }
 
 // ClientTokensConfigured reports whether client tokens are verified with a configured key
-// (REALTIME_JWT_SECRET). Without one, serve signs tokens with a random secret that changes at
-// every start. This is the one place that knows the key sources: a new one (a JWKS URL, a
-// public key) must be added here, so that the development token endpoint stays off with it.
-func (c Config) ClientTokensConfigured() bool { return c.Realtime.JWTSecret != "" }
+// source (REALTIME_JWT_SECRET, REALTIME_JWT_PUBLIC_KEY_FILE or REALTIME_JWKS_URL). Without one,
+// serve signs tokens with a random secret that changes at every start. This is the one place
+// that knows the key sources: a new one must be added here (and to KeySources), so that the
+// development token endpoint stays off with it.
+func (c Config) ClientTokensConfigured() bool { return len(c.KeySources()) > 0 }
+
+// KeySources names the variables of the client-token key sources that are set, in the order
+// REALTIME_JWT_SECRET, REALTIME_JWT_PUBLIC_KEY_FILE, REALTIME_JWKS_URL.
+func (c Config) KeySources() []string {
+	var set []string
+	if c.Realtime.JWTSecret != "" {
+		set = append(set, "REALTIME_JWT_SECRET")
+	}
+	if c.Realtime.JWTPublicKeyFile != "" {
+		set = append(set, "REALTIME_JWT_PUBLIC_KEY_FILE")
+	}
+	if c.Realtime.JWKSURL != "" {
+		set = append(set, "REALTIME_JWKS_URL")
+	}
+	return set
+}
 
 // DevTokens reports whether GET /v1/dev/token, which issues a client token for any user to
 // anyone who asks, may exist: only when no client-token key is configured
@@ -319,7 +371,7 @@ func (c Config) Mode(listener net.Addr) (mode, reason string) {
 		why = append(why, "REALTIME_API_KEYS set")
 	}
 	if c.ClientTokensConfigured() {
-		why = append(why, "REALTIME_JWT_SECRET set")
+		why = append(why, strings.Join(c.KeySources(), " and ")+" set")
 	} else {
 		why = append(why, "no REALTIME_JWT_SECRET (client tokens are signed with a random secret that changes at every start)")
 	}
@@ -333,7 +385,7 @@ func (c Config) Mode(listener net.Addr) (mode, reason string) {
 	case c.DevTokens(listener):
 		return "development", strings.Join(append(why, "GET /v1/dev/token?user=<id> issues client tokens to anyone who asks"), ", ")
 	case !c.ClientTokensConfigured():
-		why = append(why, "no GET /v1/dev/token (it needs a loopback listener), so no client can get a token this service accepts: set REALTIME_JWT_SECRET")
+		why = append(why, "no GET /v1/dev/token (it needs a loopback listener), so no client can get a token this service accepts: set REALTIME_JWT_SECRET, REALTIME_JWT_PUBLIC_KEY_FILE or REALTIME_JWKS_URL")
 	}
 	return "production", strings.Join(why, ", ")
 }
@@ -352,11 +404,25 @@ func loopback(addr net.Addr) bool {
 
 // CheckServe reports what serving needs beyond well-formed values: with a real broker
 // (KAFKA_BROKERS set) the service API is never open and clients need real tokens, so
-// REALTIME_API_KEYS and REALTIME_JWT_SECRET are required. Only the embedded development broker
-// runs without them. Example values of the README and deploy/ (anything containing "change-me")
-// are refused everywhere: they are public. The error is an *Error.
+// REALTIME_API_KEYS and a client-token key source (REALTIME_JWT_SECRET,
+// REALTIME_JWT_PUBLIC_KEY_FILE or REALTIME_JWKS_URL) are required. Only the embedded development
+// broker runs without them. Without a key source, REALTIME_JWT_ISSUER, REALTIME_JWT_AUDIENCE and
+// a REALTIME_JWT_USER_CLAIM other than sub are refused: development tokens lack those claims.
+// Example values of the README and deploy/ (anything containing "change-me") are refused
+// everywhere: they are public. The error is an *Error.
 func (c Config) CheckServe() error {
 	problems := c.exampleSecretProblems()
+	if !c.ClientTokensConfigured() { // development tokens carry sub, iat and exp only
+		for _, v := range []struct{ name, value string }{
+			{"REALTIME_JWT_ISSUER", c.Realtime.JWTIssuer},
+			{"REALTIME_JWT_AUDIENCE", c.Realtime.JWTAudience},
+			{"REALTIME_JWT_USER_CLAIM", c.Realtime.JWTUserClaim},
+		} {
+			if v.value != "" && v.value != "sub" {
+				problems = append(problems, Problem{Var: v.name, Value: v.value, Want: "unset without a client-token key source (REALTIME_JWT_SECRET, REALTIME_JWT_PUBLIC_KEY_FILE or REALTIME_JWKS_URL): development tokens carry only sub"})
+			}
+		}
+	}
 	if c.Kafka.Embedded() {
 		if problems != nil {
 			return &Error{Problems: problems}
@@ -366,8 +432,8 @@ func (c Config) CheckServe() error {
 	if len(c.HTTP.APIKeys) == 0 {
 		problems = append(problems, Problem{Var: "REALTIME_API_KEYS", Want: "at least one API key: with a real broker (KAFKA_BROKERS set) the service API is never open"})
 	}
-	if c.Realtime.JWTSecret == "" {
-		problems = append(problems, Problem{Var: "REALTIME_JWT_SECRET", Want: "a secret of at least 32 bytes: with a real broker (KAFKA_BROKERS set) clients need real tokens"})
+	if !c.ClientTokensConfigured() {
+		problems = append(problems, Problem{Var: "REALTIME_JWT_SECRET", Want: "a secret of at least 32 bytes, or REALTIME_JWT_PUBLIC_KEY_FILE or REALTIME_JWKS_URL: with a real broker (KAFKA_BROKERS set) clients need real tokens"})
 	}
 	if problems != nil {
 		return &Error{Problems: problems}

@@ -1,9 +1,15 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -51,6 +57,11 @@ func TestDefaults(t *testing.T) {
 		r.HistoryTTL != 5*time.Minute || r.HistoryMaxBytes != 64<<20 || r.ReplayMaxRecords != 100000 ||
 		r.ReplayConcurrency != 4 || r.ReplayPerUser != 1 || r.ReplayQueuePerUser != 8 {
 		t.Errorf("realtime defaults: %+v", r)
+	}
+	if r.JWTPublicKeyFile != "" || r.JWTPublicKey != nil || r.JWKSURL != "" || r.JWKSRefreshInterval != 5*time.Minute ||
+		r.JWKSMinRefreshInterval != 30*time.Second || r.JWKSFetchTimeout != 5*time.Second || r.JWTIssuer != "" ||
+		r.JWTAudience != "" || r.JWTUserClaim != "sub" {
+		t.Errorf("client-token defaults: %+v", r)
 	}
 	if c.Log.Level != "info" || c.Log.Format != "text" || c.DebugAddr != "" {
 		t.Errorf("log/debug defaults: %+v %q", c.Log, c.DebugAddr)
@@ -173,6 +184,13 @@ func TestMalformedValuesNameVariableValueAndForm(t *testing.T) {
 		{"REALTIME_API_KEYS", "short", "at least 16 characters"},
 		{"REALTIME_API_KEYS", "0123456789abcdef,", "at least 16 characters"},
 		{"REALTIME_JWT_SECRET", "too-short", "at least 32 bytes"},
+		{"REALTIME_JWKS_URL", "http://idp.example/certs", "http only to localhost"},
+		{"REALTIME_JWKS_URL", "idp.example/certs", "https URL of a JWK Set"},
+		{"REALTIME_JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem", "readable PEM file"},
+		{"REALTIME_JWT_PUBLIC_KEY_FILE", "config_test.go", "no PEM block"},
+		{"REALTIME_JWKS_REFRESH_INTERVAL", "5m", "milliseconds"},
+		{"REALTIME_JWKS_MIN_REFRESH_INTERVAL", "0", "milliseconds"},
+		{"REALTIME_JWKS_FETCH_TIMEOUT", "x", "milliseconds"},
 		{"REALTIME_ALLOWED_ORIGINS", "app.example.com", "scheme://host"},
 		{"REALTIME_ALLOWED_ORIGINS", "https://app.example.com/path", "scheme://host"},
 		{"REALTIME_SEND_QUEUE_BYTES", "1", "whole number from 1024"},
@@ -235,6 +253,11 @@ func TestServingWithARealBrokerNeedsAPIKeysAndJWTSecret(t *testing.T) {
 		{"real broker, nothing", map[string]string{"KAFKA_BROKERS": "k:9092"}, []string{"REALTIME_API_KEYS", "REALTIME_JWT_SECRET"}},
 		{"real broker, keys only", map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef"}, []string{"REALTIME_JWT_SECRET"}},
 		{"real broker, complete", map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef", "REALTIME_JWT_SECRET": strings.Repeat("s", 32)}, nil},
+		{"real broker, a JWKS instead of a secret", map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef", "REALTIME_JWKS_URL": "https://idp.example/certs"}, nil},
+		{"real broker, a public key instead of a secret", map[string]string{"KAFKA_BROKERS": "k:9092", "REALTIME_API_KEYS": "0123456789abcdef", "REALTIME_JWT_PUBLIC_KEY_FILE": writePEM(t)}, nil},
+		{"embedded, an issuer without a key source", map[string]string{"REALTIME_JWT_ISSUER": "https://idp.example"}, []string{"REALTIME_JWT_ISSUER"}},
+		{"embedded, an audience and a user claim without a key source", map[string]string{"REALTIME_JWT_AUDIENCE": "rt", "REALTIME_JWT_USER_CLAIM": "email"}, []string{"REALTIME_JWT_AUDIENCE", "REALTIME_JWT_USER_CLAIM"}},
+		{"embedded, claims with a JWKS", map[string]string{"REALTIME_JWKS_URL": "http://127.0.0.1:8080/certs", "REALTIME_JWT_ISSUER": "https://idp.example", "REALTIME_JWT_USER_CLAIM": "email"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.env["KAFKA_NODE_ID"] = "n"
@@ -390,10 +413,18 @@ func TestDevTokensOnlyWithoutAKeyOnLoopback(t *testing.T) {
 		{"no secret, a public address", "", tcp("203.0.113.7:3000"), false},
 		{"secret, 127.0.0.1", secret, tcp("127.0.0.1:3000"), false},
 		{"secret, 0.0.0.0", secret, tcp("0.0.0.0:3000"), false},
+		{"JWKS, 127.0.0.1", "jwks", tcp("127.0.0.1:3000"), false},
+		{"public key, 127.0.0.1", "pem", tcp("127.0.0.1:3000"), false},
 		{"no secret, a Unix socket", "", &net.UnixAddr{Name: "/tmp/s", Net: "unix"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Realtime: Realtime{JWTSecret: tc.secret}}
+			switch tc.secret { // the other key sources (ClientTokensConfigured)
+			case "jwks":
+				c.Realtime = Realtime{JWKSURL: "https://idp.example/certs"}
+			case "pem":
+				c.Realtime = Realtime{JWTPublicKeyFile: "/etc/realtime/idp.pem"}
+			}
 			if got := c.DevTokens(tc.listener); got != tc.want {
 				t.Errorf("DevTokens(%v) = %v, want %v", tc.listener, got, tc.want)
 			}
@@ -422,6 +453,7 @@ func TestModeSaysWhy(t *testing.T) {
 		{"secret on loopback", Config{Realtime: Realtime{JWTSecret: secret}}, lo, "production", []string{"embedded broker", "REALTIME_JWT_SECRET set", "loopback listener"}},
 		{"real broker", Config{Kafka: Kafka{Brokers: []string{"k:9092"}}, HTTP: HTTP{APIKeys: keys}, Realtime: Realtime{JWTSecret: secret}}, all, "production",
 			[]string{"KAFKA_BROKERS set", "REALTIME_API_KEYS set", "REALTIME_JWT_SECRET set", "non-loopback listener [::]:3000"}},
+		{"JWKS on loopback", Config{Realtime: Realtime{JWKSURL: "https://idp.example/certs", JWTSecret: secret}}, lo, "production", []string{"REALTIME_JWT_SECRET and REALTIME_JWKS_URL set"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mode, reason := tc.c.Mode(tc.listener)
@@ -522,5 +554,33 @@ func TestREADMERecipientExamplesLoad(t *testing.T) {
 		if !sources[want] {
 			t.Errorf("no README example of recipients/value %q (have %v)", want, sources)
 		}
+	}
+}
+
+// writePEM writes a P-256 public key in PEM to a temporary file and returns its path.
+func writePEM(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "idp.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPublicKeyFileIsRead(t *testing.T) {
+	c, err := Load(env(map[string]string{"KAFKA_NODE_ID": "n", "REALTIME_JWT_PUBLIC_KEY_FILE": writePEM(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Realtime.JWTPublicKey.(*ecdsa.PublicKey); !ok || !c.ClientTokensConfigured() {
+		t.Errorf("key %T, configured %v", c.Realtime.JWTPublicKey, c.ClientTokensConfigured())
 	}
 }

@@ -1,15 +1,18 @@
 package config
 
 import (
+	"crypto"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
@@ -337,4 +340,24 @@ func (r *reader) prefixes(name string) []netip.Prefix {
 		out = append(out, p.Masked())
 	}
 	return out
+}
+
+// publicKeyFile reads the PEM file named by the variable and returns its path and public key
+// (auth.ParsePublicKeyPEM); unset returns "", nil.
+func (r *reader) publicKeyFile(name string) (string, crypto.PublicKey) {
+	path := r.get(name)
+	if path == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.fail(name, path, "a readable PEM file with the public key that verifies client tokens: "+err.Error())
+		return path, nil
+	}
+	key, err := auth.ParsePublicKeyPEM(data)
+	if err != nil {
+		r.fail(name, path, "a PEM public key (RSA of 2048 bits or more, EC P-256/P-384/P-521 or Ed25519): "+err.Error())
+		return path, nil
+	}
+	return path, key
 }

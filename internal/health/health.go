@@ -2,9 +2,14 @@
 // the original service used (README.md, "Health and metrics"):
 //
 //	{"status":"ok|error",
-//	 "info":   {<name>: {"status":"up", ...details}},            the checks that are up
+//	 "info":   {<name>: {"status":"up", ...details}},            the checks that are up (or degraded)
 //	 "error":  {<name>: {"status":"down", ...details, "message"}}, the checks that are down
 //	 "details":{<name>: {...}}}                                    every check
+//
+// A check may also be degraded: it works, less well than it should (an identity provider is
+// unreachable but its cached keys still verify tokens). It is listed under "info" with
+// "status":"degraded" and a "message", and leaves the overall status "ok" and readiness alone, so
+// that clients of the Terminus shape, which look at the top-level "status", are not misled.
 //
 // A Checker answers three questions: is everything healthy (Check, for GET /health), may this
 // node take traffic (Ready, for GET /health/ready: the required checks pass and shutdown has not
@@ -28,7 +33,24 @@ const (
 	StatusError = "error" // Result.Status: at least one check reported is down
 	StatusUp    = "up"    // a check's "status": it passed
 	StatusDown  = "down"  // a check's "status": it failed, timed out or panicked
+	// StatusDegraded is a check's "status" when it returned an error made by Degraded: it works
+	// in a reduced way. It counts as up for Result.Status and for readiness.
+	StatusDegraded = "degraded"
 )
+
+// Degraded wraps err so that a Check returning it is reported "degraded" rather than "down",
+// with err's text as its "message". Degraded(nil) is nil.
+func Degraded(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &degradedError{err}
+}
+
+type degradedError struct{ err error }
+
+func (e *degradedError) Error() string { return e.err.Error() }
+func (e *degradedError) Unwrap() error { return e.err }
 
 // ShutdownCheck is the name under which Ready reports a node that is shutting down:
 // "shutdown": {"status":"down","message":"shutting down"}.
@@ -39,13 +61,14 @@ const DefaultTimeout = 5 * time.Second
 
 // Check probes one dependency. It returns details to report with the check's status (nil is
 // fine; the keys "status" and "message" are reserved and overwritten) and a non-nil error when the
-// dependency is unhealthy, whose text becomes the check's "message". A Check should return soon
+// dependency is unhealthy, whose text becomes the check's "message" (an error made by Degraded
+// reports the check "degraded" instead of "down"). A Check should return soon
 // after ctx is done; one that does not is still reported down when its time is up.
 type Check func(ctx context.Context) (map[string]any, error)
 
 // Result is one health report in the Terminus shape. Info, Error and Details are never nil, so
-// they encode as {} when empty. Each per-check map holds "status" ("up" or "down"), the check's
-// details and, when down, "message".
+// they encode as {} when empty. Each per-check map holds "status" ("up", "degraded" or "down"),
+// the check's details and, when degraded or down, "message".
 type Result struct {
 	Status  string                    `json:"status"`
 	Info    map[string]map[string]any `json:"info"`
@@ -231,10 +254,15 @@ func report(details map[string]any, err error) map[string]any {
 	out := make(map[string]any, len(details)+2)
 	maps.Copy(out, details)
 	delete(out, "message")
-	if err != nil {
+	var degraded *degradedError
+	switch {
+	case errors.As(err, &degraded):
+		out["status"] = StatusDegraded
+		out["message"] = err.Error()
+	case err != nil:
 		out["status"] = StatusDown
 		out["message"] = err.Error()
-	} else {
+	default:
 		out["status"] = StatusUp
 	}
 	return out
@@ -252,7 +280,7 @@ func newResult() Result {
 // add files one check's report under info or error, and under details.
 func (r *Result) add(name string, rep map[string]any) {
 	r.Details[name] = rep
-	if rep["status"] == StatusUp {
+	if rep["status"] == StatusUp || rep["status"] == StatusDegraded {
 		r.Info[name] = rep
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,6 +96,15 @@ func TestCheck(t *testing.T) {
 				c.Add("bad", func(context.Context) (map[string]any, error) { panic("boom") })
 			},
 			want: `{"status":"error","info":{},"error":{"bad":{"message":"check panicked: boom","status":"down"}},"details":{"bad":{"message":"check panicked: boom","status":"down"}}}`,
+		},
+		{
+			name: "degraded: listed under info with its message, overall ok",
+			setup: func(t *testing.T, c *health.Checker) {
+				c.Add("jwks", func(context.Context) (map[string]any, error) {
+					return map[string]any{"keys": 2}, health.Degraded(errors.New("connection refused"))
+				})
+			},
+			want: `{"status":"ok","info":{"jwks":{"keys":2,"message":"connection refused","status":"degraded"}},"error":{},"details":{"jwks":{"keys":2,"message":"connection refused","status":"degraded"}}}`,
 		},
 		{
 			name: "reserved detail keys are overwritten",
@@ -206,6 +216,15 @@ func TestReady(t *testing.T) {
 			want: `{"status":"error","info":{},"error":{"kafka":{"message":"unreachable","status":"down"}},"details":{"kafka":{"message":"unreachable","status":"down"}}}`,
 		},
 		{
+			name: "required check degraded: ready",
+			setup: func(t *testing.T, c *health.Checker) {
+				c.Require("jwks", func(context.Context) (map[string]any, error) {
+					return nil, health.Degraded(fmt.Errorf("fetch: %w", errors.New("timeout")))
+				})
+			},
+			want: `{"status":"ok","info":{"jwks":{"message":"fetch: timeout","status":"degraded"}},"error":{},"details":{"jwks":{"message":"fetch: timeout","status":"degraded"}}}`,
+		},
+		{
 			name: "required check hangs: not ready",
 			setup: func(t *testing.T, c *health.Checker) {
 				c.Require("kafka", hang(t))
@@ -273,5 +292,11 @@ func TestAddPanics(t *testing.T) {
 			}()
 			c.Add(tc.check, tc.fn)
 		})
+	}
+}
+
+func TestDegradedNil(t *testing.T) {
+	if health.Degraded(nil) != nil {
+		t.Error("Degraded(nil) is not nil: a healthy check would be reported degraded")
 	}
 }
