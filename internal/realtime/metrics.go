@@ -93,6 +93,8 @@ func disconnectName(d Disconnect) string {
 		return "protocol"
 	case DisconnectPingTimeout.Code:
 		return "ping_timeout"
+	case DisconnectTooBig.Code:
+		return "too_big"
 	default:
 		return "client_gone"
 	}
