@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/realtime-service/realtime-service/internal/admission"
 )
@@ -101,5 +102,10 @@ func TestSSEStalledClientIsBoundedByTheWriteTimeout(t *testing.T) {
 	waitFor(t, "the stalled stream closed", func() bool { return h.Connections() == 0 && adm.Connections() == 0 })
 	if n := h.m.disconnectCount("slow"); n != 0 {
 		t.Errorf("closed as slow (%d): the queue overflowed, so the write timeout was not what acted", n)
+	}
+	var d dto.Metric
+	h.m.writeTimeouts.Write(&d)
+	if n := d.GetCounter().GetValue(); n != 1 {
+		t.Errorf("realtime_write_timeouts_total = %v, want 1", n)
 	}
 }
