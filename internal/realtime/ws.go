@@ -179,8 +179,8 @@ func (t *wsTransport) CloseFrame(d Disconnect) []byte {
 
 // Close runs once the close frame is written (or the writer gave up). Once the reader runs it
 // only ends the writing side: a blocked write returns, the client reads end of stream after the
-// close frame and has CloseLinger to answer; the reader then closes the socket. Before, it closes
-// the socket (or, before the upgrade, just releases the ticket).
+// close frame and has CloseLinger to answer; the reader then closes the socket. Before (the
+// upgrade failed or is running) it only releases the ticket.
 func (t *wsTransport) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -191,17 +191,13 @@ func (t *wsTransport) Close() {
 	if p := t.ping.Load(); p != nil {
 		p.Stop()
 	}
-	switch {
-	case t.reading:
-		t.nc.SetWriteDeadline(time.Now())
-		t.nc.SetReadDeadline(time.Now().Add(CloseLinger))
-		halfClose(t.nc)
-	case t.nc != nil:
-		t.nc.Close()
-		release(t.ticket)
-	default:
-		release(t.ticket) // the upgrade failed, or open will close the socket
+	if !t.reading {
+		release(t.ticket) // the upgrade failed, or is running: open closes the socket
+		return
 	}
+	t.nc.SetWriteDeadline(time.Now())
+	t.nc.SetReadDeadline(time.Now().Add(CloseLinger))
+	halfClose(t.nc)
 }
 
 // extendRead moves the read deadline to d from now, unless the transport is closed (Close set
