@@ -338,3 +338,23 @@ func TestConnectionLimitPerUser(t *testing.T) {
 	openWS(t, s, "bob", "")
 	waitConnected(t, s, 2)
 }
+
+// TestConnectionLimitPerNode: REALTIME_MAX_CONNECTIONS reaches the client endpoints: with one
+// connection open, the next one, of another user, gets 503 node-full with Retry-After.
+func TestConnectionLimitPerNode(t *testing.T) {
+	s := startService(t, map[string]string{"REALTIME_MAX_CONNECTIONS": "1"})
+	openWS(t, s, "alice", "")
+	waitConnected(t, s, 1)
+	resp, err := http.Get(s.URL + "/v1/events?access_token=" + clientToken(t, "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("the second connection: %d, want 503", resp.StatusCode) // a 200 is a stream: do not read it
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `"code":"node-full"`) || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the second connection: %d %s (Retry-After %q), want 503 node-full with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+}

@@ -189,6 +189,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	if cfg.DevTokens(ln.Addr()) {
 		deps.DevToken = httpapi.DevTokenHandler(secret)
 	}
+	// What a client that is slow, silent or idle can hold (SECURITY.md, "Limits"):
+	//   - ReadHeaderTimeout: a connection whose request headers are not in within 10 s is closed,
+	//     a TCP connection that sends nothing included, so each slowloris connection lasts 10 s;
+	//   - a request body must arrive within KAFKA_REQUEST_TIMEOUT (httpapi sets that deadline);
+	//   - IdleTimeout: a keep-alive connection idle between requests is closed after 2 min, more
+	//     than the 60 s idle timeout common load balancers use, so that the balancer ends idle
+	//     connections and never sends a request on one this server is closing;
+	//   - no ReadTimeout or WriteTimeout: client streams live for hours; every write to them is
+	//     bounded by REALTIME_WRITE_TIMEOUT and /v1/ws reads by its ping deadline instead;
+	//   - MaxHeaderBytes: 64 KiB of request line and headers (net/http answers 431 past it),
+	//     room for a token in a query or a header, and cookies.
 	srv := &http.Server{
 		Handler:           tr.handler(httpapi.NewServer(log, cfg, deps)),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -374,6 +374,44 @@ func TestREADMEConfigurationTable(t *testing.T) {
 	}
 }
 
+// TestSECURITYLimitsTable: every variable that sets a limit (its name contains MAX_, _TIMEOUT or
+// _LIMIT) has a row in SECURITY.md's limits table, so that no limit ships without its documented
+// behaviour and metric.
+func TestSECURITYLimitsTable(t *testing.T) {
+	raw, err := os.ReadFile("../../SECURITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Limits\n")
+	if !ok {
+		t.Fatal("SECURITY.md has no Limits section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	inTable := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		first := strings.Split(line, "|")[1]
+		for _, m := range regexp.MustCompile("`([A-Z0-9_]+)`").FindAllStringSubmatch(first, -1) {
+			inTable[m[1]] = true
+		}
+	}
+	limits := 0
+	for _, v := range Variables() {
+		if !strings.Contains(v.Name, "MAX_") && !strings.Contains(v.Name, "_TIMEOUT") && !strings.Contains(v.Name, "_LIMIT") {
+			continue
+		}
+		limits++
+		if !inTable[v.Name] {
+			t.Errorf("SECURITY.md's limits table has no row for %s: add one (variable | default | what happens at it | metric)", v.Name)
+		}
+	}
+	if limits < 10 {
+		t.Errorf("only %d limit variables found: is the name filter still right?", limits)
+	}
+}
+
 func TestHTTPAddrDefaultsToLoopback(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string

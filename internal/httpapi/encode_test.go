@@ -128,3 +128,36 @@ func TestABodyTricklingInIsCutOff(t *testing.T) {
 		t.Errorf("Produce called %d times", n)
 	}
 }
+
+// TestAnUnreadBodyThatNeverComesIsCutOff: a request that declares a body and sends none holds its
+// connection no longer than KAFKA_REQUEST_TIMEOUT, also on routes that never read a body (net/http
+// reads up to 256 KiB of it before it answers): one without an API key, an unknown route, a probe.
+func TestAnUnreadBodyThatNeverComesIsCutOff(t *testing.T) {
+	s := newServer(t, func(c *config.Config, _ *httpapi.Deps) { c.Kafka.RequestTimeout = 100 * time.Millisecond })
+	srv := httptest.NewServer(s.handler)
+	defer srv.Close()
+	for _, tc := range []struct {
+		request string
+		status  int
+	}{
+		{"POST " + conceptPath, http.StatusUnauthorized},
+		{"POST /no/such/route", http.StatusNotFound},
+		{"GET /health/live", http.StatusOK},
+	} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", tc.request)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // only so that a failing test ends
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Errorf("%s: no answer while the body does not come: %v", tc.request, err)
+			continue
+		}
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.request, resp.StatusCode, tc.status)
+		}
+	}
+}

@@ -11,6 +11,22 @@ import (
 	"time"
 )
 
+// boundBody gives a request that has a body (a Content-Length above zero, or a chunked one)
+// until timeout (KAFKA_REQUEST_TIMEOUT) to send it. The server has no read timeout, since client
+// streams live for hours; without this a request that declares a body and never sends it would
+// hold its connection forever, even on a route that never reads the body (an unknown route, a
+// 401 for a missing API key): net/http reads up to 256 KiB of an unread body, with no deadline,
+// before it answers. Requests without a body get no deadline: one would also end net/http's
+// background read of a long-lived stream (SSE, a Socket.IO long poll) and cancel it.
+func boundBody(timeout time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // logRequests logs one line per request (method, route pattern, path, status, duration) and
 // counts it in m. Health and metrics probes, and the status page's poll of GET /v1/status (one a
 // second per open page), log at debug level, also when they answer 503 (a node that is starting

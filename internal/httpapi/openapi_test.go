@@ -272,7 +272,7 @@ func apiCases() []apiCase {
 
 // served answers that come from other packages (realtime, socketio) through marker handlers
 // here; their protocols are described in prose and tested end to end in cmd/realtime-service.
-var servedElsewhere = []string{"GET /v1/ws 101", "GET /v1/events 200", "GET /v1/ws 429", "GET /v1/events 429", "GET /socket.io/ 200", "GET /socket.io/ 101", "POST /socket.io/ 200", "GET /status 200"}
+var servedElsewhere = []string{"GET /v1/ws 101", "GET /v1/events 200", "GET /v1/ws 429", "GET /v1/events 429", "GET /v1/ws 503", "GET /v1/events 503", "GET /socket.io/ 200", "GET /socket.io/ 101", "POST /socket.io/ 200", "GET /status 200"}
 
 // authenticate checks only that the credential of the scheme is present: whether the key is
 // known is the handler's business (401), not the document's.

@@ -39,6 +39,8 @@ import (
 //	                                (written by the realtime package for /v1/ws and /v1/events, in this shape)
 //	internal-error          500     a bug; the server log has the details
 //	kafka-unavailable       503     Kafka is unreachable or did not answer within KAFKA_REQUEST_TIMEOUT
+//	node-full               503     the node holds REALTIME_MAX_CONNECTIONS client connections (with Retry-After;
+//	                                written by the realtime package for /v1/ws and /v1/events, in this shape)
 const (
 	codeValidation       = "validation-error"
 	codeInvalidJSON      = "invalid-json"
@@ -58,6 +60,7 @@ const (
 	codeTooManyConns     = "too-many-connections"
 	codeInternal         = "internal-error"
 	codeKafkaUnavailable = "kafka-unavailable"
+	codeNodeFull         = "node-full"
 )
 
 const (
@@ -128,6 +131,8 @@ func newProblem(code, detail string) problem {
 		p.Status, p.Title = http.StatusUnsupportedMediaType, "Unsupported media type"
 	case codeKafkaUnavailable:
 		p.Status, p.Title = http.StatusServiceUnavailable, "Kafka is unavailable"
+	case codeNodeFull:
+		p.Status, p.Title = http.StatusServiceUnavailable, "This node is full"
 	default:
 		p.Type, p.Code = problemTypePrefix+codeInternal, codeInternal
 		p.Status, p.Title = http.StatusInternalServerError, "Internal server error"

@@ -147,8 +147,10 @@ func NewServer(log *slog.Logger, cfg config.Config, deps Deps) http.Handler {
 	}
 	m := newMetrics(deps.Registerer)
 	mux := http.NewServeMux()
-	addRoutes(mux, log, settingsFrom(cfg), deps, m)
+	s := settingsFrom(cfg)
+	addRoutes(mux, log, s, deps, m)
 	var h http.Handler = fallback(mux, deps.Web)
+	h = boundBody(s.requestTimeout, h)
 	h = recoverPanics(log, h)
 	h = logRequests(log, m, h)
 	return h

@@ -1,7 +1,10 @@
 package realtime
 
 import (
+	"errors"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +56,7 @@ type Conn struct {
 	expires   time.Time              // the token's exp; zero: never
 	cursor    string                 // the last cursor queued to the client (guarded by Hub.pubMu)
 	force     *time.Timer
+	forced    atomic.Bool // the transport was closed under a blocked writer (forceClose)
 	done      chan struct{}
 }
 
@@ -180,6 +184,9 @@ func (c *Conn) writeLoop() {
 		}
 		c.mu.Unlock()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !c.forced.Load() {
+				c.hub.m.writeTimeouts.Inc()
+			}
 			c.closeNow(DisconnectClientGone)
 			c.finish()
 			return
@@ -208,7 +215,7 @@ func (c *Conn) Close(d Disconnect) {
 	c.writing = true
 	if !start && !d.flush {
 		// The writer may be blocked on a client that reads nothing: bound the wait.
-		c.force = time.AfterFunc(forceCloseAfter, c.t.Close)
+		c.force = time.AfterFunc(forceCloseAfter, c.forceClose)
 	}
 	c.mu.Unlock()
 
@@ -216,6 +223,13 @@ func (c *Conn) Close(d Disconnect) {
 	if start {
 		go c.writeLoop()
 	}
+}
+
+// forceClose closes the transport under a writer that may be blocked; the write it fails is not
+// a write timeout.
+func (c *Conn) forceClose() {
+	c.forced.Store(true)
+	c.t.Close()
 }
 
 // closeNow marks the connection closed without a close frame (its transport is broken).

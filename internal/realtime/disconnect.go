@@ -1,8 +1,11 @@
 package realtime
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/realtime-service/realtime-service/internal/admission"
 )
 
 // Disconnect says why the server closes a connection. Code is a WebSocket close code (RFC 6455
@@ -35,6 +38,9 @@ var (
 	DisconnectPingTimeout = Disconnect{Code: 4002, Reason: "ping timeout", Reconnect: true}
 	// DisconnectProtocol: the client sent something the protocol does not allow.
 	DisconnectProtocol = Disconnect{Code: 1002, Reason: "protocol error", Reconnect: false, flush: true}
+	// DisconnectTooBig: the client sent a message larger than the endpoint accepts (1009
+	// Message Too Big, RFC 6455 §7.4.1); /v1/ws clients have nothing to send but control frames.
+	DisconnectTooBig = Disconnect{Code: 1009, Reason: "message too big", Reconnect: false}
 )
 
 // writeTooManyConnections answers a client endpoint's request refused by
@@ -51,4 +57,45 @@ func writeTooManyConnections(w http.ResponseWriter, max int) {
 	fmt.Fprintf(w, `{"type":"/problems/too-many-connections","title":"Too many connections for this user","status":429,`+
 		`"detail":"This user already holds %d connections on this node (REALTIME_MAX_CONNECTIONS_PER_USER): close one first.",`+
 		`"code":"too-many-connections","errors":[]}`+"\n", max)
+}
+
+// admit takes a slot of the node's connection cap (EndpointConfig.Admission) for an authenticated
+// client connection; with no cap it returns a nil ticket. The error is an *admission.Refusal.
+func admit(a *admission.Controller) (*admission.Ticket, error) {
+	if a == nil {
+		return nil, nil
+	}
+	return a.Connect()
+}
+
+// release gives back a ticket from admit; nil does nothing.
+func release(t *admission.Ticket) {
+	if t != nil {
+		t.Release()
+	}
+}
+
+// writeNodeFull answers a client endpoint's request refused by admission (the node holds
+// REALTIME_MAX_CONNECTIONS client connections) with the HTTP layer's problem shape (RFC 9457,
+// code node-full): 503 with Retry-After (RFC 9110 §15.6.4), since another node, or this one a
+// little later, can take the client.
+func writeNodeFull(w http.ResponseWriter, err error) {
+	r, ok := admission.WriteHeaders(w, err)
+	if !ok { // cannot happen: Connect fails with a *Refusal only
+		r = admission.ErrNodeFull
+		w.Header().Set("Retry-After", r.RetryAfterSeconds())
+	}
+	body, _ := json.Marshal(struct {
+		Type   string   `json:"type"`
+		Title  string   `json:"title"`
+		Status int      `json:"status"`
+		Detail string   `json:"detail"`
+		Code   string   `json:"code"`
+		Errors []string `json:"errors"`
+	}{"/problems/node-full", "This node is full", r.Status,
+		"This node holds as many client connections as it is configured for (REALTIME_MAX_CONNECTIONS): retry after Retry-After seconds, or on another node.",
+		"node-full", []string{}})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(r.Status)
+	w.Write(append(body, '\n'))
 }

@@ -476,7 +476,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		case <-c.done:
 		case <-ctx.Done():
 			for _, c := range all {
-				c.t.Close()
+				c.forceClose()
 			}
 			return ctx.Err()
 		}

@@ -6,11 +6,14 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	connections *prometheus.GaugeVec   // realtime_connections{transport}
 	disconnects *prometheus.CounterVec // realtime_disconnects_total{reason}
-	published   prometheus.Counter     // realtime_events_published_total
-	deliveries  prometheus.Counter     // realtime_deliveries_total
-	replayed    prometheus.Counter     // realtime_replayed_events_total
-	resyncs     *prometheus.CounterVec // realtime_resyncs_total{reason}
-	replays     *prometheus.CounterVec // realtime_replays_total{source}
+	// writeTimeouts: realtime_write_timeouts_total, the connections closed because one write
+	// blocked for REALTIME_WRITE_TIMEOUT (a client that stopped reading).
+	writeTimeouts prometheus.Counter
+	published     prometheus.Counter     // realtime_events_published_total
+	deliveries    prometheus.Counter     // realtime_deliveries_total
+	replayed      prometheus.Counter     // realtime_replayed_events_total
+	resyncs       *prometheus.CounterVec // realtime_resyncs_total{reason}
+	replays       *prometheus.CounterVec // realtime_replays_total{source}
 
 	historyBytes  prometheus.Gauge // realtime_history_bytes
 	historyEvents prometheus.Gauge // realtime_history_events
@@ -27,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "realtime_disconnects_total",
 			Help: "Closed client connections by reason (slow = send queue overflow).",
 		}, []string{"reason"}),
+		writeTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_write_timeouts_total",
+			Help: "Client connections closed because a write blocked for REALTIME_WRITE_TIMEOUT (counted in realtime_disconnects_total as client_gone too).",
+		}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_events_published_total",
 			Help: "Events handed to the hub for fan-out.",
@@ -64,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.connections.WithLabelValues(formatName(f))
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.disconnects, m.published, m.deliveries, m.replayed, m.resyncs,
+		reg.MustRegister(m.connections, m.disconnects, m.writeTimeouts, m.published, m.deliveries, m.replayed, m.resyncs,
 			m.replays, m.historyBytes, m.historyEvents, m.historyUsers)
 	}
 	return m
@@ -93,6 +100,8 @@ func disconnectName(d Disconnect) string {
 		return "protocol"
 	case DisconnectPingTimeout.Code:
 		return "ping_timeout"
+	case DisconnectTooBig.Code:
+		return "too_big"
 	default:
 		return "client_gone"
 	}

@@ -23,6 +23,11 @@ var sseOpen = []byte("retry: 2000\n: connected\n\n")
 // a reconnect, or with ?lastEventId= (for clients that cannot set headers). Each event is
 // `id: <cursor>` plus `data: <JSON frame>`; heartbeat comments every PingInterval; a final
 // "disconnect" frame (no id line) says why the server ends the stream.
+//
+// The client sends nothing after its request, so there is no reader to bound; a client that
+// stops reading is bounded by WriteTimeout on each write (a heartbeat at the latest, once its
+// socket buffers are full) and by the send queue; a dead peer by TCP keepalive (net/http enables
+// it on accepted connections).
 func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 	cfg = cfg.withDefaults()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -31,6 +36,12 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
+		ticket, err := admit(cfg.Admission)
+		if err != nil {
+			writeNodeFull(w, err)
+			return
+		}
+		defer release(ticket) // the handler lasts as long as the stream
 		cursor := r.Header.Get("Last-Event-ID")
 		if cursor == "" {
 			cursor = r.URL.Query().Get("lastEventId")

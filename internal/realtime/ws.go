@@ -80,10 +80,19 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
+		ticket, err := admit(cfg.Admission)
+		if err != nil {
+			writeNodeFull(w, err)
+			return
+		}
 		// Register before the upgrade answers, held until the socket is ready: every event
-		// published once the client sees the connection open reaches it.
-		t := &wsTransport{writeTimeout: cfg.WriteTimeout}
+		// published once the client sees the connection open reaches it. From here on the
+		// transport owns the ticket and releases it when the socket is closed.
+		t := &wsTransport{writeTimeout: cfg.WriteTimeout, ticket: ticket}
 		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, r.URL.Query().Get("cursor"))
+		if err != nil {
+			release(ticket)
+		}
 		if errors.Is(err, ErrTooManyConnections) {
 			writeTooManyConnections(w, h.cfg.MaxConnsPerUser)
 			return
@@ -113,18 +122,23 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 type wsTransport struct {
 	writeTimeout time.Duration
 	ping         atomic.Pointer[time.Timer]
+	ticket       *admission.Ticket // released once the socket is closed; nil without admission
 
-	mu     sync.Mutex // guards ws, nc and closed across the upgrade
-	ws     *websocket.Conn
-	nc     net.Conn
-	closed bool
+	mu sync.Mutex // guards ws, nc, reading and closed across the upgrade
+	ws *websocket.Conn
+	nc net.Conn
+	// reading: the reader goroutine runs and owns closing nc (and releasing the ticket), so
+	// that it can drain the client's input first (see LingerClose).
+	reading bool
+	closed  bool
 }
 
 // errNotOpen: a write before the upgrade completed (only a close frame can be, at shutdown).
 var errNotOpen = errors.New("websocket not open yet")
 
-// open hands the upgraded socket to the transport. If the connection was closed while the
-// upgrade ran, it sends the close frame itself, closes the socket and reports false.
+// open hands the upgraded socket to the transport; the caller must then start readLoop. If the
+// connection was closed while the upgrade ran, it sends the close frame itself, closes the
+// socket and reports false.
 func (t *wsTransport) open(ws *websocket.Conn, c *Conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -132,9 +146,10 @@ func (t *wsTransport) open(ws *websocket.Conn, c *Conn) bool {
 	if t.closed {
 		t.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		t.nc.Write(t.CloseFrame(c.Reason()))
-		t.nc.Close()
+		t.nc.Close() // the client sent nothing yet but the handshake: no input to drain
 		return false
 	}
+	t.reading = true
 	return true
 }
 
@@ -162,6 +177,10 @@ func (t *wsTransport) CloseFrame(d Disconnect) []byte {
 	return wsCloseFrame(d.Code, d.Reason)
 }
 
+// Close runs once the close frame is written (or the writer gave up). Once the reader runs it
+// only ends the writing side: a blocked write returns, the client reads end of stream after the
+// close frame and has CloseLinger to answer; the reader then closes the socket. Before (the
+// upgrade failed or is running) it only releases the ticket.
 func (t *wsTransport) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -172,8 +191,22 @@ func (t *wsTransport) Close() {
 	if p := t.ping.Load(); p != nil {
 		p.Stop()
 	}
-	if t.nc != nil {
-		t.nc.Close()
+	if !t.reading {
+		release(t.ticket) // the upgrade failed, or is running: open closes the socket
+		return
+	}
+	t.nc.SetWriteDeadline(time.Now())
+	t.nc.SetReadDeadline(time.Now().Add(CloseLinger))
+	halfClose(t.nc)
+}
+
+// extendRead moves the read deadline to d from now, unless the transport is closed (Close set
+// the last one).
+func (t *wsTransport) extendRead(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.nc.SetReadDeadline(time.Now().Add(d))
 	}
 }
 
@@ -194,33 +227,46 @@ func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 }
 
 // readLoop reads until the client goes: it answers pings, extends the deadline on any frame,
-// and discards messages (clients have nothing to say on /v1/ws).
+// and discards messages (clients have nothing to say on /v1/ws); a message over
+// maxClientMessage closes the connection with 1009. The socket has a read deadline at all
+// times: silence (ping interval + pong timeout) after the last frame, CloseLinger once closing.
+// When the connection is done it closes the socket with LingerClose (the client's input is
+// drained, so the close frame survives) and releases the admission ticket.
 func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
 	gone := DisconnectClientGone
-	defer func() { c.Close(gone) }()
-	t.ws.SetReadLimit(maxClientMessage)
-	extend := func() { t.ws.SetReadDeadline(time.Now().Add(silence)) }
+	extend := func() { t.extendRead(silence) }
 	extend()
-	t.ws.SetPongHandler(func(string) error { extend(); return nil })
 	t.ws.SetPingHandler(func(data string) error {
 		extend()
 		c.Send(wsFrame(opPong, []byte(data)))
 		return nil
 	})
+	t.ws.SetPongHandler(func(string) error { extend(); return nil })
 	t.ws.SetCloseHandler(func(code int, text string) error {
 		return nil // Close(DisconnectClientGone) answers with our close frame
 	})
+	// The size limit is checked here, not with gorilla's SetReadLimit: gorilla would write its
+	// own close frame beside the writer's and leave the socket to be closed with input unread.
 	for {
 		_, r, err := t.ws.NextReader()
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				gone = DisconnectPingTimeout // the deadline passed: silent for interval+timeout
 			}
-			return
+			break
+		}
+		n, err := io.CopyN(io.Discard, r, maxClientMessage+1)
+		if n > maxClientMessage {
+			gone = DisconnectTooBig
+			break
+		}
+		if err != nil && err != io.EOF {
+			break
 		}
 		extend()
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
 	}
+	c.Close(gone) // nothing if the server closed first
+	<-c.Done()    // the close frame is written, or the writer gave up: Close has run
+	LingerClose(t.ws, CloseLinger)
+	release(t.ticket)
 }
