@@ -9,7 +9,7 @@
 //	go run ./bench chaos   [flags]   two nodes, clients dropping and resuming, a node killed: nothing missed
 //	go run ./bench resume  [flags]   one client misses M records and resumes: time to catch up, from memory or Kafka
 //	go run ./bench flood   [flags]   N unauthenticated Socket.IO handshakes while a user receives: RSS, its latency
-//	go run ./bench oversize [flags]  C unauthenticated Socket.IO clients each send 1 MiB: RSS, close codes
+//	go run ./bench oversize [flags]  C unauthenticated Socket.IO clients each send 1 MB: RSS, close codes
 //	go run ./bench poison  [flags]   a burst of poison records among valid ones: added p99, dead letters
 //	go run ./bench replayburst [flags] one user's 100 simultaneous Kafka resumes: another user's resume time
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs

@@ -21,7 +21,7 @@ import (
 )
 
 // The oversize run: C concurrent unauthenticated Socket.IO clients each send one message of
-// -size bytes (1 MiB by default) before any CONNECT: on -transport websocket one WebSocket text
+// -size bytes (1 MB by default, the largest message the Engine.IO default maxPayload admits) before any CONNECT: on -transport websocket one WebSocket text
 // message (the server should close with 1009, RFC 6455 §7.4.1 "message too big"), on -transport
 // polling one long-polling POST body (the server should answer 413). All connect first, then all
 // send at once. Measured: the node's RSS peak and after, the close codes or statuses received.
@@ -37,7 +37,7 @@ type oversizeConfig struct {
 }
 
 func defaultOversize() oversizeConfig {
-	return oversizeConfig{conns: 10_000, size: 1 << 20, transport: "websocket", perAddress: 50, parallel: 256, settle: 5 * time.Second, maxRSS: 2 << 30}
+	return oversizeConfig{conns: 10_000, size: 1_000_000, transport: "websocket", perAddress: 50, parallel: 256, settle: 5 * time.Second, maxRSS: 2 << 30}
 }
 
 type oversizeResult struct {
