@@ -33,11 +33,12 @@ type oversizeConfig struct {
 	perAddress int
 	parallel   int
 	settle     time.Duration
+	hold       time.Duration // the last byte of each message is held back this long
 	maxRSS     int64
 }
 
 func defaultOversize() oversizeConfig {
-	return oversizeConfig{conns: 10_000, size: 1_000_000, transport: "websocket", perAddress: 50, parallel: 256, settle: 5 * time.Second, maxRSS: 2 << 30}
+	return oversizeConfig{conns: 10_000, size: 1_000_000, transport: "websocket", perAddress: 50, parallel: 256, settle: 5 * time.Second, hold: 3 * time.Second, maxRSS: 2 << 30}
 }
 
 type oversizeResult struct {
@@ -64,6 +65,7 @@ func runOversize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.size, "size", cfg.size, "bytes each sends in one message (WebSocket) or one POST body (polling)")
 	fs.IntVar(&cfg.perAddress, "per-address", cfg.perAddress, "clients per source address 127.1.x.y (the node's REALTIME_MAX_PENDING_PER_ADDRESS is 64 by default)")
 	fs.IntVar(&cfg.parallel, "dial-parallel", cfg.parallel, "connections opened concurrently")
+	fs.DurationVar(&cfg.hold, "hold", cfg.hold, "hold back the last byte of each message this long, as a client that wants the node to keep its partial message would (0: send it whole)")
 	fs.DurationVar(&cfg.settle, "settle", cfg.settle, "after the last answer, wait this long before measuring the RSS after")
 	mb := fs.Int64("max-rss-mb", cfg.maxRSS>>20, "stop when the node's RSS passes this (MiB); 0: never")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -123,9 +125,9 @@ dial:
 			var outcome string
 			var ok bool
 			if cfg.transport == "websocket" {
-				outcome, ok = oversizeWS(rctx, host, ip, payload, &hs, once, ready)
+				outcome, ok = oversizeWS(rctx, host, ip, payload, cfg.hold, &hs, once, ready)
 			} else {
-				outcome, ok = oversizePolling(rctx, host, ip, payload, &hs, once, ready)
+				outcome, ok = oversizePolling(rctx, host, ip, payload, cfg.hold, &hs, once, ready)
 			}
 			if outcome != "" {
 				out.add(outcome)
@@ -193,7 +195,7 @@ dial:
 // waits for ready, sends payload as one text message and reads until the connection ends.
 // The outcome is close-<code> (close-1006 when it ended without a close frame), or empty when
 // the handshake was refused (counted in hs).
-func oversizeWS(ctx context.Context, host string, ip net.IP, payload []byte, hs *counts, connected func(), ready <-chan struct{}) (string, bool) {
+func oversizeWS(ctx context.Context, host string, ip net.IP, payload []byte, hold time.Duration, hs *counts, connected func(), ready <-chan struct{}) (string, bool) {
 	w, code, err := upgradeRaw(ctx, host, ip, "/socket.io/?EIO=4&transport=websocket", "")
 	hs.add(statusKey(code, err))
 	if err != nil || code != http.StatusSwitchingProtocols {
@@ -227,8 +229,7 @@ func oversizeWS(ctx context.Context, host string, ip net.IP, payload []byte, hs 
 	be.BigEndian.PutUint64(hdr[2:10], uint64(len(payload)))
 	w.wmu.Lock()
 	w.nc.SetWriteDeadline(time.Now().Add(60 * time.Second))
-	bufs := net.Buffers{hdr, payload}
-	_, werr := bufs.WriteTo(w.nc)
+	werr := writeHolding(ctx, w.nc, hdr, payload, hold, readErr)
 	w.wmu.Unlock()
 	w.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
 	select {
@@ -237,6 +238,29 @@ func oversizeWS(ctx context.Context, host string, ip net.IP, payload []byte, hs 
 	case <-ctx.Done():
 		return "aborted", werr == nil
 	}
+}
+
+// writeHolding writes hdr and payload but for its last byte, waits hold (or until ended
+// yields, which it then puts back, or ctx ends), then writes the last byte.
+func writeHolding(ctx context.Context, nc net.Conn, hdr, payload []byte, hold time.Duration, ended chan error) error {
+	n := len(payload)
+	if hold > 0 {
+		n--
+	}
+	bufs := net.Buffers{hdr, payload[:n]}
+	if _, err := bufs.WriteTo(nc); err != nil || n == len(payload) {
+		return err
+	}
+	select {
+	case <-time.After(hold):
+	case err := <-ended:
+		ended <- err
+		return errors.New("closed before the last byte")
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	_, err := nc.Write(payload[n:])
+	return err
 }
 
 func wsOutcome(err error) string {
@@ -296,7 +320,7 @@ func upgradeRaw(ctx context.Context, host string, ip net.IP, path, token string)
 
 // oversizePolling opens an Engine.IO long-polling session (the handshake GET), calls connected,
 // waits for ready, POSTs payload as its body and returns the answer's status.
-func oversizePolling(ctx context.Context, host string, ip net.IP, payload []byte, hs *counts, connected func(), ready <-chan struct{}) (string, bool) {
+func oversizePolling(ctx context.Context, host string, ip net.IP, payload []byte, hold time.Duration, hs *counts, connected func(), ready <-chan struct{}) (string, bool) {
 	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}}
 	nc, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
@@ -322,11 +346,7 @@ func oversizePolling(ctx context.Context, host string, ip net.IP, payload []byte
 	hdr := "POST /socket.io/?EIO=4&transport=polling&sid=" + sid + " HTTP/1.1\r\nHost: " + host +
 		"\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: " + strconv.Itoa(len(payload)) + "\r\n\r\n"
 	werr := make(chan error, 1)
-	go func() {
-		bufs := net.Buffers{[]byte(hdr), payload}
-		_, err := bufs.WriteTo(nc)
-		werr <- err
-	}()
+	go func() { werr <- writeHolding(ctx, nc, []byte(hdr), payload, hold, nil) }()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		nc.Close()
