@@ -24,7 +24,8 @@ import (
 // -size bytes (1 MB by default, the largest message the Engine.IO default maxPayload admits) before any CONNECT: on -transport websocket one WebSocket text
 // message (the server should close with 1009, RFC 6455 §7.4.1 "message too big"), on -transport
 // polling one long-polling POST body (the server should answer 413). All connect first, then all
-// send at once. Measured: the node's RSS peak and after, the close codes or statuses received.
+// send at once, each holding back its last byte for -hold (as a client that wants the node to keep
+// its partial message would). Measured: the node's RSS peak and after, the close codes or statuses received.
 
 type oversizeConfig struct {
 	conns      int
