@@ -35,7 +35,7 @@ type floodConfig struct {
 }
 
 func defaultFlood() floodConfig {
-	return floodConfig{handshakes: 1_000_000, duration: 60 * time.Second, addresses: 4096, workers: 256, perConn: 100,
+	return floodConfig{handshakes: 1_000_000, duration: 60 * time.Second, addresses: 4096, workers: 256, perConn: 0,
 		rate: 100, baseline: 3 * time.Second, settle: 60 * time.Second, maxRSS: 2 << 30}
 }
 
@@ -44,6 +44,7 @@ type floodResult struct {
 	Seconds      float64            `json:"seconds"`
 	Rate         float64            `json:"handshakes_per_s"`
 	Addresses    int                `json:"addresses"`
+	PerConn      int                `json:"per_conn"`
 	Status       map[string]int64   `json:"status"`
 	Latency      latencySummary     `json:"handshake_latency"`
 	Aborted      string             `json:"aborted,omitempty"`
@@ -68,7 +69,7 @@ func runFlood(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.duration, "duration", cfg.duration, "time over which they are spread evenly")
 	fs.IntVar(&cfg.addresses, "addresses", cfg.addresses, "source addresses 127.1.x.y the flood comes from; 1 = one single address")
 	fs.IntVar(&cfg.workers, "workers", cfg.workers, "concurrent attacker connections")
-	fs.IntVar(&cfg.perConn, "per-conn", cfg.perConn, "handshakes per keep-alive connection before the next one (from the next address)")
+	fs.IntVar(&cfg.perConn, "per-conn", cfg.perConn, "handshakes per keep-alive connection before the next one (from the next address); 0: 10 from many addresses (each stays under the per-address cap, so the node-wide caps answer), 1,000 from one (its ephemeral ports last)")
 	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "records per second to the authenticated victim")
 	fs.DurationVar(&cfg.baseline, "baseline", cfg.baseline, "the victim's stream before the flood (its latency is the baseline)")
 	fs.DurationVar(&cfg.settle, "settle", cfg.settle, "after the flood, wait up to this long for the node to drop the sessions")
@@ -80,8 +81,14 @@ func runFlood(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := c.check(); err != nil {
 		return err
 	}
-	if cfg.handshakes < 1 || cfg.duration <= 0 || cfg.addresses < 1 || cfg.workers < 1 || cfg.perConn < 1 || cfg.rate <= 0 {
-		return errors.New("want positive -handshakes, -duration, -addresses, -workers, -per-conn, -rate")
+	if cfg.handshakes < 1 || cfg.duration <= 0 || cfg.addresses < 1 || cfg.workers < 1 || cfg.perConn < 0 || cfg.rate <= 0 {
+		return errors.New("want positive -handshakes, -duration, -addresses, -workers, -rate and -per-conn >= 0")
+	}
+	if cfg.perConn == 0 {
+		cfg.perConn = 10
+		if cfg.addresses == 1 {
+			cfg.perConn = 1000
+		}
 	}
 	if c.target != "" && c.brokers == "" {
 		return errors.New("-target needs -brokers: the victim's records are produced straight to Kafka")
@@ -93,7 +100,7 @@ func runFlood(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func floodRun(ctx context.Context, st *stack, cfg floodConfig, stderr io.Writer) ([]figure, any, *loadReport, error) {
-	res := floodResult{Addresses: cfg.addresses, RSSStart: mib(nodeRSS(st))}
+	res := floodResult{Addresses: cfg.addresses, PerConn: cfg.perConn, RSSStart: mib(nodeRSS(st))}
 	v, err := startVictim(ctx, st, cfg.rate)
 	if err != nil {
 		return nil, nil, nil, err
