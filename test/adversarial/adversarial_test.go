@@ -456,3 +456,69 @@ func TestReplayBurst(t *testing.T) {
 	n.receives(t, v, vuser)
 	n.waitNoPreAuth(t)
 }
+
+// TestConnectionCap fills the node to REALTIME_MAX_CONNECTIONS with authenticated
+// connections: a further /v1/ws, /v1/events or Socket.IO handshake gets 503 with Retry-After
+// (RFC 9110 §15.6.4), a client without a token still gets 401 (authentication comes first), the
+// connected user keeps receiving, and once connections close new ones are admitted again.
+func TestConnectionCap(t *testing.T) {
+	const maxConns = 4
+	n := startNode(t, 500*time.Millisecond, "REALTIME_MAX_CONNECTIONS="+strconv.Itoa(maxConns))
+	v, user := n.victim(t)
+	var held []*client
+	for i := 1; i < maxConns; i++ {
+		c, err := n.dialWS(t, "cap-"+strconv.Itoa(i), "")
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, maxConns, err)
+		}
+		held = append(held, c)
+	}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	c, resp, err := d.Dial("ws://"+n.host+"/v1/ws", http.Header{"Authorization": {"Bearer " + n.token(t, "one-too-many")}})
+	if err == nil {
+		c.Close()
+		t.Errorf("/v1/ws past REALTIME_MAX_CONNECTIONS: connected; want 503")
+	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("/v1/ws past REALTIME_MAX_CONNECTIONS: %v (%v); want 503 with Retry-After", err, resp)
+	}
+	req, _ := http.NewRequest(http.MethodGet, n.url+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+n.token(t, "one-too-many"))
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req); err != nil {
+		t.Errorf("/v1/events past REALTIME_MAX_CONNECTIONS: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("/v1/events past REALTIME_MAX_CONNECTIONS: %s (Retry-After %q); want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+	if code, retry, _, err := n.handshake(net.IPv4(127, 5, 0, 1)); err != nil || code != http.StatusServiceUnavailable || retry == "" {
+		t.Errorf("Socket.IO handshake past REALTIME_MAX_CONNECTIONS: %d (Retry-After %q) %v; want 503 with Retry-After", code, retry, err)
+	}
+	if resp, err := http.Get(n.url + "/v1/events"); err != nil {
+		t.Errorf("/v1/events without a token: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("/v1/events without a token on a full node: %s; want 401", resp.Status)
+		}
+	}
+	n.receives(t, v, user)
+
+	for _, c := range held {
+		c.c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n.metrics(t)["realtime_admission_connections"] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("realtime_admission_connections is %v 10s after all but one connection closed; want 1", n.metrics(t)["realtime_admission_connections"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	again, err := n.dialWS(t, "again", "")
+	if err != nil {
+		t.Fatalf("a connection after the others closed: %v", err)
+	}
+	defer again.c.Close()
+	n.receives(t, again, "again")
+	n.waitNoPreAuth(t)
+}
