@@ -98,11 +98,13 @@ const (
 func TestPreAuthOversize(t *testing.T) {
 	n := startNode(t, 500*time.Millisecond)
 	v, user := n.victim(t)
-	// 1 MB: far over the limits, and more than the socket buffers hold, so the node closes with
-	// unread input; the client must still read the close frame (RFC 6455 §7.1.1: the server
-	// reads on until the client's close, not only writes its own and resets the connection).
+	// 1 MB: far over the pre-auth limit, yet admitted by Engine.IO's default maxPayload, and
+	// more than the socket buffers hold, so the node closes with input unread; the client must
+	// still read the close frame (RFC 6455 §7.1.1: the server reads on until the client's close,
+	// rather than resetting the connection).
 	big := bytes.Repeat([]byte("a"), 1_000_000)
-	big[0] = '4' // an Engine.IO message packet
+	big[0] = '4'                              // an Engine.IO message packet
+	huge := bytes.Repeat([]byte("a"), 16<<20) // /v1/ws: 16 MiB
 	small := big[:4*preAuthLimit]
 
 	t.Run("socket.io websocket", func(t *testing.T) {
@@ -144,14 +146,14 @@ func TestPreAuthOversize(t *testing.T) {
 		}
 		defer c.c.Close()
 		c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		c.c.WriteMessage(websocket.TextMessage, big)
+		c.c.WriteMessage(websocket.TextMessage, huge)
 		select {
 		case err := <-c.ended:
 			if code := closeCode(err); code != websocket.CloseMessageTooBig {
-				t.Errorf("after a %d-byte message on /v1/ws (the limit is %d): %v; want close 1009", len(big), wsLimit, err)
+				t.Errorf("after a %d-byte message on /v1/ws (the limit is %d): %v; want close 1009", len(huge), wsLimit, err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("/v1/ws still open 10s after a %d-byte message; want close 1009", len(big))
+			t.Errorf("/v1/ws still open 10s after a %d-byte message; want close 1009", len(huge))
 		}
 	})
 	for _, path := range []string{"/v1/ws", "/v1/events"} {
