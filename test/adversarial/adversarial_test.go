@@ -509,6 +509,7 @@ func TestConnectionCap(t *testing.T) {
 	for _, c := range held {
 		c.c.Close()
 	}
+	n.waitNoPreAuth(t) // the refused handshake left nothing; then only the victim holds a slot
 	deadline := time.Now().Add(10 * time.Second)
 	for n.metrics(t)["realtime_admission_connections"] != 1 {
 		if time.Now().After(deadline) {
