@@ -30,39 +30,20 @@ func TestHandshakeFloodPastTheCaps(t *testing.T) {
 
 	t.Run("one address", func(t *testing.T) {
 		ip := net.IPv4(127, 3, 0, 1)
-		status := map[int]int{}
-		for i := range 3 * maxPendingPerAddress {
-			code, retry, body, err := n.handshake(ip)
-			if err != nil {
-				t.Fatalf("handshake %d: %v", i, err)
-			}
-			status[code]++
-			if code == http.StatusTooManyRequests && retry == "" {
-				t.Fatalf("handshake %d: 429 without Retry-After (%q)", i, body)
-			}
-		}
+		status := n.flood(t, 3*maxPendingPerAddress, func(int) net.IP { return ip })
 		if status[http.StatusOK] != maxPendingPerAddress || status[http.StatusTooManyRequests] != 2*maxPendingPerAddress {
-			t.Errorf("from one address: %v; want %d times 200, then 429", status, maxPendingPerAddress)
+			t.Errorf("from one address: %v; want %d times 200 and the rest 429", status, maxPendingPerAddress)
 		}
 		n.receives(t, v, user)
 	})
 	n.waitNoPreAuth(t)
 
 	t.Run("many addresses", func(t *testing.T) {
-		status := map[int]int{}
-		for i := range 2 * maxPending {
-			ip := net.IPv4(127, 4, byte(i/250), byte(1+i%250)) // one handshake per address
-			code, retry, body, err := n.handshake(ip)
-			if err != nil {
-				t.Fatalf("handshake %d: %v", i, err)
-			}
-			status[code]++
-			if code == http.StatusServiceUnavailable && retry == "" {
-				t.Fatalf("handshake %d: 503 without Retry-After (%q)", i, body)
-			}
-		}
+		status := n.flood(t, 2*maxPending, func(i int) net.IP { // one handshake per address
+			return net.IPv4(127, 4, byte(i/250), byte(1+i%250))
+		})
 		if status[http.StatusOK] != maxPending || status[http.StatusServiceUnavailable] != maxPending {
-			t.Errorf("from %d addresses: %v; want %d times 200, then 503", 2*maxPending, status, maxPending)
+			t.Errorf("from %d addresses: %v; want %d times 200 and the rest 503", 2*maxPending, status, maxPending)
 		}
 		// The node is full of pending sessions: an authenticated user still receives, and a new
 		// one still connects (/v1/ws authenticates on its upgrade request).
@@ -82,6 +63,31 @@ func TestHandshakeFloodPastTheCaps(t *testing.T) {
 		t.Errorf("realtime_admission_refused_total: address-pending %v, node-pending %v; want at least %d and %d",
 			m[`realtime_admission_refused_total{reason="address-pending"}`], m[`realtime_admission_refused_total{reason="node-pending"}`], 2*maxPendingPerAddress, maxPending)
 	}
+}
+
+// flood sends k handshakes at once, the i-th from address ip(i), and counts the answers by
+// status; every 429 and 503 must carry Retry-After.
+func (n *node) flood(t *testing.T, k int, ip func(int) net.IP) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	status := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Go(func() {
+			code, retry, body, err := n.handshake(ip(i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Errorf("handshake %d: %v", i, err)
+			case (code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable) && retry == "":
+				t.Errorf("handshake %d: %d without Retry-After (%q)", i, code, body)
+			}
+			status[code]++
+		})
+	}
+	wg.Wait()
+	return status
 }
 
 // preAuthLimit is REALTIME_PREAUTH_MAX_MESSAGE_BYTES's default, and wsLimit the largest message
@@ -224,20 +230,27 @@ func TestSlowAndIdlePreAuthClients(t *testing.T) {
 			errs <- err
 			return
 		}
-		hc := &http.Client{Timeout: 3 * time.Second}
+		// Long-polls (each GET held until the node has packets, up to its ping interval) until
+		// the session is gone: a close packet, or an error status for an unknown sid.
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
+			hc := &http.Client{Timeout: time.Until(deadline)}
 			resp, err := hc.Get(n.url + "/socket.io/?EIO=4&transport=polling&sid=" + s)
 			if err != nil {
-				continue
+				break
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || bytes.Contains(b, []byte("1")) && !bytes.Contains(b, []byte("2")) {
+			if resp.StatusCode != http.StatusOK {
 				return // gone
 			}
-			if bytes.Equal(b, []byte("2")) {
-				hc.Post(n.url+"/socket.io/?EIO=4&transport=polling&sid="+s, "text/plain;charset=UTF-8", strings.NewReader("3"))
+			for _, p := range strings.Split(string(b), "\x1e") {
+				switch p {
+				case "1":
+					return // closed
+				case "2":
+					hc.Post(n.url+"/socket.io/?EIO=4&transport=polling&sid="+s, "text/plain;charset=UTF-8", strings.NewReader("3"))
+				}
 			}
 		}
 		errs <- errors.New("polling: a session without CONNECT still served after 10s")
