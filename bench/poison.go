@@ -28,6 +28,7 @@ type poisonConfig struct {
 	after    time.Duration
 	limit    time.Duration // bound on dead-lettering them all
 	dlqTopic string
+	valid    bool // control run: the burst's records are valid (for a user without connections)
 }
 
 func defaultPoison() poisonConfig {
@@ -37,8 +38,9 @@ func defaultPoison() poisonConfig {
 
 type poisonResult struct {
 	Poison       int          `json:"poison"`
+	Control      bool         `json:"control,omitempty"` // the burst was valid records`
 	ProduceSecs  float64      `json:"produce_seconds"`
-	DLQSecs      float64      `json:"dead_lettered_after_s"` // from the first poison record produced to the last dead-lettered
+	DLQSecs      float64      `json:"dead_lettered_after_s"` // from the first poison record produced to the last dead-lettered (-control: published)
 	DLQDelta     int64        `json:"dlq_delta"`
 	LogLines     int          `json:"log_lines_naming_dlq"`
 	RSSPeak      float64      `json:"rss_peak_mib"`
@@ -59,6 +61,7 @@ func runPoison(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.after, "after", cfg.after, "the victim's stream after the last poison record was dead-lettered")
 	fs.DurationVar(&cfg.limit, "dlq-timeout", cfg.limit, "bound on the node dead-lettering the whole burst")
 	fs.StringVar(&cfg.dlqTopic, "dlq-topic", cfg.dlqTopic, "the node's REALTIME_DLQ_TOPIC")
+	fs.BoolVar(&cfg.valid, "control", false, "control run: the burst's records are valid, for a user without connections (nothing is dead-lettered), to tell what any burst of that size costs from what poison costs")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -84,7 +87,7 @@ func poisonValue(run string, i int) []byte {
 }
 
 func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Writer) ([]figure, any, *loadReport, error) {
-	res := poisonResult{Poison: cfg.poison}
+	res := poisonResult{Poison: cfg.poison, Control: cfg.valid}
 	dlqBefore, err := endOffsets(ctx, st.brokers, cfg.dlqTopic)
 	if err != nil {
 		return nil, nil, nil, err
@@ -98,6 +101,10 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	case <-time.After(cfg.baseline):
 	case <-ctx.Done():
 		return nil, nil, nil, context.Cause(ctx)
+	}
+	var pubBefore float64
+	if m, err := scrapeMetrics(ctx, st); err == nil {
+		pubBefore = m.Published
 	}
 	mon := monitor(st)
 	watch := watchRSS(st.nodePID, 0, nil)
@@ -113,7 +120,11 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	batch := make([]*kgo.Record, 0, cfg.batch)
 	var perr error
 	for i := 0; i < cfg.poison && perr == nil; i++ {
-		batch = append(batch, &kgo.Record{Topic: topicConcepts, Key: []byte("p" + strconv.Itoa(i)), Value: poisonValue(run, i)})
+		val := poisonValue(run, i)
+		if cfg.valid {
+			val = []byte(`{"conceptId":"control-` + run + `-` + strconv.Itoa(i) + `","userIds":["nobody-` + run + `"],"conceptName":"control","masteryLevel":0.5}`)
+		}
+		batch = append(batch, &kgo.Record{Topic: topicConcepts, Key: []byte("p" + strconv.Itoa(i)), Value: val})
 		if len(batch) == cfg.batch || i == cfg.poison-1 {
 			perr = cl.ProduceSync(ctx, batch...).FirstErr()
 			batch = batch[:0]
@@ -123,9 +134,17 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	if perr != nil {
 		res.ProduceError = perr.Error()
 	}
-	// Until the node has dead-lettered the whole burst.
+	// Until the node has dead-lettered the whole burst (a control burst: published it).
 	deadline := time.Now().Add(cfg.limit)
+	pub0 := pubBefore
 	for perr == nil && time.Now().Before(deadline) && ctx.Err() == nil {
+		if cfg.valid {
+			if m, err := scrapeMetrics(ctx, st); err == nil && m.Published-pub0 >= float64(cfg.poison) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		n, err := endOffsets(ctx, st.brokers, cfg.dlqTopic)
 		if err == nil {
 			res.DLQDelta = n - dlqBefore
@@ -153,9 +172,9 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	res.AddedP99 = during.P99 - base.P99
 
 	figs := []figure{
-		{"poison records", "", float64(cfg.poison)},
+		{"burst records (poison, or valid with -control)", "", float64(cfg.poison)},
 		{"produced in", "s", res.ProduceSecs},
-		{"all dead-lettered after", "s", res.DLQSecs},
+		{"burst handled after (dead-lettered; -control: published)", "s", res.DLQSecs},
 		{"dead-letter topic grew by", "records", float64(res.DLQDelta)},
 		{"node log lines naming it", "", float64(res.LogLines)},
 		{"valid p50 baseline", "ms", base.P50},
@@ -171,7 +190,7 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	var runErr error
 	if perr != nil {
 		runErr = fmt.Errorf("produce: %w", perr)
-	} else if res.DLQDelta < int64(cfg.poison) {
+	} else if !cfg.valid && res.DLQDelta < int64(cfg.poison) {
 		runErr = fmt.Errorf("the dead-letter topic grew by %d of %d within %v", res.DLQDelta, cfg.poison, cfg.limit)
 	}
 	if res.Victim.Missing > 0 {
