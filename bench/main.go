@@ -8,6 +8,10 @@
 //	go run ./bench storm   [flags]   N clients reconnect at once after a server restart
 //	go run ./bench chaos   [flags]   two nodes, clients dropping and resuming, a node killed: nothing missed
 //	go run ./bench resume  [flags]   one client misses M records and resumes: time to catch up, from memory or Kafka
+//	go run ./bench flood   [flags]   N unauthenticated Socket.IO handshakes while a user receives: RSS, its latency
+//	go run ./bench oversize [flags]  C unauthenticated Socket.IO clients each send 1 MB: RSS, close codes
+//	go run ./bench poison  [flags]   a burst of poison records among valid ones: added p99, dead letters
+//	go run ./bench replayburst [flags] one user's 100 simultaneous Kafka resumes: another user's resume time
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
 //	go run ./bench report  [flags]   medians and ranges of the quiet runs in bench/results.jsonl
 //
@@ -47,6 +51,21 @@ modes:
   resume    a client misses M records (-missed 100) and resumes with its cursor, -iterations times;
             time from the dial to the last missed event, replayed from -source memory or kafka;
             asserts exactly the missed events arrive, in partition order, then a live one
+  flood     -handshakes N unauthenticated Engine.IO handshakes (GET /socket.io/?EIO=4&transport=polling,
+            no token) spread over -duration from -addresses source addresses 127.1.x.y (1: a single
+            address), while an authenticated /v1/ws user receives -rate records/s; reports the node's
+            RSS (peak, end), the user's p50/p99 during the flood, answers by status (200/429/503),
+            realtime_admission_*, and how long the node takes to drop the sessions (-settle)
+  oversize  -conns C unauthenticated Socket.IO clients connect, then each sends one -size message
+            (-transport websocket: want close 1009; polling: one POST body, want 413); reports the
+            node's RSS peak and after, close codes or statuses
+  poison    -poison P records that fail validation produced to the consumed topic in -batch
+            batches while valid records flow to a user at -rate/s; reports its p99 during the burst
+            against the -baseline window (the added p99), missing valid records, the dead-letter
+            topic's growth and the node's log lines naming it
+  replayburst  user A opens -resumes simultaneous resumes from an old cursor (replayed from Kafka:
+            the node's REALTIME_HISTORY_SIZE is 10) while user B resumes once; B's resume time
+            alone and during the burst (-iterations pairs)
   serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
   report    median (min-max) of each scenario's quiet runs in bench/results.jsonl, by commit
 
@@ -90,6 +109,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runChaos(ctx, rest, stdout, stderr)
 	case "resume":
 		return runResume(ctx, rest, stdout, stderr)
+	case "flood":
+		return runFlood(ctx, rest, stdout, stderr)
+	case "oversize":
+		return runOversize(ctx, rest, stdout, stderr)
+	case "poison":
+		return runPoison(ctx, rest, stdout, stderr)
+	case "replayburst":
+		return runReplayBurst(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "report":
