@@ -458,4 +458,3 @@ func TestSIO_Resume_UnusableAuthCursorGetsResync(t *testing.T) {
 		t.Errorf("then %q, want a cursor packet", msg)
 	}
 }
-
