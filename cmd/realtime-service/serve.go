@@ -162,6 +162,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		AuthTimeout:       cfg.Realtime.AuthTimeout,
 		MaxPayload:        cfg.Realtime.MaxMessageBytes,
 		PreAuthMaxPayload: cfg.Realtime.PreAuthMaxMessageBytes,
+		NoCursorArg:       !cfg.Realtime.SocketIOCursorArg,
 		ReplayTimeout:     cfg.Kafka.RequestTimeout,
 		Log:               log,
 		Metrics:           reg,

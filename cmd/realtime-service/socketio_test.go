@@ -728,3 +728,56 @@ func TestSocketIOLimitsFromTheEnvironment(t *testing.T) {
 		t.Errorf("auth_timeout protocol errors = %v, want 1", got)
 	}
 }
+
+// TestSocketIOCursorArgFromTheEnvironment: REALTIME_SOCKETIO_CURSOR_ARG=false reaches Socket.IO:
+// the cursor control event a connected client gets at a ping carries the cursor as its one
+// argument, `42["cursor","<cursor>"]`, where the default sends `42["cursor",null,"<cursor>"]`.
+func TestSocketIOCursorArgFromTheEnvironment(t *testing.T) {
+	s := startService(t, map[string]string{
+		"REALTIME_SOCKETIO_CURSOR_ARG": "false",
+		"REALTIME_PING_INTERVAL":       "200",
+	})
+	s.waitConsuming()
+	get := func(url string) []string {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET: %d %s", resp.StatusCode, body)
+		}
+		return strings.Split(string(body), "\x1e")
+	}
+	post := func(url, body string) {
+		t.Helper()
+		resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	open := get(s.URL + "/socket.io/?EIO=4&transport=polling")
+	var o struct{ SID string }
+	if err := json.Unmarshal([]byte(open[0][1:]), &o); err != nil {
+		t.Fatalf("open packet %q: %v", open, err)
+	}
+	url := s.URL + "/socket.io/?EIO=4&transport=polling&sid=" + o.SID
+	post(url, `40{"token":"`+clientToken(t, "alice")+`"}`)
+	for range 50 { // a few pings at most: the first one after the CONNECT brings the cursor
+		for _, p := range get(url) {
+			switch {
+			case p == "2":
+				post(url, "3")
+			case strings.HasPrefix(p, `42["cursor",`):
+				if !strings.HasPrefix(p, `42["cursor","`) {
+					t.Fatalf("cursor event %q, want the cursor as its only argument", p)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no cursor event")
+}

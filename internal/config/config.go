@@ -196,6 +196,12 @@ type Realtime struct {
 	// MaxMessageBytes bounds one Socket.IO message after the CONNECT, announced to the client as
 	// maxPayload (REALTIME_MAX_MESSAGE_BYTES, bytes, default 65536, 1024 to 16 MiB).
 	MaxMessageBytes int
+	// SocketIOCursorArg makes Socket.IO events `42["<event>",<data>,"<cursor>"]`, the trailing
+	// argument being socket.io-client's recovery offset; false makes them `42["<event>",<data>]`,
+	// each followed by `42["cursor","<cursor>"]`, for clients whose handlers take exactly the
+	// payload (python-socketio). A client's CONNECT auth `cursorArg` (a boolean) overrides it
+	// (REALTIME_SOCKETIO_CURSOR_ARG, default true).
+	SocketIOCursorArg bool
 	// MaxConnectionsPerUser bounds the live connections one user holds on a node, over all
 	// transports; 0 is no limit (REALTIME_MAX_CONNECTIONS_PER_USER, default 100).
 	MaxConnectionsPerUser int
@@ -298,6 +304,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.AuthTimeout = r.millis("REALTIME_AUTH_TIMEOUT", 5000)
 	c.Realtime.PreAuthMaxMessageBytes = r.intRange("REALTIME_PREAUTH_MAX_MESSAGE_BYTES", 16<<10, 1024, 1<<20)
 	c.Realtime.MaxMessageBytes = r.intRange("REALTIME_MAX_MESSAGE_BYTES", 64<<10, 1024, 16<<20)
+	c.Realtime.SocketIOCursorArg = r.boolean("REALTIME_SOCKETIO_CURSOR_ARG", true)
 	c.Realtime.MaxConnectionsPerUser = r.intRange("REALTIME_MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000)
 	c.Realtime.PingInterval = r.millis("REALTIME_PING_INTERVAL", 25000)
 	c.Realtime.PongTimeout = r.millis("REALTIME_PONG_TIMEOUT", 20000)

@@ -52,6 +52,7 @@ func Variables() []Variable {
 		{"REALTIME_AUTH_TIMEOUT", "5000", "ms a Socket.IO session may wait for its client's CONNECT (authentication); then it is closed"},
 		{"REALTIME_PREAUTH_MAX_MESSAGE_BYTES", "16384", "largest Socket.IO message (WebSocket message or polling POST body) before the CONNECT; past it close 1009 or 413"},
 		{"REALTIME_MAX_MESSAGE_BYTES", "65536", "largest Socket.IO message after the CONNECT (the announced maxPayload); past it close 1009 or 413"},
+		{"REALTIME_SOCKETIO_CURSOR_ARG", "true", "Socket.IO events carry the cursor as a trailing argument (socket.io-client's recovery needs it); false: exactly the payload, the cursor in a following cursor event; a client's CONNECT auth cursorArg overrides"},
 		{"REALTIME_MAX_CONNECTIONS_PER_USER", "100", "live connections one user may hold on a node (all transports); past it 429; 0 = no limit"},
 		{"REALTIME_PING_INTERVAL", "25000", "ms, ping and heartbeat interval"},
 		{"REALTIME_PONG_TIMEOUT", "20000", "ms, silence allowed after a ping"},

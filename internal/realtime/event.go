@@ -27,6 +27,14 @@ const (
 	// text: the Socket.IO transport joins it into a polling payload or prefixes the WebSocket
 	// frame header itself, since one Socket.IO connection can move from polling to WebSocket.
 	FormatSocketIO
+	// FormatSocketIOPlain is FormatSocketIO without the trailing cursor argument, for clients
+	// whose handlers take exactly the event's arguments (python-socketio calls a handler with
+	// every argument and fails on one it did not declare): `42["<event>",<data>]`, then, when
+	// the event has a cursor, the record separator 0x1E and the packet `42["cursor","<cursor>"]`
+	// (engine.io-protocol v4 separates polling packets with 0x1E; JSON text never holds a raw
+	// 0x1E, RFC 8259 §7). The transport sends the two as two Engine.IO packets; the client keeps
+	// the cursor of the last `cursor` packet to resume from.
+	FormatSocketIOPlain
 
 	numFormats
 )
@@ -75,6 +83,8 @@ func (e *Event) encode(f Format) []byte {
 		return sseFrame(e.Cursor, e.appendJSON(nil))
 	case FormatSocketIO:
 		return e.appendSocketIO(nil)
+	case FormatSocketIOPlain:
+		return e.appendSocketIOPlain(nil)
 	}
 	panic("realtime: unknown frame format " + strconv.Itoa(int(f)))
 }
@@ -109,6 +119,32 @@ func (e *Event) appendSocketIO(b []byte) []byte {
 	return append(b, ']')
 }
 
+// appendSocketIOPlain appends `42["<event>",<data>]` and, when the event has a cursor,
+// 0x1E and `42["cursor","<cursor>"]` (see FormatSocketIOPlain).
+func (e *Event) appendSocketIOPlain(b []byte) []byte {
+	b = append(b, `42[`...)
+	b = appendJSONString(b, e.Name)
+	b = append(b, ',')
+	b = append(b, e.Data...)
+	b = append(b, ']')
+	if e.Cursor == "" {
+		return b
+	}
+	b = append(b, SocketIOPacketSeparator)
+	return appendSocketIOCursor(b, e.Cursor)
+}
+
+// appendSocketIOCursor appends the plain cursor packet `42["cursor","<cursor>"]`.
+func appendSocketIOCursor(b []byte, cursor string) []byte {
+	b = append(b, `42["`+cursorEvent+`",`...)
+	b = appendJSONString(b, cursor)
+	return append(b, ']')
+}
+
+// SocketIOPacketSeparator separates the Engine.IO packets of one FormatSocketIOPlain frame: the
+// record separator of engine.io-protocol v4's long-polling payloads.
+const SocketIOPacketSeparator = 0x1e
+
 // timeLayout is RFC 3339 in UTC with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
@@ -121,7 +157,7 @@ func appendJSONString(b []byte, s string) []byte {
 // cursorEvent names the control frame that only moves a client's cursor forward (see
 // Hub.SendCursor): {"id":"","event":"cursor","data":null,"time":...,"cursor":"..."} on WebSocket,
 // an id line alone on SSE, `42["cursor",null,"<cursor>"]` on Socket.IO (socket.io-client keeps
-// the last argument as its recovery offset).
+// the last argument as its recovery offset), `42["cursor","<cursor>"]` on plain Socket.IO.
 const cursorEvent = "cursor"
 
 // Control is a message the server itself sends a client: a resync notice, a disconnect reason,
@@ -140,6 +176,9 @@ func (c Control) Frame(f Format) []byte {
 		// An id line alone: EventSource takes it as its Last-Event-ID and dispatches nothing
 		// (WHATWG HTML, "dispatch the event": the id is set before empty data returns).
 		return []byte("id: " + c.Cursor + "\n\n")
+	}
+	if c.Event == cursorEvent && f == FormatSocketIOPlain {
+		return appendSocketIOCursor(nil, c.Cursor)
 	}
 	data, err := json.Marshal(c.Data)
 	if err != nil {

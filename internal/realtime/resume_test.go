@@ -291,6 +291,29 @@ func TestCursorFrameOnSSEIsAnIDLineAlone(t *testing.T) {
 	}
 }
 
+// TestSocketIOPlainFrames: without the cursor argument an event's arguments are exactly its data,
+// and its cursor follows in a cursor packet, after the Engine.IO record separator; controls too.
+func TestSocketIOPlainFrames(t *testing.T) {
+	ev := NewEvent(&notification.Event{Name: "concept-mastered", Data: []byte(`{"a":1}`), Time: time.Now()})
+	ev.Cursor = "c1"
+	if got := string(ev.Frame(FormatSocketIOPlain)); got != `42["concept-mastered",{"a":1}]`+"\x1e"+`42["cursor","c1"]` {
+		t.Errorf("event frame %q", got)
+	}
+	if got := string(ev.Frame(FormatSocketIO)); got != `42["concept-mastered",{"a":1},"c1"]` {
+		t.Errorf("the shared FormatSocketIO frame changed: %q", got)
+	}
+	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSocketIOPlain)); got != `42["cursor","abc"]` {
+		t.Errorf("cursor frame %q", got)
+	}
+	resync := Control{Event: "resync", Data: map[string]string{"reason": "expired"}, Cursor: "c2"}
+	if got := string(resync.Frame(FormatSocketIOPlain)); got != `42["resync",{"reason":"expired"}]`+"\x1e"+`42["cursor","c2"]` {
+		t.Errorf("resync frame %q", got)
+	}
+	if got := string(Control{Event: "resync", Data: nil}.Frame(FormatSocketIOPlain)); got != `42["resync",null]` {
+		t.Errorf("control without a cursor %q", got)
+	}
+}
+
 // TestResumeOnStartingNodeWaitsForAssignment: a client resumes on a node that has not joined
 // its consumer group yet (a new node starts at the end of each partition). The resume waits for
 // the assignment and replays what lies between the cursor and where the node starts; before

@@ -6,7 +6,9 @@
 // A browser that used to talk to the NestJS Socket.IO gateway changes only the URL and passes its
 // JWT as `io(url, { auth: { token } })`; it then receives `socket.on(event, data => ...)` exactly
 // as before, plus a trailing cursor argument that socket.io-client's connection state recovery
-// (socket.io v4.6) keeps and sends back on reconnect, so that missed events are replayed.
+// (socket.io v4.6) keeps and sends back on reconnect, so that missed events are replayed. Clients
+// whose handlers take every argument (python-socketio) connect with auth `cursorArg: false`: they
+// get exactly the payload, then a `cursor` event, and resume with auth `cursor` (see connect).
 //
 // Layers, one file each: eio.go (Engine.IO packet and payload codec), sio.go (Socket.IO packet
 // codec), session.go (one Engine.IO session, its heartbeat and its realtime.Transport side),

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_socketio_connects_total",
-			Help: "Socket.IO CONNECTs to the default namespace by result (ok, recovered, unauthorized, too-many-connections).",
+			Help: "Socket.IO CONNECTs to the default namespace by result (ok, recovered: resumed by pid and offset or by auth cursor with every missed event, unauthorized, bad-request: a malformed auth cursorArg or cursor, too-many-connections).",
 		}, []string{"result"}),
 	}
 	for _, k := range []transportKind{kindPolling, kindWebSocket} {
@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"origin", "engineio", "socketio", "heartbeat", "duplicate_poll", "duplicate_post", "too_large", "unread", "auth_timeout", "read_timeout"} {
 		m.protocolErrors.WithLabelValues(r)
 	}
-	for _, r := range []string{"ok", "recovered", "unauthorized"} {
+	for _, r := range []string{"ok", "recovered", "unauthorized", "bad-request"} {
 		m.connects.WithLabelValues(r)
 	}
 	if reg != nil {

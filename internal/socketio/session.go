@@ -59,8 +59,11 @@ type session struct {
 	authDeadline time.Time
 
 	closed atomic.Bool
-	authed atomic.Bool                   // the client's token was verified (a CONNECT to "/")
-	conn   atomic.Pointer[realtime.Conn] // the hub connection, once connected to "/"
+	authed atomic.Bool // the client's token was verified (a CONNECT to "/")
+	// plain: events go without the trailing cursor argument (FormatSocketIOPlain); set by
+	// connect before the hub connection exists.
+	plain atomic.Bool
+	conn  atomic.Pointer[realtime.Conn] // the hub connection, once connected to "/"
 	// hubCode is the WebSocket close code for a close the hub starts (CloseFrame records it).
 	hubCode atomic.Int32
 
@@ -226,8 +229,15 @@ func (s *session) writeDirect(packets ...[]byte) bool {
 }
 
 // Format implements realtime.Transport: event frames are Socket.IO EVENT packets in Engine.IO
-// message packets, `42["<event>",<data>,"<cursor>"]`, shared by every Socket.IO connection.
-func (s *session) Format() realtime.Format { return realtime.FormatSocketIO }
+// message packets, `42["<event>",<data>,"<cursor>"]`, or without the cursor argument (each
+// event then followed by a `cursor` packet) when the client turned it off (see connect); shared
+// by every Socket.IO connection of that format.
+func (s *session) Format() realtime.Format {
+	if s.plain.Load() {
+		return realtime.FormatSocketIOPlain
+	}
+	return realtime.FormatSocketIO
+}
 
 // WriteFrames implements realtime.Transport. Over WebSocket each frame becomes one text
 // message, the whole batch one writev bounded by WriteTimeout. Over long-polling the frames join

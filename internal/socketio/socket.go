@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,18 +62,24 @@ func (s *session) onMessage(p eioPacket) error {
 
 // handle acts on a complete Socket.IO packet (socket.io-protocol v5, "Exchange protocol").
 // Another namespace's CONNECT is refused with CONNECT_ERROR "Invalid namespace", as the reference
-// server answers, and its other packets ignored. On "/": CONNECT authenticates and attaches to the
-// hub; DISCONNECT closes the session (the client closes its Engine.IO connection too); EVENT with
-// an ack id gets an ACK; ACK is ignored (the server asks for none). A packet before CONNECT, a
-// second CONNECT, or a CONNECT_ERROR from the client is an error.
+// server answers. On "/": CONNECT authenticates and attaches to the hub; DISCONNECT closes the
+// session (the client closes its Engine.IO connection too); EVENT with an ack id gets an ACK;
+// ACK is ignored (the server asks for none). Any other packet before the client is connected to
+// "/", whatever its namespace, is an error ("If the server does not receive a CONNECT packet
+// first, then it MUST close the connection immediately"); once it is, packets to another
+// namespace are ignored, as the reference server ignores packets of a namespace the client has
+// not joined. A second CONNECT to "/" or a CONNECT_ERROR from the client is an error too.
 func (s *session) handle(p sioPacket) error {
+	connected := s.conn.Load() != nil
 	if p.nsp != defaultNamespace {
-		if p.typ == sioConnect {
+		switch {
+		case p.typ == sioConnect:
 			s.sendControl(messagePacket(sioPacket{typ: sioConnectError, nsp: p.nsp, data: invalidNamespace}))
+		case !connected:
+			return errors.New("socket.io: packet before CONNECT")
 		}
 		return nil
 	}
-	connected := s.conn.Load() != nil
 	switch p.typ {
 	case sioConnect:
 		if connected {
@@ -96,12 +103,47 @@ func (s *session) handle(p sioPacket) error {
 
 var invalidNamespace = []byte(`{"message":"Invalid namespace"}`)
 
-// connectPayload is what socket.io-client sends in CONNECT: its auth object, plus pid and offset
-// when it attempts connection state recovery. Fields are kept raw: a non-string is "absent".
+// connectPayload is what a client sends in CONNECT: its auth object, plus pid and offset when
+// socket.io-client attempts connection state recovery. Token, PID and Offset are kept raw: a
+// non-string is "absent", as socket.io's recovery reads them. CursorArg and Cursor are this
+// server's own: a value of the wrong type is refused (see connect).
 type connectPayload struct {
 	Token  json.RawMessage `json:"token"`
 	PID    json.RawMessage `json:"pid"`
 	Offset json.RawMessage `json:"offset"`
+	// CursorArg, a boolean, says whether events carry the trailing cursor argument (absent:
+	// Config.NoCursorArg decides).
+	CursorArg json.RawMessage `json:"cursorArg"`
+	// Cursor, a string, is a cursor to resume from, for clients without socket.io's recovery.
+	Cursor json.RawMessage `json:"cursor"`
+}
+
+// Names of the CONNECT auth members this server adds to socket.io's.
+const (
+	authCursorArg = "cursorArg"
+	authCursor    = "cursor"
+)
+
+// cursorOptions reads cp's cursorArg and cursor: whether events go without the cursor argument
+// (plain), and the cursor to resume from ("" for none). A cursorArg that is not a boolean or a
+// cursor that is not a string is an error, whose text is the CONNECT_ERROR message.
+func (cp connectPayload) cursorOptions(noCursorArg bool) (plain bool, cursor string, err error) {
+	plain = noCursorArg
+	switch string(cp.CursorArg) {
+	case "":
+	case "true":
+		plain = false
+	case "false":
+		plain = true
+	default:
+		return false, "", errors.New("auth." + authCursorArg + " must be true or false")
+	}
+	if len(cp.Cursor) > 0 {
+		if cursor = jsonString(cp.Cursor); cursor == "" {
+			return false, "", errors.New("auth." + authCursor + " must be a cursor string")
+		}
+	}
+	return plain, cursor, nil
 }
 
 // connect authenticates a CONNECT to "/" and attaches the session to the hub. The token is the
@@ -114,7 +156,15 @@ type connectPayload struct {
 // offset (the cursor of the last event it got) gets what it missed replayed from that cursor. If
 // the hub honours the cursor the client keeps its pid, so socket.io-client reports
 // `socket.recovered`; if not (malformed, from another cluster, expired, too far behind) it gets
-// a new pid and a "resync" event, never silence. Without pid and offset it gets only live events.
+// a new pid and a "resync" event, never silence. A client without socket.io's recovery resumes
+// the same way with auth "cursor": <the last cursor it got> (pid and offset win when both are
+// sent); it always gets a new pid. Without either it gets only live events.
+//
+// The cursor argument: every event is `42["<event>",<data>,"<cursor>"]` (socket.io-client's
+// recovery keeps the last argument as its offset), unless auth "cursorArg" is false, or absent
+// with Config.NoCursorArg: then `42["<event>",<data>]`, each event followed by
+// `42["cursor","<cursor>"]` (realtime.FormatSocketIOPlain). A cursorArg that is not a boolean
+// or a cursor that is not a string gets CONNECT_ERROR with data.code "bad-request".
 //
 // A verified token ends the session's pending admission (Ticket.Authenticated) even if the hub
 // then refuses the connection: the client is known, and the auth timeout still closes a session
@@ -141,6 +191,12 @@ func (s *session) connect(data []byte) error {
 		s.connectError(err.Error())
 		return nil
 	}
+	plain, cursor, err := cp.cursorOptions(s.h.cfg.NoCursorArg)
+	if err != nil {
+		s.refuse("bad-request", err.Error())
+		return nil
+	}
+	s.plain.Store(plain)
 	// The client is authenticated: its session leaves admission's pending count and gets the
 	// larger message limit. If attaching fails (the user's connection cap, shutdown), a client
 	// past the auth timeout is closed then.
@@ -167,16 +223,18 @@ func (s *session) connect(data []byte) error {
 	o := realtime.ConnOptions{User: claims.UserID, Transport: s, Expires: claims.Expires, Paused: true}
 	pid := newID()
 	var c *realtime.Conn
+	recovered := false // resumed, every missed event queued
 	oldPID, offset := jsonString(cp.PID), jsonString(cp.Offset)
-	recovering := oldPID != "" && offset != ""
-	if recovering {
+	if oldPID == "" || offset == "" {
+		oldPID, offset = "", cursor
+	}
+	if offset != "" {
 		// The replay runs before the reply: the client keeps its pid (socket.recovered) only if
 		// every missed event is on its way; otherwise it gets a new pid and a "resync" event.
 		ctx, cancel := context.WithTimeout(context.Background(), s.h.cfg.ReplayTimeout)
-		var honoured bool
-		c, honoured, err = s.h.hub.AttachResume(ctx, o, offset)
+		c, recovered, err = s.h.hub.AttachResume(ctx, o, offset)
 		cancel()
-		if honoured && len(oldPID) <= maxPIDLen {
+		if recovered && oldPID != "" && len(oldPID) <= maxPIDLen {
 			pid = oldPID
 		}
 	} else {
@@ -214,7 +272,7 @@ func (s *session) connect(data []byte) error {
 		s.connectTimer = nil
 	}
 	s.mu.Unlock()
-	s.h.connected(pid == oldPID)
+	s.h.connected(recovered)
 	return nil
 }
 
@@ -252,4 +310,30 @@ func jsonString(raw json.RawMessage) string {
 		return ""
 	}
 	return s
+}
+
+// splitPackets returns frames with every frame that holds several Engine.IO packets (a
+// realtime.FormatSocketIOPlain event and its cursor packet, joined by the record separator)
+// split into one element per packet, for WebSocket, which sends each packet as its own message.
+// It returns frames itself when none needs splitting.
+func splitPackets(frames [][]byte) [][]byte {
+	var out [][]byte
+	for i, f := range frames {
+		if bytes.IndexByte(f, realtime.SocketIOPacketSeparator) < 0 {
+			if out != nil {
+				out = append(out, f)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([][]byte, 0, 2*len(frames)), frames[:i]...)
+		}
+		for p := range bytes.SplitSeq(f, []byte{realtime.SocketIOPacketSeparator}) {
+			out = append(out, p)
+		}
+	}
+	if out == nil {
+		return frames
+	}
+	return out
 }

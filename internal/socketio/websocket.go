@@ -56,6 +56,9 @@ func (s *session) writeWSLocked(packets [][]byte) error {
 	if s.closeSent || s.closeCode.Load() != 0 {
 		return errSessionClosed
 	}
+	if s.plain.Load() {
+		packets = splitPackets(packets) // one message per Engine.IO packet
+	}
 	headers := make([]byte, 0, maxWSHeader*len(packets))
 	bufs := make(net.Buffers, 0, 2*len(packets))
 	for _, p := range packets {
