@@ -1,62 +1,65 @@
 package config
 
+//go:generate go run ./gen -o ../../docs/configuration.md
+
 // Variable documents one environment variable Load reads.
 type Variable struct {
 	Name    string
 	Default string // "" when unset means something else; see Meaning
-	Meaning string
+	Meaning string // Markdown, one line: unit first, then what the value does
 }
 
-// Variables lists every variable Load reads, in README order. Tests hold README.md, the
-// deployment manifests and Load itself to this list, so that none of them drifts.
+// Variables lists every variable Load reads, in the order of docs/configuration.md, which
+// `go generate ./internal/config` writes from this list (a test fails when the file drifts).
+// Tests also hold the deployment manifests and Load itself to it.
 func Variables() []Variable {
 	return []Variable{
-		{"KAFKA_BROKERS", "", "comma-separated host:port seed brokers; unset = embedded broker"},
-		{"KAFKA_EMBEDDED_ADDR", "127.0.0.1:9092", "where the embedded broker listens"},
-		{"KAFKA_EMBEDDED_DATA_DIR", "", "the embedded broker's log directory; unset = in memory"},
+		{"KAFKA_BROKERS", "", "comma-separated `host:port` seed brokers; unset = the embedded broker"},
+		{"KAFKA_EMBEDDED_ADDR", "127.0.0.1:9092", "where the embedded broker listens (single node, no replication: development and small installs)"},
+		{"KAFKA_EMBEDDED_DATA_DIR", "", "the embedded broker keeps its log and offsets here and reloads them at start; unset = in memory"},
 		{"KAFKA_EMBEDDED_PARTITIONS", "3", "partitions of the topics the embedded broker creates"},
-		{"KAFKA_CLIENT_ID", "realtime-service", "Kafka client.id"},
+		{"KAFKA_CLIENT_ID", "realtime-service", "Kafka `client.id`"},
 		{"KAFKA_CONNECTION_TIMEOUT", "3000", "ms, broker dial timeout"},
-		{"KAFKA_REQUEST_TIMEOUT", "25000", "ms, one Kafka request; also bounds an HTTP produce"},
-		{"KAFKA_RETRY_INITIAL_RETRY_TIME", "100", "ms, first retry backoff"},
+		{"KAFKA_REQUEST_TIMEOUT", "25000", "ms, one Kafka request; also bounds an HTTP produce (then 503)"},
+		{"KAFKA_RETRY_INITIAL_RETRY_TIME", "100", "ms, first retry backoff (then exponential, jittered)"},
 		{"KAFKA_RETRY_RETRIES", "8", "retries of a failed request"},
 		{"KAFKAJS_NO_PARTITIONER_WARNING", "", "ignored; accepted so old env files keep working"},
 		{"KAFKA_GROUP_ID", "realtime-service", "consumer group prefix"},
-		{"KAFKA_NODE_ID", "", "this node's name (default the hostname); group <KAFKA_GROUP_ID>.<KAFKA_NODE_ID>"},
-		{"KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{"KAFKA_NODE_ID", "", "this node's name (unset = the hostname); its consumer group is `<KAFKA_GROUP_ID>.<KAFKA_NODE_ID>`"},
+		{"KAFKA_SASL_MECHANISM", "", "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`"},
 		{"KAFKA_SASL_USERNAME", "", "SASL user name"},
 		{"KAFKA_SASL_PASSWORD", "", "SASL password"},
-		{"KAFKA_TLS", "false", "TLS to the brokers"},
-		{"KAFKA_TLS_CA_FILE", "", "PEM bundle to verify brokers with"},
-		{"REALTIME_TOPICS", "session-notifications=session-starting-soon,concept-notifications=concept-mastered", "consumed topics and their event names"},
+		{"KAFKA_TLS", "false", "TLS to the brokers, verified against the system roots"},
+		{"KAFKA_TLS_CA_FILE", "", "PEM bundle to verify brokers with (turns TLS on)"},
+		{"REALTIME_TOPICS", "session-notifications=session-starting-soon,concept-notifications=concept-mastered", "consumed topics and the event name each carries"},
 		{"REALTIME_DLQ_TOPIC", "realtime-service.dlq", "dead-letter topic"},
-		{"HTTP_ADDR", "127.0.0.1:3000", "listen address; :3000 for all interfaces"},
-		{"HTTP_MAX_BODY_BYTES", "1048576", "larger request bodies get 413"},
+		{"HTTP_ADDR", "127.0.0.1:3000", "listen address; loopback by default in every mode, `:3000` for all interfaces (then no `GET /v1/dev/token`)"},
+		{"HTTP_MAX_BODY_BYTES", "1048576", "bytes; larger request bodies get 413"},
 		{"HTTP_SHUTDOWN_TIMEOUT", "10000", "ms, bound on graceful shutdown"},
-		{"REALTIME_API_KEYS", "", "comma-separated API keys for the service API"},
-		{"REALTIME_JWT_SECRET", "", "HS256 secret for client tokens"},
-		{"REALTIME_ALLOWED_ORIGINS", "", "browser origins allowed on the client endpoints, or *"},
-		{"REALTIME_SEND_QUEUE_BYTES", "1048576", "per-connection send queue bound"},
-		{"REALTIME_MAX_CONNECTIONS", "10000", "client connections a node holds, all transports, authenticated or not; past it 503 with Retry-After; 0 = no limit"},
-		{"REALTIME_MAX_PENDING", "2000", "not-yet-authenticated sessions a node holds (Socket.IO before CONNECT); past it 503 with Retry-After; 0 = no limit"},
-		{"REALTIME_MAX_PENDING_PER_ADDRESS", "64", "not-yet-authenticated sessions from one client address (IPv6: one /64); past it 429; 0 = no limit"},
-		{"HTTP_TRUSTED_PROXIES", "", "CIDRs of proxies whose X-Forwarded-For names the client address; unset = the TCP peer is the client"},
-		{"REALTIME_AUTH_TIMEOUT", "5000", "ms a Socket.IO session may wait for its client's CONNECT (authentication); then it is closed"},
-		{"REALTIME_PREAUTH_MAX_MESSAGE_BYTES", "16384", "largest Socket.IO message (WebSocket message or polling POST body) before the CONNECT; past it close 1009 or 413"},
-		{"REALTIME_MAX_MESSAGE_BYTES", "65536", "largest Socket.IO message after the CONNECT (the announced maxPayload); past it close 1009 or 413"},
-		{"REALTIME_MAX_CONNECTIONS_PER_USER", "100", "live connections one user may hold on a node (all transports); past it 429; 0 = no limit"},
-		{"REALTIME_PING_INTERVAL", "25000", "ms, ping and heartbeat interval"},
-		{"REALTIME_PONG_TIMEOUT", "20000", "ms, silence allowed after a ping"},
+		{"REALTIME_API_KEYS", "", "comma-separated API keys (16+ characters) for the service API; required with a real broker"},
+		{"REALTIME_JWT_SECRET", "", "HS256 secret (32+ bytes) for client tokens; required with a real broker"},
+		{"REALTIME_ALLOWED_ORIGINS", "", "browser origins (`scheme://host[:port]`, `null`) allowed on the client endpoints besides the same origin, or `*`; unset = the same origin only"},
+		{"REALTIME_SEND_QUEUE_BYTES", "1048576", "bytes, per-connection send queue; overflow closes the connection (4008)"},
+		{"REALTIME_MAX_CONNECTIONS", "10000", "client connections a node holds, every transport, authenticated or not; past it a new one gets `503` with `Retry-After`; `0` = no limit"},
+		{"REALTIME_MAX_PENDING", "2000", "sessions a node holds before their client authenticated (Socket.IO before its CONNECT); past it `503` with `Retry-After`; `0` = no limit"},
+		{"REALTIME_MAX_PENDING_PER_ADDRESS", "64", "such sessions from one client address (an IPv6 /64 counts as one); past it `429`; authenticated connections are never limited per address; `0` = no limit"},
+		{"HTTP_TRUSTED_PROXIES", "", "CIDRs of the proxies whose `X-Forwarded-For` names the client address (the right-most entry that is not a trusted proxy); unset = the TCP peer is the client"},
+		{"REALTIME_AUTH_TIMEOUT", "5000", "ms a Socket.IO session may wait for its client's `CONNECT` (the token); then it is closed (WebSocket close `1008`)"},
+		{"REALTIME_PREAUTH_MAX_MESSAGE_BYTES", "16384", "bytes, largest Socket.IO message before the `CONNECT` (one WebSocket message or one long-polling POST body); past it close `1009` or `413`"},
+		{"REALTIME_MAX_MESSAGE_BYTES", "65536", "bytes, the same after the `CONNECT`, announced as `maxPayload`; our clients send only `CONNECT`, acks, pongs and disconnects"},
+		{"REALTIME_MAX_CONNECTIONS_PER_USER", "100", "live connections one user may hold on a node, all transports together; past it a new one gets `429` (Socket.IO: `connect_error`); `0` = no limit"},
+		{"REALTIME_PING_INTERVAL", "25000", "ms, WebSocket/Socket.IO ping and SSE heartbeat interval"},
+		{"REALTIME_PONG_TIMEOUT", "20000", "ms; a silent connection is closed after interval + timeout"},
 		{"REALTIME_WRITE_TIMEOUT", "10000", "ms, one write to a client"},
-		{"REALTIME_HISTORY_SIZE", "100", "recent events kept per user for fast resume"},
+		{"REALTIME_HISTORY_SIZE", "100", "recent events kept per user for fast resume (`0` = off)"},
 		{"REALTIME_HISTORY_TTL", "300000", "ms an event stays in that history"},
-		{"REALTIME_HISTORY_MAX_BYTES", "67108864", "bound on that history's memory"},
-		{"REALTIME_REPLAY_MAX_RECORDS", "100000", "records a resume may read from Kafka"},
-		{"REALTIME_REPLAY_CONCURRENCY", "4", "resumes reading Kafka at a time, node-wide"},
+		{"REALTIME_HISTORY_MAX_BYTES", "67108864", "bytes, bound on that history's estimated memory (`realtime_history_bytes`); the oldest events go first. The default holds the last 100 events of about 350 users (BENCHMARKS.md, \"Resume\")"},
+		{"REALTIME_REPLAY_MAX_RECORDS", "100000", "records a resume may read from Kafka before it answers `resync`"},
+		{"REALTIME_REPLAY_CONCURRENCY", "4", "resumes reading Kafka at a time on a node; the others wait, a freed read going to the next user in turn"},
 		{"REALTIME_REPLAY_PER_USER", "1", "one user's resumes reading Kafka at a time"},
-		{"REALTIME_REPLAY_QUEUE_PER_USER", "8", "one user's resumes waiting to read; more are refused"},
-		{"LOG_LEVEL", "info", "debug, info, warn or error"},
-		{"LOG_FORMAT", "text", "text or json"},
-		{"DEBUG_ADDR", "", "listen address of net/http/pprof"},
+		{"REALTIME_REPLAY_QUEUE_PER_USER", "8", "one user's resumes waiting to read Kafka; more get `resync` `unavailable` at once"},
+		{"LOG_LEVEL", "info", "`debug`, `info`, `warn` or `error`"},
+		{"LOG_FORMAT", "text", "`text` or `json`"},
+		{"DEBUG_ADDR", "", "listen address of net/http/pprof (keep it on loopback); unset = off"},
 	}
 }
