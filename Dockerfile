@@ -1,5 +1,5 @@
 # realtime-service container image: a static binary on distroless, running as a non-root user.
-# Untested on the project's machines (they have no Docker engine); see README.md, "Deployment".
+# Untested on the project's machines (they have no Docker engine); see docs/deployment.md, "The image".
 #
 #   docker build -t realtime-service:dev --build-arg VERSION=$(git describe --always) --build-arg REVISION=$(git rev-parse HEAD) .
 #

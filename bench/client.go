@@ -23,8 +23,8 @@ import (
 
 // frameConn is one client connection to the node.
 type frameConn interface {
-	// read calls onFrame with each event the server pushes (the JSON frame of README.md, "Client
-	// protocol" for WebSocket and SSE; the Socket.IO EVENT array for Socket.IO) until the
+	// read calls onFrame with each event the server pushes (the JSON frame of docs/design.md,
+	// "Client frames", for WebSocket and SSE; the Socket.IO EVENT array for Socket.IO) until the
 	// connection ends, and returns why it ended. onFrame must not keep the slice. The caller
 	// closes the connection afterwards.
 	read(onFrame func([]byte)) error

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// The topics of README.md, "Notifications".
+// The topics of docs/design.md, "Topics and records".
 const (
 	topicConcepts = "concept-notifications"
 	topicSessions = "session-notifications"
@@ -62,7 +62,7 @@ func (p *producer) err() error {
 	return nil
 }
 
-// conceptValue appends a concept-mastered record value (the shape of README.md, "Notifications") for users, whose JSON
+// conceptValue appends a concept-mastered record value (the shape of docs/design.md, "Topics and records") for users, whose JSON
 // array is given, with a "bench" field first that carries the run, the sequence number and the
 // send time: "<run>.<seq>.<ns since the run's base time>" (the decoder keeps unknown fields, and
 // the frame's data is the value as compact JSON, so the field reaches every client).

@@ -10,7 +10,7 @@
 //	realtime-service broker                     run only the embedded broker (development)
 //	realtime-service healthcheck                exit 0 if the local service answers GET /health/live
 //
-// Configuration is read from the environment; see README.md.
+// Configuration is read from the environment; see docs/configuration.md.
 package main
 
 import (
@@ -43,7 +43,7 @@ const usage = `Usage:
   realtime-service token --user U [--ttl 1h]  print a client token signed with REALTIME_JWT_SECRET
   realtime-service broker                     run only the embedded Kafka broker (development)
   realtime-service healthcheck                exit 0 if the service on HTTP_ADDR answers GET /health/live (container HEALTHCHECK)
-Configuration comes from the environment; see README.md.
+Configuration comes from the environment; see docs/configuration.md.
 `
 
 // run is the whole program: it parses args, reads the configuration through getenv, and runs the

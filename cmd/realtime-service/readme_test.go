@@ -121,3 +121,24 @@ func TestREADMEFirstLookWorksRightAfterGoRun(t *testing.T) {
 	}
 	t.Fatalf("curl -N ended without the notification %s", id.ID)
 }
+
+// TestREADMEIsAPage: README.md opens with the two commands — run, then test (the command CI's
+// .ci/run calls) — and stays one page; everything else lives in docs/.
+func TestREADMEIsAPage(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(readme), "\n"); n > 150 {
+		t.Errorf("README.md has %d lines; keep it to 150 and move the rest to docs/", n)
+	}
+	_, rest, ok := strings.Cut(string(readme), "\n```sh\n")
+	head, _, _ := strings.Cut(rest, "```")
+	lines := strings.Split(strings.TrimSpace(head), "\n")
+	if !ok || len(lines) != 2 || !strings.HasPrefix(lines[0], "go run ./cmd/realtime-service ") || !strings.HasPrefix(lines[1], "make test ") {
+		t.Errorf("README.md's first block is %q; want the run command (go run ./cmd/realtime-service) and the test command (make test)", head)
+	}
+	if before, _, _ := strings.Cut(string(readme), "```sh"); strings.Count(before, "\n") > 3 {
+		t.Errorf("README.md has %d lines before the two commands; they come first", strings.Count(before, "\n"))
+	}
+}

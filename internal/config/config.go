@@ -1,7 +1,7 @@
 // Package config reads the service's configuration from the environment once, at start-up.
 //
 // The variable names, units and defaults of the Kafka settings are those of the original NestJS
-// service (README.md, "Configuration"), so its env files keep working. Durations are
+// service (docs/configuration.md, "Variables"), so its env files keep working. Durations are
 // whole milliseconds, as they were there. A malformed value is reported as one line naming the
 // variable, the value and the expected form; Load reports every malformed variable at once.
 package config
@@ -103,7 +103,7 @@ type TopicEvent struct {
 // Embedded reports whether the embedded broker is used (KAFKA_BROKERS unset or empty).
 func (k Kafka) Embedded() bool { return len(k.Brokers) == 0 }
 
-// ConsumerGroup is this node's consumer group: "<GroupID>.<NodeID>" (README.md, "Several nodes"),
+// ConsumerGroup is this node's consumer group: "<GroupID>.<NodeID>" (docs/design.md, "Many nodes"),
 // so that every node sees every record.
 func (k Kafka) ConsumerGroup() string { return k.GroupID + "." + k.NodeID }
 

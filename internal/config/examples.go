@@ -3,15 +3,15 @@ package config
 import "strings"
 
 // exampleSecrets are the secret values the repository has shipped as examples: whoever read the
-// README or the manifests knows them, so a service that accepts one is open. A test
-// (examples_test.go) reads deploy/kubernetes/secret.yaml, docker-compose.yml and README.md and
+// docs or the manifests knows them, so a service that accepts one is open. A test
+// (examples_test.go) reads deploy/kubernetes/secret.yaml, docker-compose.yml, README.md and docs/ and
 // fails when one of their values is not refused, so the list cannot drift.
 var exampleSecrets = []string{
 	"change-me-api-key-0123456789abcdef",              // deploy/kubernetes/secret.yaml
 	"change-me-jwt-secret-0123456789abcdef0123456789", // deploy/kubernetes/secret.yaml
 	"demo-api-key-change-me-0123456789",               // docker-compose.yml's former default
 	"demo-jwt-secret-change-me-0123456789abcdef",      // docker-compose.yml's former default
-	"local-dev-key-0123456789",                        // README.md's former "Several nodes" example
+	"local-dev-key-0123456789",                        // the former "Several nodes" example of README.md
 }
 
 // isExampleSecret reports whether s is a value shipped as an example, or a placeholder (one that

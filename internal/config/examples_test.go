@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,8 +10,8 @@ import (
 
 // shippedSecrets returns the REALTIME_API_KEYS and REALTIME_JWT_SECRET values the repository
 // ships: in deploy/kubernetes/secret.yaml, as docker-compose.yml's defaults (${VAR:-value}) and
-// in README.md's examples (VAR=value, X-API-Key: value), shell expansions and <placeholders>
-// aside.
+// in the examples of README.md and docs/ (VAR=value, X-API-Key: value), shell expansions and
+// <placeholders> aside.
 func shippedSecrets(t *testing.T) map[string][]string {
 	t.Helper()
 	found := map[string][]string{}
@@ -38,26 +39,32 @@ func shippedSecrets(t *testing.T) map[string][]string {
 			add(m[1], value)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+	pages, err := filepath.Glob("../../docs/*.md")
+	if err != nil || len(pages) < 5 {
+		t.Fatalf("docs/*.md: %v %v", pages, err)
 	}
-	for _, m := range regexp.MustCompile(`(REALTIME_API_KEYS|REALTIME_JWT_SECRET)=(\S+)`).FindAllStringSubmatch(string(readme), -1) {
-		add(m[1], m[2])
-	}
-	for _, m := range regexp.MustCompile(`(?:X-API-Key:|Bearer) ([^\s'"`+"`"+`]+)`).FindAllStringSubmatch(string(readme), -1) {
-		add("REALTIME_API_KEYS", m[1])
+	for _, page := range append([]string{"../../README.md"}, pages...) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`(REALTIME_API_KEYS|REALTIME_JWT_SECRET)=(\S+)`).FindAllStringSubmatch(string(text), -1) {
+			add(m[1], m[2])
+		}
+		for _, m := range regexp.MustCompile(`(?:X-API-Key:|Bearer) ([^\s'"`+"`"+`]+)`).FindAllStringSubmatch(string(text), -1) {
+			add("REALTIME_API_KEYS", m[1])
+		}
 	}
 	return found
 }
 
 // TestExampleSecretsAreRefused: the service refuses to start with a secret the repository ships
 // as an example (the Kubernetes Secret's change-me values, the Compose file's defaults, the
-// README's), with a real broker and in development alike, naming the variable and not the value.
+// docs'), with a real broker and in development alike, naming the variable and not the value.
 func TestExampleSecretsAreRefused(t *testing.T) {
 	shipped := shippedSecrets(t)
 	if len(shipped["REALTIME_API_KEYS"]) == 0 || len(shipped["REALTIME_JWT_SECRET"]) == 0 {
-		t.Fatalf("found %v in deploy/kubernetes/secret.yaml, docker-compose.yml and README.md: the test no longer reads them", shipped)
+		t.Fatalf("found %v in deploy/kubernetes/secret.yaml, docker-compose.yml, README.md and docs/: the test no longer reads them", shipped)
 	}
 	good := map[string]string{"REALTIME_API_KEYS": "0123456789abcdef-own-key", "REALTIME_JWT_SECRET": strings.Repeat("s", 32)}
 	for name, values := range shipped {

@@ -1,5 +1,5 @@
 // Package health runs named health checks and reports them in the shape of NestJS Terminus, which
-// the original service used (README.md, "Health and metrics"):
+// the original service used (docs/http-api.md, "Health and metrics"):
 //
 //	{"status":"ok|error",
 //	 "info":   {<name>: {"status":"up", ...details}},            the checks that are up (or degraded)

@@ -67,8 +67,8 @@ func handleNotification[T any, P keyed[T]](log *slog.Logger, v *notification.Val
 }
 
 // topicFor is the topic that carries event: the first of topics whose Event it is and whose
-// records name their recipients in "userIds" (REALTIME_TOPICS), else its default (README.md,
-// "Notifications").
+// records name their recipients in "userIds" (REALTIME_TOPICS), else its default
+// (docs/design.md, "Topics and records").
 func topicFor(topics []config.TopicEvent, event string) string {
 	for _, t := range topics {
 		if t.Event == event && t.Shape.ReadsUserIDs() {

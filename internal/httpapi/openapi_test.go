@@ -541,11 +541,11 @@ func problemGoCodes(t *testing.T) []string {
 
 // TestOpenAPIDocumentsTheTransportsQueryParameters: every query parameter the WebSocket and SSE
 // handlers read (r.URL.Query().Get("<name>") in internal/realtime's ws.go and sse.go) is a
-// documented query parameter of its route, and README.md names it, so that a client author
-// finds the resume parameters the demo page uses (?cursor=, ?lastEventId=).
+// documented query parameter of its route, and docs/client-protocol.md names it, so that a client
+// author finds the resume parameters the demo page uses (?cursor=, ?lastEventId=).
 func TestOpenAPIDocumentsTheTransportsQueryParameters(t *testing.T) {
 	doc := loadDocument(t)
-	readme, err := os.ReadFile("../../README.md")
+	protocol, err := os.ReadFile("../../docs/client-protocol.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,8 +585,8 @@ func TestOpenAPIDocumentsTheTransportsQueryParameters(t *testing.T) {
 			if op.Parameters.GetByInAndName("query", name) == nil {
 				t.Errorf("%s reads ?%s=, which openapi.json does not list for GET %s", file, name, path)
 			}
-			if !bytes.Contains(readme, []byte("?"+name+"=")) {
-				t.Errorf("%s reads ?%s=, which README.md does not mention", file, name)
+			if !bytes.Contains(protocol, []byte("?"+name+"=")) {
+				t.Errorf("%s reads ?%s=, which docs/client-protocol.md does not mention", file, name)
 			}
 		}
 	}

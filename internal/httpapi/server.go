@@ -1,7 +1,7 @@
 // Package httpapi is realtime-service's HTTP surface: the service-to-service API that validates
 // and produces records and manages topics, the health and metrics endpoints, and the mount points
 // of the client transports and demo page that other packages provide. The contracts are those of
-// README.md, "HTTP API"; routes.go lists every route.
+// docs/http-api.md and docs/design.md, "HTTP API"; routes.go lists every route.
 //
 // # Authentication
 //

@@ -3,8 +3,8 @@
 // dead-letter topic), a Reader for resuming clients, the embedded single-node development
 // broker (kfake), and Check, the `realtime-service check` smoke test.
 //
-// The contracts are those of README.md, "Delivery guarantee", README.md, "HTTP API" and
-// README.md, "Configuration". config.Kafka is turned into franz-go options in one place, ClientOpts.
+// The contracts are those of docs/design.md, "Delivery semantics", docs/design.md, "HTTP API"
+// and docs/configuration.md, "Variables". config.Kafka is turned into franz-go options in one place, ClientOpts.
 // Errors follow errors.go: ErrTopicExists, ErrTopicNotFound, ErrUnavailable,
 // ErrOffsetOutOfRange and *RequestError.
 package kafka
@@ -36,7 +36,7 @@ const unknownTopicRetries = 2
 
 // producerOpts are the producer settings shared by the Client and the Consumer's dead-letter
 // producer: acks from all in-sync replicas and idempotence (franz-go's defaults, stated here so
-// nobody turns them off: README.md, "Notifications"), no linger (every produce is waited for),
+// nobody turns them off: docs/design.md, "HTTP API"), no linger (every produce is waited for),
 // missing topics reported quickly and never created, and cancellation allowed for records
 // already sent, so that a produce to a dead broker fails within RequestTimeout instead of
 // waiting for the broker to come back. The price of the last one: a produce that failed with

@@ -80,7 +80,7 @@ type ConsumerConfig struct {
 }
 
 // Consumer consumes this node's consumer group on the configured topics and hands every record
-// to ConsumerConfig.Handler, implementing README.md, "Delivery guarantee":
+// to ConsumerConfig.Handler, implementing docs/design.md, "Delivery semantics":
 //   - The group is cfg.ConsumerGroup() ("<KAFKA_GROUP_ID>.<KAFKA_NODE_ID>"): every node sees
 //     every record.
 //   - At-least-once: an offset is committed only after its record, and every record before it

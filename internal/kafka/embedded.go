@@ -20,8 +20,9 @@ import (
 )
 
 // Broker is the embedded single-node Kafka broker (franz-go's kfake) used when KAFKA_BROKERS
-// is unset: for development and small installs, with no replication (README.md,
-// "Configuration"). Make it with StartEmbedded and Close it.
+// is unset: for development and small installs, with no replication
+// (docs/configuration.md, "Development mode and production mode"). Make it with StartEmbedded
+// and Close it.
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string

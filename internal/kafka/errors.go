@@ -30,8 +30,8 @@ var (
 
 	// ErrOffsetOutOfRange is returned by Reader.Read when a from offset is below the
 	// partition's log start offset (the records were deleted by retention or DeleteRecords) or
-	// above its high watermark: the reader cannot honour that position (README.md, "Client
-	// protocol": the caller answers with a resync event).
+	// above its high watermark: the reader cannot honour that position (the caller answers
+	// with a resync event: docs/client-protocol.md, "Resync").
 	ErrOffsetOutOfRange = errors.New("offset out of range")
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/config"
 )
 
-// Defaults for zero config.Kafka fields, the same as config.Load's (README.md, "Configuration"),
+// Defaults for zero config.Kafka fields, the same as config.Load's (docs/configuration.md, "Variables"),
 // so that a hand-built config.Kafka (tests, tools) behaves like a loaded one.
 const (
 	defaultClientID          = "realtime-service"
@@ -61,7 +61,7 @@ func withDefaults(cfg config.Kafka) config.Kafka {
 // every client of this package (producer, consumer, reader, check, embedded-broker set-up)
 // starts from them. brokers are the seed brokers (host:port); they are passed apart from cfg so
 // that the embedded broker's resolved address can be used. Zero durations in cfg take the
-// defaults of README.md, "Configuration".
+// defaults of docs/configuration.md, "Variables".
 //
 // What it sets:
 //   - SeedBrokers(brokers), ClientID(cfg.ClientID).

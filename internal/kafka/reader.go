@@ -27,8 +27,8 @@ type PartitionOffsets struct {
 }
 
 // Reader reads ranges of partitions outside any consumer group, for resuming clients that come
-// back with a cursor (README.md, "Client protocol"). It is safe for concurrent use; each Read has
-// its own connection. Make it with NewReader and Close it.
+// back with a cursor (docs/design.md, "Delivery semantics"). It is safe for concurrent use; each
+// Read has its own connection. Make it with NewReader and Close it.
 type Reader struct {
 	cfg     config.Kafka
 	opts    []kgo.Opt

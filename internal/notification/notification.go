@@ -1,7 +1,7 @@
 // Package notification defines the events realtime-service delivers, their validation, and the
 // decoding of a Kafka record into an Event. It does no I/O.
 //
-// The record shapes are those of the original NestJS service (README.md, "Notifications"):
+// The record shapes are those of the original NestJS service (docs/design.md, "Topics and records"):
 //
 //	session-notifications  session-starting-soon  {"sessionId","userIds":[...],"message","scheduledTime"}
 //	concept-notifications  concept-mastered       {"conceptId","userIds":[...],"conceptName","masteryLevel"}

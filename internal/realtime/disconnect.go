@@ -20,7 +20,7 @@ type Disconnect struct {
 	flush bool
 }
 
-// The disconnects the server uses. README.md ("Close codes") documents them for client authors.
+// The disconnects the server uses. docs/client-protocol.md ("Close codes") documents them for client authors.
 var (
 	// DisconnectShutdown: the node is shutting down (1001 Going Away); reconnect, to any node.
 	DisconnectShutdown = Disconnect{Code: 1001, Reason: "server shutting down", Reconnect: true, flush: true}

@@ -16,7 +16,7 @@ type Format uint8
 
 const (
 	// FormatWebSocket is a complete WebSocket text frame (RFC 6455 §5.2, unmasked, FIN set)
-	// whose payload is the JSON frame of README.md, "Client protocol".
+	// whose payload is the JSON frame of docs/design.md, "Client frames".
 	FormatWebSocket Format = iota
 	// FormatSSE is one Server-Sent Events block: "id: <cursor>\ndata: <JSON frame>\n\n"
 	// (WHATWG HTML, "Server-sent events"). It has no "event:" line, so EventSource's onmessage
@@ -89,7 +89,7 @@ func (e *Event) encode(f Format) []byte {
 	panic("realtime: unknown frame format " + strconv.Itoa(int(f)))
 }
 
-// appendJSON appends the JSON frame of README.md, "Client protocol":
+// appendJSON appends the JSON frame of docs/design.md, "Client frames":
 // {"id","event","data","time","cursor"}.
 func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)

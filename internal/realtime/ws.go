@@ -59,8 +59,8 @@ var pingFrame = wsFrame(opPing, nil)
 
 // NewWebSocketHandler serves GET /v1/ws. The request must already be authenticated (auth.WithClaims
 // on its context) and its origin checked: the HTTP layer does both and answers 401/403 before any
-// upgrade. A client resumes with ?cursor=<cursor>. Frames are the JSON of README.md, "Client
-// protocol", one per text message; the server sends pings and closes with the codes of
+// upgrade. A client resumes with ?cursor=<cursor>. Frames are the JSON of docs/design.md,
+// "Client frames", one per text message; the server sends pings and closes with the codes of
 // disconnect.go.
 //
 // The handler returns once the connection is registered: an idle connection costs one goroutine

@@ -39,7 +39,8 @@ type Variable struct {
 	Meaning string
 }
 
-// Variables lists the OTEL_* variables Setup reads through its getenv, in README order. The
+// Variables lists the OTEL_* variables Setup reads through its getenv, in the order of the tracing
+// table of docs/configuration.md (go generate ./internal/config writes it from this list). The
 // OTLP exporter reads the other OTEL_EXPORTER_OTLP_* variables (TIMEOUT, COMPRESSION,
 // CERTIFICATE, ...) and the batch span processor OTEL_BSP_* from the process environment itself.
 func Variables() []Variable {
