@@ -23,15 +23,10 @@ var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 // page's screenshots, the benchmark charts, SECURITY.md and two docs pages). The test fails once
 // one of them exists, so that whoever merges removes it from this list and the link is checked.
 var pendingMerge = map[string]bool{
-	"docs/images/demo.png":                    true,
-	"docs/images/status.png":                  true,
 	"docs/images/bench/latency.svg":           true,
 	"docs/images/bench/fanout.svg":            true,
 	"docs/images/bench/memory.svg":            true,
 	"docs/images/bench/versus-centrifugo.svg": true,
-	"SECURITY.md":                             true,
-	"docs/socketio-conformance.md":            true,
-	"docs/identity-providers.md":              true,
 }
 
 // repoFiles calls f with the repository-relative path and content of every file the tests of
