@@ -22,7 +22,7 @@ func TestDevTokenOnlyInDevelopmentMode(t *testing.T) {
 	}{
 		{"embedded broker with a secret", map[string]string{"REALTIME_API_KEYS": ""}, http.StatusNotFound,
 			"production", []string{"embedded broker", "REALTIME_JWT_SECRET set", "loopback listener 127.0.0.1:"}},
-		{"no secret on all interfaces", map[string]string{"REALTIME_JWT_SECRET": "", "REALTIME_API_KEYS": "", "HTTP_ADDR": "0.0.0.0:" + freePort(t)},
+		{"no secret on all interfaces", map[string]string{"REALTIME_JWT_SECRET": "", "REALTIME_API_KEYS": "", "HTTP_ADDR": "0.0.0.0:0"},
 			http.StatusNotFound, "production", []string{"no REALTIME_JWT_SECRET", "non-loopback listener", "no GET /v1/dev/token"}},
 		{"development", map[string]string{"REALTIME_JWT_SECRET": "", "REALTIME_API_KEYS": ""}, http.StatusOK,
 			"development", []string{"embedded broker", "no REALTIME_API_KEYS", "no REALTIME_JWT_SECRET", "loopback listener 127.0.0.1:", "GET /v1/dev/token"}},

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -56,8 +58,24 @@ func freeAddr(t *testing.T) string {
 // startService runs the service with env on top of test defaults: an embedded broker on a free
 // port (unless env sets KAFKA_BROKERS), a free HTTP port, the test JWT secret and API key. It
 // waits until /health/ready answers 200 and stops the service when the test ends, failing the
-// test if shutdown is not clean.
+// test if shutdown is not clean. A port picked free that another process took before the
+// service bound it ("address already in use": the machine's other tests dial and listen too) is
+// picked again, up to three times.
 func startService(t *testing.T, env map[string]string) *service {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := tryStartService(t, env)
+		if err == nil {
+			return s
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
+			t.Fatalf("%v\nlogs:\n%s", err, s.Logs)
+		}
+		t.Logf("attempt %d: %v; picking other ports", attempt, err)
+	}
+}
+
+func tryStartService(t *testing.T, env map[string]string) (*service, error) {
 	t.Helper()
 	vars := map[string]string{
 		"HTTP_ADDR":             freeAddr(t),
@@ -71,6 +89,9 @@ func startService(t *testing.T, env map[string]string) *service {
 	}
 	for k, v := range env {
 		vars[k] = v
+	}
+	if host, port, _ := net.SplitHostPort(vars["HTTP_ADDR"]); host == "0.0.0.0" && port == "0" { // all interfaces, a free port
+		vars["HTTP_ADDR"] = "0.0.0.0:" + freePort(t)
 	}
 	s := &service{t: t, URL: "http://" + vars["HTTP_ADDR"], Logs: &syncBuffer{}, done: make(chan error, 1)}
 	if port, ok := strings.CutPrefix(vars["HTTP_ADDR"], "0.0.0.0:"); ok { // all interfaces: ask on loopback
@@ -89,30 +110,40 @@ func startService(t *testing.T, env map[string]string) *service {
 	s.stop = cancel
 	getenv := func(k string) string { return vars[k] }
 	go func() { s.done <- run(ctx, []string{"realtime-service"}, getenv, io.Discard, s.Logs) }()
+	if err := s.ready(); err != nil {
+		cancel()
+		return s, err
+	}
 	t.Cleanup(s.Stop)
-	s.waitReady()
-	return s
+	return s, nil
 }
 
 func (s *service) waitReady() {
 	s.t.Helper()
+	if err := s.ready(); err != nil {
+		s.t.Fatalf("%v\nlogs:\n%s", err, s.Logs)
+	}
+}
+
+// ready waits until /health/ready answers 200; the error says why not (run returned, or 30 s).
+func (s *service) ready() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case err := <-s.done:
 			s.stopped = true
-			s.t.Fatalf("service exited before it was ready: %v\nlogs:\n%s", err, s.Logs)
+			return fmt.Errorf("service exited before it was ready: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("service not ready after 30 s\nlogs:\n%s", s.Logs)
+			return errors.New("service not ready after 30 s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
