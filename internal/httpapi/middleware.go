@@ -30,8 +30,10 @@ func boundBody(timeout time.Duration, next http.Handler) http.Handler {
 // logRequests logs one line per request (method, route pattern, path, status, duration) and
 // counts it in m. Health and metrics probes, and the status page's poll of GET /v1/status (one a
 // second per open page), log at debug level, also when they answer 503 (a node that is starting
-// or draining is not ready: that is the probe's answer, not a server error);
-// other server errors, and a probe's 500, log at error level; the rest at info. It logs and
+// or draining is not ready: that is the probe's answer, not a server error); so do refusals at a
+// cap (429, or 503 with Retry-After: a flood of them must not write a line per attempt) and
+// Socket.IO's requests (one per long-poll); other server errors, and a probe's 500, log at error
+// level; the rest at info. It logs and
 // counts also when the handler panics on through it.
 func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +60,16 @@ func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			switch {
 			case probe && status != http.StatusInternalServerError:
 				level = slog.LevelDebug
+			case shed(status, sw.Header()):
+				// A refusal at a cap: cheap by design, counted in /metrics and summed up by its
+				// owner (admission logs one line per 10 s), never one line per attempt.
+				level = slog.LevelDebug
 			case status >= 500:
 				level = slog.LevelError
+			case route == socketIORoute:
+				// A Socket.IO session makes a request per long-poll and per batch of packets:
+				// an access line each would be most of the log. Sessions are counted in /metrics.
+				level = slog.LevelDebug
 			}
 			log.LogAttrs(r.Context(), level, "http request",
 				slog.String("method", r.Method),
@@ -70,6 +80,15 @@ func logRequests(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// socketIORoute is the pattern Socket.IO is mounted at (routes.go).
+const socketIORoute = "/socket.io/"
+
+// shed reports a deliberate refusal at a cap: 429, or 503 with Retry-After (the node full, too
+// many unauthenticated sessions, shutting down), as opposed to a 503 that reports a failure.
+func shed(status int, h http.Header) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable && h.Get("Retry-After") != ""
 }
 
 // recoverPanics turns a panic into a logged error and a 500 internal-error problem. If the

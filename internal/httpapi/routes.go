@@ -38,7 +38,7 @@ func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) 
 	user := requireUser(deps.Users, s.origins)
 	mountIf(mux, "GET /v1/ws", guard(user, deps.WebSocket))
 	mountIf(mux, "GET /v1/events", guard(user, deps.SSE))
-	mountIf(mux, "/socket.io/", deps.SocketIO)
+	mountIf(mux, socketIORoute, deps.SocketIO)
 	mountIf(mux, "GET /v1/dev/token", deps.DevToken)
 }
 

@@ -202,6 +202,46 @@ func TestRequestLogLevels(t *testing.T) {
 	}
 }
 
+// TestRefusalsAndSocketIOPollsLogAtDebug: a flood of refusals at a cap (429, or 503 with
+// Retry-After) and Socket.IO's per-poll requests write no line at the default level; a 503
+// without Retry-After (a failure) still logs at error.
+func TestRefusalsAndSocketIOPollsLogAtDebug(t *testing.T) {
+	s := newServer(t, func(_ *config.Config, d *httpapi.Deps) {
+		d.SocketIO = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Query().Get("answer") {
+			case "503":
+				w.Header().Set("Retry-After", "2")
+				w.WriteHeader(http.StatusServiceUnavailable)
+			case "429":
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+			case "failure":
+				w.WriteHeader(http.StatusServiceUnavailable)
+			default:
+				w.Write([]byte("6"))
+			}
+		})
+	})
+	for _, answer := range []string{"503", "429", "poll", "failure"} {
+		s.serve(httptest.NewRequest(http.MethodGet, "/socket.io/?EIO=4&transport=polling&answer="+answer, nil))
+	}
+	levels := map[string]string{}
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		if !strings.Contains(line, `msg="http request"`) {
+			continue
+		}
+		level, _, _ := strings.Cut(strings.TrimPrefix(line[strings.Index(line, "level="):], "level="), " ")
+		status, _, _ := strings.Cut(line[strings.Index(line, "status=")+len("status="):], " ")
+		levels[status] += level + " "
+	}
+	want := map[string]string{"503": "DEBUG ERROR ", "429": "DEBUG ", "200": "DEBUG "}
+	for status, l := range want {
+		if levels[status] != l {
+			t.Errorf("status %s logged at %q, want %q (all: %v)", status, levels[status], l, levels)
+		}
+	}
+}
+
 // TestStreamingHandlers runs a real server: the transports need Flush (SSE) and Hijack
 // (WebSocket, as gorilla/websocket asserts w.(http.Hijacker)) through the middleware.
 func TestStreamingHandlers(t *testing.T) {
