@@ -401,9 +401,16 @@ func caption(runs []chartRun, pts ...map[string][]point) []string {
 		}
 	}
 	line2 := fmt.Sprintf("Points: median of %s runs, whiskers min–max.", n)
+	if hi == 1 {
+		line2 = "Points: one run each."
+	}
 	if noisy > 0 {
-		line2 += fmt.Sprintf(" %d of %d runs were noisy (other processes used up to %.2f cores; threshold %.2f): the machine was shared, so tails are high.",
-			noisy, len(runs), other, noisyCores)
+		were := "were"
+		if noisy == 1 {
+			were = "was"
+		}
+		line2 += fmt.Sprintf(" %d of %d runs %s noisy (other processes used up to %.2f cores; threshold %.2f): the machine was shared with other jobs.",
+			noisy, len(runs), were, other, noisyCores)
 	} else {
 		line2 += fmt.Sprintf(" All %d runs quiet (other processes under %.2f cores).", len(runs), noisyCores)
 	}
@@ -553,14 +560,14 @@ func fanoutChart(d fanoutPoints, runs []chartRun) []byte {
 		names[t+"/delivered"] = "delivered, " + tn
 		names[t+"/p50"] = "p50, " + tn
 		names[t+"/p99"] = "p99, " + tn
-		left = append(left, series{name: names[t+"/delivered"], color: colBlue, dash: dash, marker: mk, points: d[t+"/delivered"]})
+		left = append(left, series{name: names[t+"/delivered"], color: colGreen, dash: dash, marker: mk, points: d[t+"/delivered"]})
 		right = append(right,
 			series{name: names[t+"/p50"], color: colBlue, dash: dash, marker: mk, points: d[t+"/p50"]},
 			series{name: names[t+"/p99"], color: colRed, dash: dash, marker: mk, points: d[t+"/p99"]})
 		lp = append(lp, d[t+"/delivered"])
 		rp = append(rp, d[t+"/p50"], d[t+"/p99"])
 		legend = append(legend,
-			legendItem{name: names[t+"/delivered"], color: colBlue, dash: dash, marker: mk},
+			legendItem{name: names[t+"/delivered"], color: colGreen, dash: dash, marker: mk},
 			legendItem{name: names[t+"/p50"], color: colBlue, dash: dash, marker: mk},
 			legendItem{name: names[t+"/p99"], color: colRed, dash: dash, marker: mk})
 	}
@@ -584,7 +591,8 @@ func fanoutChart(d fanoutPoints, runs []chartRun) []byte {
 	xs := xValues(append(lp, rp...)...)
 	top, h := 132.0, plotBottom-132
 	pw := (chartWidth - 88 - 30 - 80) / 2
-	lpnl := newPanel(88, top, pw, h, append(xs, 0), append(yValues(lp...), xs...), false, false, xs)
+	ticks := append([]float64{0}, xs...)
+	lpnl := newPanel(88, top, pw, h, ticks, append(yValues(lp...), xs...), false, false, ticks)
 	lpnl.title = "Deliveries/s achieved"
 	lpnl.xLabel = "offered deliveries/s"
 	lpnl.yLabel = "deliveries/s"
@@ -595,7 +603,7 @@ func fanoutChart(d fanoutPoints, runs []chartRun) []byte {
 	for _, sr := range left {
 		lpnl.drawSeries(s, sr)
 	}
-	rpnl := newPanel(88+pw+80, top, pw, h, append(xs, 0), yValues(rp...), false, false, xs)
+	rpnl := newPanel(88+pw+80, top, pw, h, ticks, yValues(rp...), false, false, ticks)
 	rpnl.title = "Latency, produce → received"
 	rpnl.xLabel = "offered deliveries/s"
 	rpnl.yLabel = "latency, ms"

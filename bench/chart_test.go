@@ -143,7 +143,7 @@ func TestCharts(t *testing.T) {
 		desc  []string // in <desc>: the figures in words
 	}{
 		{"latency.svg", "Delivery latency against rate",
-			[]string{"p50", "p99", "records/s produced (log scale)", "latency, ms (log scale)", "1,000", "10,000", "realtime-service abc1234", "AMD EPYC <fixture & co>", "median of 1–2 runs", "1 of 4 runs were noisy"},
+			[]string{"p50", "p99", "records/s produced (log scale)", "latency, ms (log scale)", "1,000", "10,000", "realtime-service abc1234", "AMD EPYC <fixture & co>", "median of 1–2 runs", "1 of 4 runs was noisy"},
 			[]string{"p50: 0.410 ms at 1,000 records/s, 0.800 ms at 10,000 records/s.", "p99: 1.00 ms at 1,000 records/s, 7.50 ms at 10,000 records/s."}},
 		{"fanout.svg", "Fan-out: deliveries/s and latency against the offered rate",
 			[]string{"delivered, WebSocket", "p99, WebSocket", "offered", "offered deliveries/s", "deliveries/s", "latency, ms", "500k", "1M"},

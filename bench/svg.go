@@ -86,9 +86,9 @@ func num(v float64) string {
 }
 
 // textWidth estimates the width of t at font size px (the average glyph of a sans-serif font
-// is about 0.52 em wide).
+// is about 0.5 em wide).
 func textWidth(t string, px float64) float64 {
-	return float64(len([]rune(t))) * px * 0.52
+	return float64(len([]rune(t))) * px * 0.5
 }
 
 // scale maps data values in [lo, hi] to pixels in [a, b], linearly or logarithmically.
