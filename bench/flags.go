@@ -26,6 +26,7 @@ type common struct {
 	runs    int      // repetitions, each on a fresh owned stack
 	timeout time.Duration
 	out     string // JSON lines file; "" disables
+	chart   string // after the runs, draw the charts of out into this directory; "" disables
 	note    string // free text recorded with the run
 
 	cpuProfile  string // server CPU profile taken during the measurement window
@@ -50,6 +51,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.IntVar(&c.runs, "runs", 1, "repeat the scenario this many times, each on a fresh stack; prints median (min-max)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard bound for the whole invocation (default: derived from the scenario)")
 	fs.StringVar(&c.out, "out", "bench/results.jsonl", "append one JSON line per run to this file (relative to the module root); empty disables")
+	fs.StringVar(&c.chart, "chart", "", "after the runs, draw the SVG charts of the -out file into this directory (as go run ./bench chart does), e.g. bench/charts")
 	fs.StringVar(&c.note, "note", "", "free text recorded in the JSON line")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the node, taken during the measurement window, to this file (run i>1 gets .i)")
 	fs.StringVar(&c.heapProfile, "heapprofile", "", "write a heap profile of the node, taken at the end of the measurement, to this file")
@@ -67,6 +69,9 @@ func (c *common) check() error {
 	}
 	if c.runs < 1 || c.rerunNoisy < 0 {
 		return fmt.Errorf("-runs %d -rerun-noisy %d: want at least 1 and at least 0", c.runs, c.rerunNoisy)
+	}
+	if c.chart != "" && c.out == "" {
+		return fmt.Errorf("-chart draws the -out file; -out is empty")
 	}
 	if c.bin != "" && c.rev != "" {
 		return fmt.Errorf("-bin and -rev exclude each other")

@@ -14,6 +14,7 @@
 //	go run ./bench replayburst [flags] one user's 100 simultaneous Kafka resumes: another user's resume time
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
 //	go run ./bench report  [flags]   medians and ranges of the quiet runs in bench/results.jsonl
+//	go run ./bench chart   [flags]   SVG charts of bench/results.jsonl: latency, fan-out, memory, versus Centrifugo
 //
 // By default it owns what it measures: it builds ./cmd/realtime-service into a temporary
 // directory and starts, as child processes, `realtime-service broker` (the embedded Kafka broker)
@@ -24,7 +25,8 @@
 // bench/results.jsonl (-out), with the machine load during the run (load average, the CPU time of
 // the server, the broker and the tool, and the CPU time of everything else) so that noisy runs
 // can be told apart. -runs N repeats a scenario on a fresh stack and prints the median and the
-// range of each figure.
+// range of each figure. -chart DIR then draws the results file's SVG charts into DIR, as the chart
+// mode does.
 package main
 
 import (
@@ -68,6 +70,8 @@ modes:
             alone and during the burst (-iterations pairs)
   serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
   report    median (min-max) of each scenario's quiet runs in bench/results.jsonl, by commit
+  chart     SVG charts of the runs in bench/results.jsonl (-in) into bench/charts (-out): latency.svg,
+            fanout.svg, memory.svg and versus-centrifugo.svg
 
 Run "go run ./bench <mode> -h" for a mode's flags.
 `
@@ -121,6 +125,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, rest, stdout, stderr)
 	case "report":
 		return runReport(ctx, rest, stdout, stderr)
+	case "chart":
+		return runChart(ctx, rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

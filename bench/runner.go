@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"time"
 )
@@ -83,6 +84,13 @@ func repeat(ctx context.Context, mode string, args []string, c *common, perRun t
 	if sess.out != "" {
 		fmt.Fprintf(stdout, "\nresults appended to %s\n", sess.out)
 	}
+	if c.chart != "" {
+		dir := c.chart
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(root, dir)
+		}
+		errs = append(errs, chartAfterRuns(sess.out, dir, root, stdout))
+	}
 	return errors.Join(errs...)
 }
 
@@ -134,4 +142,22 @@ func waitQuiet(ctx context.Context, limit time.Duration, stderr io.Writer) {
 			waited = true
 		}
 	}
+}
+
+// chartAfterRuns draws the charts of the results file into dir (-chart), with Centrifugo's
+// figures when the repository has them. A mode without charts writes none and says so.
+func chartAfterRuns(results, dir, root string, stdout io.Writer) error {
+	versus := filepath.Join(root, "docs/benchmarks/centrifugo.json")
+	if _, err := os.Stat(versus); err != nil {
+		versus = ""
+	}
+	files, err := writeCharts(results, dir, versus, "")
+	if errors.Is(err, errNothingToChart) {
+		fmt.Fprintf(stdout, "no charts: %v\n", err)
+		return nil
+	}
+	for _, f := range files {
+		fmt.Fprintf(stdout, "chart: %s\n", f)
+	}
+	return err
 }

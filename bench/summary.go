@@ -116,7 +116,7 @@ func runReport(_ context.Context, args []string, stdout, stderr io.Writer) error
 // profiles, the revision (the commit is reported apart) and notes.
 func scenarioArgs(args []string) []string {
 	drop := map[string]bool{
-		"runs": true, "rerun-noisy": true, "wait-quiet": true, "out": true, "note": true, "timeout": true,
+		"runs": true, "rerun-noisy": true, "wait-quiet": true, "out": true, "chart": true, "note": true, "timeout": true,
 		"cpuprofile": true, "heapprofile": true, "selfprofile": true, "rev": true, "bin": true,
 	}
 	var out []string
