@@ -112,9 +112,9 @@ func TestForReplay(t *testing.T) {
 		ten = append(ten, ev(0, int64(i), -100+i, "mastery:c1", time.Time{}))
 	}
 	for _, tc := range []struct {
-		name                string
-		in                  []*Event
-		want                []string
+		name               string
+		in                 []*Event
+		want               []string
 		expired, collapsed int
 	}{
 		{"nothing to drop", []*Event{ev(0, 1, 0, "", time.Time{}), ev(1, 1, 0, "", now.Add(time.Second))}, []string{"t:0:1", "t:1:1"}, 0, 0},
