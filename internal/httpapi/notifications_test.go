@@ -98,6 +98,31 @@ func TestNotificationCreated(t *testing.T) {
 	}
 }
 
+// The delivery options of a notification become record headers and leave the value as it would
+// be without them.
+func TestNotificationDeliveryOptions(t *testing.T) {
+	s := newServer(t)
+	body := `{"expiresAt":"2026-11-29T10:05:00Z","conceptId":"c-9","userIds":["u1"],"ttlMs":60000,"conceptName":"Fractions","masteryLevel":0.85,"collapseKey":"mastery:c-9"}`
+	if w := s.post(conceptPath, body); w.Code != http.StatusCreated {
+		t.Fatalf("status = %d, want 201; body %s", w.Code, w.Body)
+	}
+	recs := s.kafka.records()
+	if len(recs) != 1 {
+		t.Fatalf("produced %d records, want 1", len(recs))
+	}
+	if string(recs[0].Value) != validConcept {
+		t.Errorf("value %s, want %s", recs[0].Value, validConcept)
+	}
+	var got []string
+	for _, h := range recs[0].Headers {
+		got = append(got, h.Key+"="+string(h.Value))
+	}
+	want := []string{"event-type=concept-mastered", "expires-at=2026-11-29T10:05:00Z", "ttl-ms=60000", "collapse-key=mastery:c-9"}
+	if !slices.Equal(got, want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+}
+
 func TestNotificationInvalid(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -143,6 +168,24 @@ func TestNotificationInvalid(t *testing.T) {
 		{"recipients under a case variant", conceptPath,
 			`{"conceptId":"c","userIds":["pbob"],"USERIDS":["palice"],"conceptName":"n","masteryLevel":0.5}`,
 			"validation-error", []string{"USERIDS:name"}},
+		{"delivery options malformed", conceptPath,
+			`{"conceptId":"c","userIds":["u"],"conceptName":"n","masteryLevel":0.5,"expiresAt":"soon","ttlMs":-1,"collapseKey":""}`,
+			"validation-error", []string{"expiresAt:rfc3339", "ttlMs:gte", "collapseKey:collapsekey"}},
+		{"ttlMs a string, and a body error beside it", conceptPath,
+			`{"conceptId":"c","userIds":["u"],"conceptName":"n","masteryLevel":1.5,"ttlMs":"60000"}`,
+			"validation-error", []string{"masteryLevel:lte", "ttlMs:type"}},
+		{"ttlMs fractional", conceptPath,
+			`{"conceptId":"c","userIds":["u"],"conceptName":"n","masteryLevel":0.5,"ttlMs":1.5}`,
+			"validation-error", []string{"ttlMs:type"}},
+		{"ttlMs past a duration", conceptPath,
+			`{"conceptId":"c","userIds":["u"],"conceptName":"n","masteryLevel":0.5,"ttlMs":9223372036855}`,
+			"validation-error", []string{"ttlMs:lte"}},
+		{"collapseKey of 129 two-byte characters", conceptPath,
+			`{"conceptId":"c","userIds":["u"],"conceptName":"n","masteryLevel":0.5,"collapseKey":"` + strings.Repeat("é", 129) + `"}`,
+			"validation-error", []string{"collapseKey:collapsekey"}},
+		{"delivery option in a case variant", conceptPath,
+			`{"conceptId":"c","userIds":["u"],"conceptName":"n","masteryLevel":0.5,"TTLMs":5}`,
+			"validation-error", []string{"TTLMs:unknown_field", "TTLMs:name"}},
 		{"recipients twice", conceptPath,
 			`{"conceptId":"c","userIds":["pbob"],"userIds":["palice"],"conceptName":"n","masteryLevel":0.5}`,
 			"validation-error", []string{"userIds:duplicate"}},

@@ -158,6 +158,10 @@ func apiCases() []apiCase {
 	} {
 		cases = append(cases,
 			apiCase{name: "created", method: "POST", path: n.path, body: n.body, status: 201},
+			apiCase{name: "created with delivery options", method: "POST", path: n.path,
+				body: n.body[:len(n.body)-1] + `,"expiresAt":"2026-11-29T10:05:00Z","ttlMs":60000,"collapseKey":"k"}`, status: 201},
+			apiCase{name: "delivery options invalid", method: "POST", path: n.path,
+				body: n.body[:len(n.body)-1] + `,"ttlMs":-1,"collapseKey":""}`, status: 400, code: "validation-error", badRequest: true},
 			apiCase{name: "validation", method: "POST", path: n.path, body: `{"userIds":[],"masteryLevel":2,"extra":1}`, status: 400, code: "validation-error", badRequest: true},
 			apiCase{name: "invalid json", method: "POST", path: n.path, body: `{"conceptId":`, status: 400, code: "invalid-json", badRequest: true},
 			apiCase{name: "no key", method: "POST", path: n.path, body: n.body, noKey: true, status: 401, code: "unauthorized", badRequest: true},

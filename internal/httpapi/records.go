@@ -8,11 +8,15 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
+
+// onceHeaders are the record headers the consumer reads and refuses repeated (dead-letter).
+var onceHeaders = [...]string{notification.HeaderEventType, notification.HeaderExpiresAt, notification.HeaderTTLMs, notification.HeaderCollapseKey}
 
 // maxBatchRecords is the most records one POST /v1/topics/{topic}/records may carry.
 const maxBatchRecords = 10_000
@@ -41,7 +45,9 @@ type recordError struct {
 //
 // "key" (a string, optional; its UTF-8 bytes are the record key), "headers" (optional; "key" a
 // non-empty string, "value" a string or null; an "event-type" header's value must pass
-// notification.CheckEventName, and it may appear at most once: each repeat is a "unique" field
+// notification.CheckEventName; "expires-at", "ttl-ms" and "collapse-key" values must pass
+// notification.CheckDeliveryHeader, failing with the field error code expires_at, ttl_ms or
+// collapse_key; each of these four may appear at most once: each repeat is a "unique" field
 // error on its key) and "value" (required) are all a record may have;
 // unknown fields are errors. The record value is the value's JSON text byte for byte as sent. The
 // topic must already exist: producing never creates it. Kafka's internal topics (names starting
@@ -102,27 +108,39 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 		case "null":
 			fields = append(fields, notification.FieldError{Field: join(path, "value"), Code: "required", Message: "is required and must not be null"})
 		}
-		eventTypes := 0
+		var counts [len(onceHeaders)]int
 		for _, h := range in.Headers {
-			if h.Key == notification.HeaderEventType {
-				eventTypes++
+			if j := slices.Index(onceHeaders[:], h.Key); j >= 0 {
+				counts[j]++
 			}
 		}
-		seenEventType := false
+		var seen [len(onceHeaders)]bool
 		for i, h := range in.Headers {
-			if h.Key == notification.HeaderEventType {
-				if seenEventType { // the consumer would dead-letter the record: refuse it now
-					fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].key"), Code: "unique",
-						Message: fmt.Sprintf("the %s header may appear at most once; it appears %d times", notification.HeaderEventType, eventTypes)})
+			at := join(path, "headers["+strconv.Itoa(i)+"]")
+			if j := slices.Index(onceHeaders[:], h.Key); j >= 0 {
+				if seen[j] { // the consumer would dead-letter the record: refuse it now
+					fields = append(fields, notification.FieldError{Field: at + ".key", Code: "unique",
+						Message: fmt.Sprintf("the %s header may appear at most once; it appears %d times", h.Key, counts[j])})
 				}
-				seenEventType = true
+				seen[j] = true
 			}
 			if h.Key == "" {
-				fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].key"), Code: "required", Message: "is required"})
+				fields = append(fields, notification.FieldError{Field: at + ".key", Code: "required", Message: "is required"})
 			}
-			if h.Key == notification.HeaderEventType && h.Value != nil && *h.Value != "" {
-				if err := notification.CheckEventName(*h.Value); err != nil {
-					fields = append(fields, notification.FieldError{Field: join(path, "headers["+strconv.Itoa(i)+"].value"), Code: "event_type", Message: err.Error()})
+			switch h.Key {
+			case notification.HeaderEventType:
+				if h.Value != nil && *h.Value != "" {
+					if err := notification.CheckEventName(*h.Value); err != nil {
+						fields = append(fields, notification.FieldError{Field: at + ".value", Code: "event_type", Message: err.Error()})
+					}
+				}
+			case notification.HeaderExpiresAt, notification.HeaderTTLMs, notification.HeaderCollapseKey:
+				var v []byte
+				if h.Value != nil {
+					v = []byte(*h.Value)
+				}
+				if err := notification.CheckDeliveryHeader(h.Key, v); err != nil {
+					fields = append(fields, notification.FieldError{Field: at + ".value", Code: strings.ReplaceAll(h.Key, "-", "_"), Message: err.Error()})
 				}
 			}
 		}

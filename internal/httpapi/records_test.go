@@ -44,6 +44,16 @@ func TestRecordSingle(t *testing.T) {
 				{Key: "trace"},
 			},
 		},
+		{
+			name:      "expiry and collapse headers",
+			body:      `{"value":{},"headers":[{"key":"expires-at","value":"2026-11-29T10:00:00+01:00"},{"key":"ttl-ms","value":"60000"},{"key":"collapse-key","value":"mastery:c1"}]}`,
+			wantValue: `{}`,
+			wantHeaders: []kgo.RecordHeader{
+				{Key: "expires-at", Value: []byte("2026-11-29T10:00:00+01:00")},
+				{Key: "ttl-ms", Value: []byte("60000")},
+				{Key: "collapse-key", Value: []byte("mastery:c1")},
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +105,12 @@ func TestRecordSingleInvalid(t *testing.T) {
 		{"event-type twice", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"a"},{"key":"x","value":"1"},{"key":"event-type","value":"a"}]}`, "validation-error", []string{"headers[2].key:unique"}},
 		{"event-type three times", `{"value":{"userIds":["u"]},"headers":[{"key":"event-type","value":"a"},{"key":"event-type"},{"key":"event-type","value":"b"}]}`, "validation-error", []string{"headers[1].key:unique", "headers[2].key:unique"}},
 		{"invalid UTF-8", "{\"value\":\"\xc3\x28\"}", "invalid-json", []string{":syntax"}},
+		{"expiry and collapse headers malformed", `{"value":{},"headers":[{"key":"expires-at","value":"soon"},{"key":"ttl-ms","value":"-5"},{"key":"collapse-key","value":""}]}`,
+			"validation-error", []string{"headers[0].value:expires_at", "headers[1].value:ttl_ms", "headers[2].value:collapse_key"}},
+		{"ttl-ms without a value", `{"value":{},"headers":[{"key":"ttl-ms"}]}`, "validation-error", []string{"headers[0].value:ttl_ms"}},
+		{"collapse-key of 257 bytes", `{"value":{},"headers":[{"key":"collapse-key","value":"` + strings.Repeat("k", 257) + `"}]}`, "validation-error", []string{"headers[0].value:collapse_key"}},
+		{"collapse-key twice", `{"value":{},"headers":[{"key":"collapse-key","value":"a"},{"key":"collapse-key","value":"a"}]}`, "validation-error", []string{"headers[1].key:unique"}},
+		{"expires-at twice", `{"value":{},"headers":[{"key":"expires-at","value":"2026-11-29T10:00:00Z"},{"key":"expires-at","value":"2026-11-29T10:00:00Z"}]}`, "validation-error", []string{"headers[1].key:unique"}},
 		{"header with an unknown member", `{"value":{},"headers":[{"key":"a","value":"b","extra":1}]}`, "validation-error", []string{"headers:unknown_field"}},
 	}
 	for _, tc := range tests {

@@ -15,7 +15,8 @@ import (
 // with Code and the error text in its headers.
 type DecodeError struct {
 	// Code is machine-readable: "unknown-topic", "invalid-event-type", "invalid-json",
-	// "invalid-value", "no-recipients" (the topic's recipient source names nobody: no key, no
+	// "invalid-value", "invalid-expiry", "invalid-collapse-key" (see HeaderExpiresAt),
+	// "no-recipients" (the topic's recipient source names nobody: no key, no
 	// such header, nothing or no user ID at the pointer), "invalid-recipients" (a user ID breaks a
 	// rule, or the pointer is ambiguous).
 	Code string
@@ -78,7 +79,9 @@ func NewTopicDecoder(v *Validator, topics map[string]Topic) (*Decoder, error) {
 
 // Decode validates rec and returns its Event. The event name is the topic's unless the record has
 // an `event-type` header with a value; two or more `event-type` headers are an
-// "invalid-event-type" error, whatever their values.
+// "invalid-event-type" error, whatever their values. The `expires-at` and `ttl-ms` headers set
+// the Event's ExpiresAt (the earlier of the two), `collapse-key` its CollapseKey; a malformed or
+// repeated one is an "invalid-expiry" or "invalid-collapse-key" error (see HeaderExpiresAt).
 //
 // With the zero Shape the value must be a JSON object naming 1 to 10,000 non-empty user IDs in
 // "userIds"; a known event name (session-starting-soon, concept-mastered) must also match that
@@ -110,8 +113,16 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 	if err := CheckEventName(name); err != nil {
 		return nil, &DecodeError{Code: "invalid-event-type", Detail: "the event-type header: " + err.Error()}
 	}
+	expires, collapse, derr := deliveryOf(rec)
+	if derr != nil {
+		return nil, derr
+	}
 	if !t.src.userID {
-		return d.decodeShaped(rec, name, &t.src)
+		ev, err := d.decodeShaped(rec, name, &t.src)
+		if err == nil {
+			ev.ExpiresAt, ev.CollapseKey = expires, collapse
+		}
+		return ev, err
 	}
 	var users []string
 	var err error
@@ -147,13 +158,15 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 		out = withoutRecipients(out)
 	}
 	return &Event{
-		Name:      name,
-		Topic:     rec.Topic,
-		Partition: rec.Partition,
-		Offset:    rec.Offset,
-		Time:      rec.Timestamp,
-		UserIDs:   dedup(users),
-		Data:      out,
+		Name:        name,
+		Topic:       rec.Topic,
+		Partition:   rec.Partition,
+		Offset:      rec.Offset,
+		Time:        rec.Timestamp,
+		UserIDs:     dedup(users),
+		Data:        out,
+		ExpiresAt:   expires,
+		CollapseKey: collapse,
 	}, nil
 }
 

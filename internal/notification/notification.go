@@ -106,6 +106,13 @@ type Event struct {
 	// recipient list ("userIds", or the member its topic's Shape points at, unless Shape.Keep);
 	// for a raw topic (Shape.Value) a JSON string.
 	Data []byte
+	// ExpiresAt is when the event stops being delivered, live or replayed (the record's
+	// expires-at header, or its timestamp plus its ttl-ms header, the earlier of the two); the
+	// zero time is never.
+	ExpiresAt time.Time
+	// CollapseKey is the record's collapse-key header, "" for none: a replay sends only the
+	// newest of the events sharing one (see ForReplay).
+	CollapseKey string
 }
 
 // ID is the event ID "<topic>:<partition>:<offset>": unique in a cluster, the same on every node.

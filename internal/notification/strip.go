@@ -2,6 +2,7 @@ package notification
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -36,6 +37,35 @@ func withoutRecipients(obj []byte) []byte {
 		out = append(make([]byte, 0, len(out)), out...)
 	}
 	return out
+}
+
+// WithoutMembers returns the compact JSON object obj without its top-level members named
+// exactly one of names (after unescaping, as DecodeJSON matches names), keeping every other
+// member as it is, in order. The HTTP API takes a request's delivery options (expiresAt, ttlMs,
+// collapseKey) out of the record value with it. obj must be compact, valid JSON (json.Compact's
+// output); anything else is returned unchanged.
+func WithoutMembers(obj []byte, names ...string) []byte {
+	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
+		return obj
+	}
+	out := make([]byte, 1, len(obj))
+	out[0] = '{'
+	for i := 1; i < len(obj)-1; {
+		if obj[i] == ',' {
+			i++
+		}
+		keyEnd := skipString(obj, i)
+		end := skipValue(obj, keyEnd+1) // past the ':'
+		var key string
+		if json.Unmarshal(obj[i:keyEnd], &key) != nil || !slices.Contains(names, key) {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, obj[i:end]...)
+		}
+		i = end
+	}
+	return append(out, '}')
 }
 
 // skipString returns the index just past the JSON string starting at b[i] (a '"').

@@ -27,6 +27,19 @@ func TestWithoutRecipients(t *testing.T) {
 	}
 }
 
+func TestWithoutMembers(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1,"ttlMs":5,"b":{"ttlMs":6},"expiresAt":"x"}`: `{"a":1,"b":{"ttlMs":6}}`,
+		`{"ttl\u004ds":5,"TTLMs":5}`:                        `{"TTLMs":5}`, // exact names only, after unescaping
+		`{"ttlMs":5}`:                                       `{}`,
+		`[1]`:                                               `[1]`,
+	} {
+		if got := string(WithoutMembers([]byte(in), "ttlMs", "expiresAt")); got != want {
+			t.Errorf("WithoutMembers(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
 // FuzzWithoutRecipients: for any JSON object, the result is valid JSON equal to the object
 // without the members encoding/json would read as userIds.
 func FuzzWithoutRecipients(f *testing.F) {

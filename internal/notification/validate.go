@@ -53,7 +53,8 @@ type Validator struct {
 	v *validator.Validate
 }
 
-// NewValidator returns a Validator with the "rfc3339" rule registered.
+// NewValidator returns a Validator with the "rfc3339", "userids" and "collapsekey" rules
+// registered.
 func NewValidator() *Validator {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
@@ -73,6 +74,10 @@ func NewValidator() *Validator {
 		ids, ok := fl.Field().Interface().([]string)
 		_, _, bad := badUserID(ids)
 		return ok && bad < 0
+	})
+	// collapsekey is CheckCollapseKey: 1 to 256 bytes (max= would count characters).
+	_ = v.RegisterValidation("collapsekey", func(fl validator.FieldLevel) bool {
+		return CheckCollapseKey(fl.Field().String()) == nil
 	})
 	return &Validator{v: v}
 }
@@ -122,6 +127,8 @@ func fieldError(fe validator.FieldError) FieldError {
 		f.Message = "must be at most " + fe.Param()
 	case "rfc3339":
 		f.Message = "must be an RFC 3339 date-time, e.g. 2026-11-29T10:00:00Z"
+	case "collapsekey":
+		f.Message = CheckCollapseKey("").Error()
 	case "userids":
 		ids, _ := fe.Value().([]string)
 		code, msg, i := badUserID(ids)

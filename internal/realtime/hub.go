@@ -55,6 +55,9 @@ type HubConfig struct {
 	// once per batch of events, so that one write carries every frame a connection got in the
 	// batch. The Kafka consumer calls Flush after each poll. False: every Publish wakes writers.
 	Batched bool
+	// Now is the clock that decides whether an event has expired (notification.Event.ExpiresAt);
+	// nil is time.Now. Tests set it.
+	Now func() time.Time
 }
 
 // Hub is the user index and fan-out. Make one with NewHub; it is safe for concurrent use.
@@ -90,6 +93,9 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	if cfg.AssignWait <= 0 {
 		cfg.AssignWait = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	log := cfg.Log
 	if log == nil {
@@ -344,6 +350,8 @@ func (h *Hub) Position() []Position {
 // Publish fans n out to every connection of every user it names and returns the Event it
 // became, with the number of connections it was queued for in Delivered. It never blocks on a
 // connection: a connection whose queue overflows is closed as slow. Events of one partition must be published in offset order (the consumer does).
+// An event expired already (a consumer catching up) goes to nobody and is not kept for
+// replays; the hub's position moves past it all the same.
 func (h *Hub) Publish(n *notification.Event) *Event {
 	ev := NewEvent(n)
 	var slow []*Conn
@@ -354,6 +362,12 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 	if cc := h.codec.Load(); cc != nil {
 		ev.Cursor = cc.Encode(h.pos.list)
 		h.cursor = ev.Cursor
+	}
+	if !n.ExpiresAt.IsZero() && n.Expired(h.cfg.Now()) { // most events have no expiry: no clock read
+		h.pubMu.Unlock()
+		h.m.published.Inc()
+		h.m.expired.WithLabelValues(pathLive).Inc()
+		return ev
 	}
 	for _, user := range n.UserIDs {
 		s := h.shard(user)

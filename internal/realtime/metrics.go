@@ -14,6 +14,8 @@ type metrics struct {
 	replayed      prometheus.Counter     // realtime_replayed_events_total
 	resyncs       *prometheus.CounterVec // realtime_resyncs_total{reason}
 	replays       *prometheus.CounterVec // realtime_replays_total{source}
+	expired       *prometheus.CounterVec // realtime_events_expired_total{path}
+	collapsed     prometheus.Counter     // realtime_events_collapsed_total
 
 	historyBytes  prometheus.Gauge // realtime_history_bytes
 	historyEvents prometheus.Gauge // realtime_history_events
@@ -54,6 +56,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "realtime_replays_total",
 			Help: "Resumes that missed events, by where the events came from (memory or kafka).",
 		}, []string{"source"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_events_expired_total",
+			Help: "Events not delivered because their expires-at or ttl-ms had passed, by path: live (at publish) or replay (per resume).",
+		}, []string{"path"}),
+		collapsed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_events_collapsed_total",
+			Help: "Events a resume did not replay because a newer one of their collapse-key was replayed.",
+		}),
 		historyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "realtime_history_bytes",
 			Help: "Estimated memory of the in-memory resume history (REALTIME_HISTORY_*).",
@@ -67,15 +77,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Users with events in the in-memory resume history.",
 		}),
 	}
+	m.expired.WithLabelValues(pathLive)
+	m.expired.WithLabelValues(pathReplay)
 	for _, f := range []Format{FormatWebSocket, FormatSSE, FormatSocketIO} {
 		m.connections.WithLabelValues(formatName(f))
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.disconnects, m.writeTimeouts, m.published, m.deliveries, m.replayed, m.resyncs,
-			m.replays, m.historyBytes, m.historyEvents, m.historyUsers)
+			m.replays, m.expired, m.collapsed, m.historyBytes, m.historyEvents, m.historyUsers)
 	}
 	return m
 }
+
+// The path label values of realtime_events_expired_total.
+const (
+	pathLive   = "live"
+	pathReplay = "replay"
+)
 
 func formatName(f Format) string {
 	switch f {

@@ -151,7 +151,9 @@ func (h *Hub) decodeCursor(s string) ([]Position, error) {
 }
 
 // replay returns the frames a resuming connection gets before live events: the missed events
-// with per-connection cursors (honoured), or one resync frame (not honoured).
+// with per-connection cursors (honoured), or one resync frame (not honoured). Missed events that
+// have expired are not sent, nor, of those sharing a collapse key, any but the newest
+// (notification.ForReplay); the last frame's cursor covers them all the same.
 func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr error) (frames [][]byte, honoured bool) {
 	if cerr == nil && !behind(from, at) {
 		return nil, true
@@ -181,7 +183,15 @@ func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr err
 		h.m.resyncs.WithLabelValues(re.Reason).Inc()
 		return [][]byte{h.resyncFrame(c.format, re, at)}, false
 	}
-	return h.replayFrames(c.format, events, from, at), true
+	kept, expired, collapsed := notification.ForReplay(events, h.cfg.Now())
+	h.m.expired.WithLabelValues(pathReplay).Add(float64(expired))
+	h.m.collapsed.Add(float64(collapsed))
+	if len(kept) == 0 && len(events) > 0 {
+		// Every missed event expired or collapsed away: the client's cursor still moves past
+		// them, so that its next resume does not read them again.
+		return [][]byte{Control{Event: cursorEvent, Cursor: h.Codec().Encode(at)}.Frame(c.format)}, true
+	}
+	return h.replayFrames(c.format, kept, from, at), true
 }
 
 // behind reports whether some partition of at is ahead of from, i.e. events may be missing.
