@@ -115,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runResume(ctx, rest, stdout, stderr)
 	case "flood":
 		return runFlood(ctx, rest, stdout, stderr)
+	case floodWorkerMode: // the flood's attacking side, in a process of its own (see flood.go)
+		return runFloodWorker(ctx, rest, stdout)
 	case "oversize":
 		return runOversize(ctx, rest, stdout, stderr)
 	case "poison":
