@@ -277,6 +277,38 @@ func BenchmarkDecodeRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodePoison: a well-formed record that breaks the rules (the common poison record)
+// is refused from the one-pass decode, without the field-by-field path.
+func BenchmarkDecodePoison(b *testing.B) {
+	d := NewDecoder(NewValidator(), map[string]string{TopicConcepts: EventConceptMastered})
+	value := []byte(`{"conceptId":"poison-1","userIds":[],"conceptName":"poison","masteryLevel":2}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Decode(&kgo.Record{Topic: TopicConcepts, Value: value}); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
+
+// TestRuleFailuresListEveryField: a well-formed document whose values break several rules gets
+// every failing field, in the struct's field order, exactly as the field-by-field path lists them.
+func TestRuleFailuresListEveryField(t *testing.T) {
+	v := NewValidator()
+	for _, doc := range []string{
+		`{"conceptId":"","userIds":[],"conceptName":"n","masteryLevel":2}`,
+		`{"conceptId":"c","userIds":["a",""],"conceptName":"","masteryLevel":-1}`,
+	} {
+		for _, strict := range []bool{false, true} {
+			var fast, slow ConceptMastered
+			got := v.DecodeJSON([]byte(doc), &fast, strict)
+			want := v.decodeFields([]byte(doc), &slow, strict)
+			if want == nil || got == nil || got.Error() != want.Error() {
+				t.Errorf("%s strict %v: %v, want %v", doc, strict, got, want)
+			}
+		}
+	}
+}
+
 func TestStrictMemberNamesListEachProblem(t *testing.T) {
 	v := NewValidator()
 	var c ConceptMastered
