@@ -21,6 +21,7 @@ import (
 // topic.
 
 type poisonConfig struct {
+	profile  string // -cpuprofile: the node's CPU profile over the burst's first 2 s
 	poison   int
 	batch    int
 	rate     float64
@@ -76,6 +77,7 @@ func runPoison(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	perRun := cfg.baseline + cfg.limit + cfg.after + 2*time.Minute
 	return repeat(ctx, "poison", args, &c, perRun, stdout, stderr, func(ctx context.Context, st *stack, run int) ([]figure, any, *loadReport, error) {
+		cfg.profile = profilePath(c.cpuProfile, run)
 		return poisonRun(ctx, st, cfg, stderr)
 	})
 }
@@ -115,6 +117,13 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	defer cl.Close()
 
 	v.phase.Store(phaseAttack)
+	if cfg.profile != "" {
+		defer func(done <-chan error) {
+			if err := <-done; err != nil {
+				fmt.Fprintf(stderr, "cpu profile: %v\n", err)
+			}
+		}(cpuProfile(ctx, st, 2*time.Second, cfg.profile))
+	}
 	run := randomHex(3)
 	start := time.Now()
 	batch := make([]*kgo.Record, 0, cfg.batch)
