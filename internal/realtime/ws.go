@@ -296,7 +296,7 @@ type clientFrame struct {
 	Token json.RawMessage `json:"token"` // refresh: the new token, a string
 }
 
-// onMessage acts on a client's text message (docs/client-protocol.md, "Client frames"):
+// onMessage acts on a client's text message (docs/client-protocol.md, "Refresh in place"):
 // {"type":"refresh","token":"<jwt>"} refreshes the connection's token in place (Conn.Refresh),
 // answered in order with the events by a "refreshed" or "refresh-error" control frame; a
 // refresh for another user closes the connection with DisconnectOtherUser and onMessage reports
