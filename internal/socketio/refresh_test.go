@@ -213,3 +213,37 @@ func TestSocketIORefreshForAnotherUserDisconnects(t *testing.T) {
 		t.Errorf("realtime_token_refreshes_total{socketio,other-user} = %v, want 1", n)
 	}
 }
+
+// TestSocketIORefreshOverLongPolling: the same answers reach a long-polling client: the ack with
+// the new expiry, then for another user's token the ack, the DISCONNECT and the close packet.
+func TestSocketIORefreshOverLongPolling(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Config{PingInterval: time.Minute, PongTimeout: time.Minute}, realtime.HubConfig{})
+	sid := s.connectPolling("alice")
+	now := time.Now()
+	tok, err := auth.Issue(testSecret, "alice", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.post(sid, `421["refresh","`+tok+`"]`); st != 200 {
+		t.Fatalf("POST refresh: %d", st)
+	}
+	want := `431[{"expiresAt":"` + time.Unix(now.Add(time.Hour).Unix(), 0).UTC().Format(time.RFC3339) + `"}]`
+	if _, packets := s.get(sid); !slices.Equal(packets, []string{want}) {
+		t.Fatalf("GET after the refresh: %q, want %s", packets, want)
+	}
+	if st := s.post(sid, `422["refresh","`+testToken(t, "bob")+`"]`); st != 200 {
+		t.Fatalf("POST refresh: %d", st)
+	}
+	var got []string
+	for !slices.Contains(got, "1") {
+		st, packets := s.get(sid)
+		if st != 200 {
+			t.Fatalf("GET: %d after %q", st, got)
+		}
+		got = append(got, packets...)
+	}
+	if want := []string{`432[{"error":"other-user","message":"token for another user"}]`, "41", "1"}; !slices.Equal(got, want) {
+		t.Errorf("GETs after another user's token: %q, want %q", got, want)
+	}
+}
