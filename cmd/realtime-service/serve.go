@@ -138,16 +138,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		Log:                  log,
 		Metrics:              reg,
 	})
+	users, jwks, err := clientTokens(cfg, secret, reg, log)
+	if err != nil {
+		return err
+	}
 	endpoints := realtime.EndpointConfig{
 		Admission:    admit,
+		Verifier:     users,
 		PingInterval: cfg.Realtime.PingInterval,
 		PongTimeout:  cfg.Realtime.PongTimeout,
 		WriteTimeout: cfg.Realtime.WriteTimeout,
 		Log:          log,
-	}
-	users, jwks, err := clientTokens(cfg, secret, reg, log)
-	if err != nil {
-		return err
 	}
 	if jwks != nil {
 		checker.Add("jwks", jwksCheck(jwks))

@@ -33,8 +33,9 @@ const Subprotocol = "realtime.v1"
 // SubprotocolTokenPrefix prefixes a token carried as a WebSocket subprotocol.
 const SubprotocolTokenPrefix = "bearer."
 
-// maxTokenLen bounds the token size accepted (a generous JWT is well under 2 KB).
-const maxTokenLen = 8 << 10
+// MaxTokenLen bounds the token size accepted, in bytes (a generous JWT is well under 2 KB; an
+// identity provider's token with many claims may reach 4 KB).
+const MaxTokenLen = 8 << 10
 
 // Errors returned by Authenticate and Verify; both mean 401.
 var (
@@ -140,8 +141,8 @@ func NewVerifier(secret []byte) *Verifier {
 // the absence of a crit header, and a user claim that is a string of 1 to
 // notification.MaxUserIDLen bytes. The error wraps ErrInvalidToken with the reason.
 func (v *Verifier) Verify(token string) (Claims, error) {
-	if len(token) > maxTokenLen {
-		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenLen)
+	if len(token) > MaxTokenLen {
+		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
 	}
 	rc := numericClaims{userClaim: v.userClaim}
 	tok, err := v.parser.ParseWithClaims(token, &rc, v.key)

@@ -53,7 +53,7 @@ type Conn struct {
 	closing   bool
 	reason    Disconnect
 	skip      map[partitionKey]int64 // drop events below these offsets (see Resume)
-	expires   time.Time              // the token's exp; zero: never
+	expires   time.Time              // the token's exp; zero: never (moved by Refresh)
 	cursor    string                 // the last cursor queued to the client (guarded by Hub.pubMu)
 	force     *time.Timer
 	forced    atomic.Bool // the transport was closed under a blocked writer (forceClose)
@@ -64,11 +64,14 @@ type Conn struct {
 func (c *Conn) User() string { return c.user }
 
 // ExpireIfDue closes the connection with DisconnectTokenExpired when its token's expiry
-// (ConnOptions.Expires) has passed, and reports whether it did. Transports call it on each
-// keepalive tick, so a connection outlives its token by at most one ping interval, at the cost
-// of no timer of its own.
+// (ConnOptions.Expires, or the last Refresh) has passed, and reports whether it did. Transports
+// call it on each keepalive tick, so a connection outlives its token by at most one ping
+// interval, at the cost of no timer of its own.
 func (c *Conn) ExpireIfDue(now time.Time) bool {
-	if c.expires.IsZero() || now.Before(c.expires) {
+	c.mu.Lock()
+	expires := c.expires
+	c.mu.Unlock()
+	if expires.IsZero() || now.Before(expires) {
 		return false
 	}
 	c.Close(DisconnectTokenExpired)

@@ -32,6 +32,10 @@ var (
 	// DisconnectClientGone: the client closed the connection or a write failed. A WebSocket
 	// client that sent a close frame gets the 1000 echo (RFC 6455 §5.5.1); nothing else is sent.
 	DisconnectClientGone = Disconnect{Code: 1000, Reason: "client gone", Reconnect: true}
+	// DisconnectOtherUser: the client refreshed its token in place (Conn.Refresh) with a valid
+	// token for another user; queued frames are delivered first. A connection belongs to one
+	// user: open a new one with the other user's token.
+	DisconnectOtherUser = Disconnect{Code: 4003, Reason: "token for another user", Reconnect: false, flush: true}
 	// DisconnectPingTimeout: the client answered no ping (nor sent anything) for
 	// REALTIME_PING_INTERVAL + REALTIME_PONG_TIMEOUT: the network path is likely dead. The
 	// frame is sent in case it is not; reconnect with the cursor.
@@ -39,7 +43,7 @@ var (
 	// DisconnectProtocol: the client sent something the protocol does not allow.
 	DisconnectProtocol = Disconnect{Code: 1002, Reason: "protocol error", Reconnect: false, flush: true}
 	// DisconnectTooBig: the client sent a message larger than the endpoint accepts (1009
-	// Message Too Big, RFC 6455 §7.4.1); /v1/ws clients have nothing to send but control frames.
+	// Message Too Big, RFC 6455 §7.4.1); /v1/ws clients send nothing larger than a refresh frame.
 	DisconnectTooBig = Disconnect{Code: 1009, Reason: "message too big", Reconnect: false}
 )
 

@@ -16,6 +16,7 @@ type metrics struct {
 	replays       *prometheus.CounterVec // realtime_replays_total{source}
 	expired       *prometheus.CounterVec // realtime_events_expired_total{path}
 	collapsed     prometheus.Counter     // realtime_events_collapsed_total
+	refreshes     *prometheus.CounterVec // realtime_token_refreshes_total{transport,result}
 
 	historyBytes  prometheus.Gauge // realtime_history_bytes
 	historyEvents prometheus.Gauge // realtime_history_events
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "realtime_events_collapsed_total",
 			Help: "Events a resume did not replay because a newer one of their collapse-key was replayed.",
 		}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_token_refreshes_total",
+			Help: "Tokens a client sent on its open connection to refresh it in place, by transport (websocket, socketio) and result (ok: the expiry moved; invalid: refused, the connection keeps its expiry; other-user: the connection was closed, 4003 on WebSocket).",
+		}, []string{"transport", "result"}),
 		historyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "realtime_history_bytes",
 			Help: "Estimated memory of the in-memory resume history (REALTIME_HISTORY_*).",
@@ -82,9 +87,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, f := range []Format{FormatWebSocket, FormatSSE, FormatSocketIO} {
 		m.connections.WithLabelValues(formatName(f))
 	}
+	for _, f := range []Format{FormatWebSocket, FormatSocketIO} {
+		for _, r := range []string{refreshOK, refreshInvalid, refreshOtherUser} {
+			m.refreshes.WithLabelValues(formatName(f), r)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.disconnects, m.writeTimeouts, m.published, m.deliveries, m.replayed, m.resyncs,
-			m.replays, m.expired, m.collapsed, m.historyBytes, m.historyEvents, m.historyUsers)
+			m.replays, m.expired, m.collapsed, m.refreshes, m.historyBytes, m.historyEvents, m.historyUsers)
 	}
 	return m
 }
@@ -120,6 +130,8 @@ func disconnectName(d Disconnect) string {
 		return "ping_timeout"
 	case DisconnectTooBig.Code:
 		return "too_big"
+	case DisconnectOtherUser.Code:
+		return "other_user"
 	default:
 		return "client_gone"
 	}

@@ -1,6 +1,8 @@
 package realtime
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,6 +24,10 @@ type EndpointConfig struct {
 	// Admission caps the client connections of the node (admission.Controller.Connect once the
 	// request is authenticated, Release when the connection ends); nil admits every connection.
 	Admission *admission.Controller
+	// Verifier checks the tokens /v1/ws clients send to refresh their connection in place (the
+	// refresh frame; see Conn.Refresh); nil refuses every refresh with a refresh-error frame.
+	// SSE has no client frames: its clients reconnect with their cursor and a new token.
+	Verifier *auth.Verifier
 	// PingInterval is how often the server pings (WebSocket) or sends a heartbeat comment
 	// (SSE); zero means 25 s.
 	PingInterval time.Duration
@@ -50,9 +56,10 @@ func (c EndpointConfig) withDefaults() EndpointConfig {
 	return c
 }
 
-// maxClientMessage bounds what a client may send on /v1/ws (it has nothing to send but control
-// frames); a larger message closes the connection with 1009 (RFC 6455 §7.4.1).
-const maxClientMessage = 4 << 10
+// maxClientMessage bounds what a client may send on /v1/ws, in bytes: room for a refresh frame
+// with any token the verifier accepts (auth.MaxTokenLen) and its JSON around it. A larger message
+// closes the connection with 1009 (RFC 6455 §7.4.1).
+const maxClientMessage = auth.MaxTokenLen + 1<<10
 
 // pingFrame is a WebSocket ping with no payload.
 var pingFrame = wsFrame(opPing, nil)
@@ -61,7 +68,7 @@ var pingFrame = wsFrame(opPing, nil)
 // on its context) and its origin checked: the HTTP layer does both and answers 401/403 before any
 // upgrade. A client resumes with ?cursor=<cursor>. Frames are the JSON of docs/design.md,
 // "Client frames", one per text message; the server sends pings and closes with the codes of
-// disconnect.go.
+// disconnect.go. The client may send a refresh frame with a new token (see onMessage).
 //
 // The handler returns once the connection is registered: an idle connection costs one goroutine
 // (its reader), a 128-byte read buffer and one timer (pings, and the token's expiry). Writes bypass gorilla/websocket's writer: events are
@@ -69,7 +76,7 @@ var pingFrame = wsFrame(opPing, nil)
 func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 	cfg = cfg.withDefaults()
 	up := websocket.Upgrader{
-		ReadBufferSize:  128,          // clients send control frames only: bufio grows nothing, gorilla reads longer messages through it
+		ReadBufferSize:  128,          // clients send little and rarely: bufio grows nothing, gorilla reads longer messages through it
 		WriteBufferPool: &sync.Pool{}, // gorilla's writer is never used; do not hold a buffer
 		Subprotocols:    []string{auth.Subprotocol},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked by the HTTP layer
@@ -88,7 +95,7 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 		// Register before the upgrade answers, held until the socket is ready: every event
 		// published once the client sees the connection open reaches it. From here on the
 		// transport owns the ticket and releases it when the socket is closed.
-		t := &wsTransport{writeTimeout: cfg.WriteTimeout, ticket: ticket}
+		t := &wsTransport{writeTimeout: cfg.WriteTimeout, ticket: ticket, verifier: cfg.Verifier}
 		c, err := h.Attach(r.Context(), ConnOptions{User: claims.UserID, Transport: t, Expires: claims.Expires, Paused: true}, r.URL.Query().Get("cursor"))
 		if err != nil {
 			release(ticket)
@@ -123,6 +130,7 @@ type wsTransport struct {
 	writeTimeout time.Duration
 	ping         atomic.Pointer[time.Timer]
 	ticket       *admission.Ticket // released once the socket is closed; nil without admission
+	verifier     *auth.Verifier    // checks refresh frames; nil refuses them
 
 	mu sync.Mutex // guards ws, nc, reading and closed across the upgrade
 	ws *websocket.Conn
@@ -227,7 +235,7 @@ func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 }
 
 // readLoop reads until the client goes: it answers pings, extends the deadline on any frame,
-// and discards messages (clients have nothing to say on /v1/ws); a message over
+// and hands each text message to onMessage (binary messages are discarded); a message over
 // maxClientMessage closes the connection with 1009. The socket has a read deadline at all
 // times: silence (ping interval + pong timeout) after the last frame, CloseLinger once closing.
 // When the connection is done it closes the socket with LingerClose (the client's input is
@@ -248,14 +256,21 @@ func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
 	// The size limit is checked here, not with gorilla's SetReadLimit: gorilla would write its
 	// own close frame beside the writer's and leave the socket to be closed with input unread.
 	for {
-		_, r, err := t.ws.NextReader()
+		typ, r, err := t.ws.NextReader()
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				gone = DisconnectPingTimeout // the deadline passed: silent for interval+timeout
 			}
 			break
 		}
-		n, err := io.CopyN(io.Discard, r, maxClientMessage+1)
+		// A text message is kept for onMessage, in a buffer of its own: an idle connection
+		// holds none between the rare messages (a refresh an hour).
+		var buf bytes.Buffer
+		var w io.Writer = io.Discard
+		if typ == websocket.TextMessage {
+			w = &buf
+		}
+		n, err := io.CopyN(w, r, maxClientMessage+1)
 		if n > maxClientMessage {
 			gone = DisconnectTooBig
 			break
@@ -264,9 +279,44 @@ func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
 			break
 		}
 		extend()
+		if typ == websocket.TextMessage && !t.onMessage(c, buf.Bytes()) {
+			break
+		}
 	}
-	c.Close(gone) // nothing if the server closed first
+	c.Close(gone) // nothing if the server closed first (a refresh for another user included)
 	<-c.Done()    // the close frame is written, or the writer gave up: Close has run
 	LingerClose(t.ws, CloseLinger)
 	release(t.ticket)
+}
+
+// clientFrame is a /v1/ws client message: a JSON object whose "type" says what it is, with the
+// members that type needs.
+type clientFrame struct {
+	Type  string          `json:"type"`
+	Token json.RawMessage `json:"token"` // refresh: the new token, a string
+}
+
+// onMessage acts on a client's text message (docs/client-protocol.md, "Refresh in place"):
+// {"type":"refresh","token":"<jwt>"} refreshes the connection's token in place (Conn.Refresh),
+// answered in order with the events by a "refreshed" or "refresh-error" control frame; a
+// refresh for another user closes the connection with DisconnectOtherUser and onMessage reports
+// false (the reader stops). Any other message, JSON or not, is ignored, as before client frames
+// existed: a newer client may send frames this server does not know.
+func (t *wsTransport) onMessage(c *Conn, msg []byte) bool {
+	var f clientFrame
+	if json.Unmarshal(msg, &f) != nil {
+		return true
+	}
+	switch f.Type {
+	case clientRefresh:
+		var token string
+		json.Unmarshal(f.Token, &token) // not a string: "", refused as no token
+		expires, err := c.Refresh(t.verifier, token)
+		if errors.Is(err, ErrOtherUser) {
+			c.Close(DisconnectOtherUser)
+			return false
+		}
+		c.Send(refreshAnswer(c.format, expires, err))
+	}
+	return true
 }

@@ -49,10 +49,10 @@ type Config struct {
 	// MaxPayload is the largest message an authenticated client may send, in bytes: one
 	// WebSocket message, or one long-polling POST body (announced as the open packet's
 	// maxPayload; REALTIME_MAX_MESSAGE_BYTES); zero means 65,536. Our clients send only CONNECT
-	// (a token), acks, pongs and disconnects, a few KiB at most even batched in one POST, so
-	// 64 KiB is ample, where socket.io's 1 MB default would let every connection hold 1 MB of
-	// buffer. Larger input closes the session: WebSocket close 1009 (RFC 6455 §7.4.1), or HTTP
-	// 413 with the Engine.IO error body on polling, counted as
+	// and "refresh" events (a token each), acks, pongs and disconnects, a few KiB at most even
+	// batched in one POST, so 64 KiB is ample, where socket.io's 1 MB default would let every
+	// connection hold 1 MB of buffer. Larger input closes the session: WebSocket close 1009
+	// (RFC 6455 §7.4.1), or HTTP 413 with the Engine.IO error body on polling, counted as
 	// realtime_socketio_protocol_errors_total{reason="too_large"}.
 	MaxPayload int
 	// PreAuthMaxPayload is the same limit before the client's CONNECT is verified

@@ -13,7 +13,7 @@
 // Layers, one file each: eio.go (Engine.IO packet and payload codec), sio.go (Socket.IO packet
 // codec), session.go (one Engine.IO session, its heartbeat and its realtime.Transport side),
 // polling.go, websocket.go and upgrade.go (the transports), socket.go (the Socket.IO default
-// namespace: authentication, recovery, acks), handler.go (routing, errors, sessions), cors.go.
+// namespace: authentication, recovery, acks, token refresh), handler.go (routing, errors, sessions), cors.go.
 //
 // What a client costs before it authenticates is bounded: admission caps the sessions without a
 // verified CONNECT per node and per client address (429 or 503 at the handshake), such a session

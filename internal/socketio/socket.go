@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/realtime-service/realtime-service/internal/realtime"
 )
@@ -18,7 +19,8 @@ const maxPIDLen = 64
 // pendingBinary is a BINARY_EVENT or BINARY_ACK waiting for its attachments (socket.io-protocol
 // v5: the attachments follow the packet as binary Engine.IO messages). Their bytes are counted,
 // not kept, and of the packet's payload only the event name is: no client event of this server
-// reads its arguments, so a client that never sends the attachments holds no buffer.
+// takes binary arguments (a "refresh" token is a string), so a client that never sends the
+// attachments holds no buffer.
 type pendingBinary struct {
 	packet sioPacket
 	left   int
@@ -68,7 +70,8 @@ func (s *session) onMessage(p eioPacket) error {
 // "/", whatever its namespace, is an error ("If the server does not receive a CONNECT packet
 // first, then it MUST close the connection immediately"); once it is, packets to another
 // namespace are ignored, as the reference server ignores packets of a namespace the client has
-// not joined. A second CONNECT to "/" or a CONNECT_ERROR from the client is an error too.
+// not joined. A second CONNECT to "/" or a CONNECT_ERROR from the client is an error too. An
+// EVENT "refresh" refreshes the token in place (see refresh).
 func (s *session) handle(p sioPacket) error {
 	connected := s.conn.Load() != nil
 	if p.nsp != defaultNamespace {
@@ -95,7 +98,12 @@ func (s *session) handle(p sioPacket) error {
 	if !connected {
 		return errors.New("socket.io: packet before CONNECT")
 	}
-	if (p.typ == sioEvent || p.typ == sioBinaryEvent) && p.hasID {
+	if p.typ != sioEvent && p.typ != sioBinaryEvent {
+		return nil
+	}
+	if name, isString, _ := eventName(p.data); isString && name == eventRefresh {
+		s.refresh(p)
+	} else if p.hasID {
 		s.ack(p)
 	}
 	return nil
@@ -301,6 +309,46 @@ func (s *session) ack(p sioPacket) {
 		payload = []byte(`[{"error":"unknown-event"}]`)
 	}
 	c.Send(messagePacket(sioPacket{typ: sioAck, nsp: defaultNamespace, hasID: true, id: p.id, data: payload}))
+}
+
+// eventRefresh is the client event that refreshes the connection's token in place.
+const eventRefresh = "refresh"
+
+// refresh handles `socket.emitWithAck("refresh", token)` (or emit without an ack): the token, a
+// string, is verified as at CONNECT and, if it is the connection's user's, the connection's
+// expiry moves to its exp (realtime.Conn.Refresh) and the ack is [{"expiresAt": RFC 3339}]. An
+// invalid token (or none, or not a string) is acknowledged with [{"error": "invalid-token",
+// "message": <reason>}] and the connection closes at its current expiry, as before. A token of
+// another user is acknowledged with [{"error": "other-user", ...}], then the connection is
+// closed with a Socket.IO DISCONNECT of "/" (socket.io-client reports "io server disconnect" and
+// does not reconnect by itself: the application reconnects with the other user's token) and the
+// Engine.IO close. Answers are queued on the hub connection, in order with the events.
+func (s *session) refresh(p sioPacket) {
+	c := s.conn.Load()
+	var args []json.RawMessage
+	json.Unmarshal(p.data, &args) // valid: decodeSIO checked it
+	token := ""
+	if len(args) > 1 {
+		token = jsonString(args[1])
+	}
+	expires, err := c.Refresh(s.h.cfg.Verifier, token)
+	var answer any
+	switch {
+	case errors.Is(err, realtime.ErrOtherUser):
+		answer = map[string]string{"error": "other-user", "message": err.Error()}
+	case err != nil:
+		answer = map[string]string{"error": "invalid-token", "message": err.Error()}
+	default:
+		answer = map[string]string{"expiresAt": expires.UTC().Format(time.RFC3339)}
+	}
+	if p.hasID {
+		payload, _ := json.Marshal([]any{answer})
+		c.Send(messagePacket(sioPacket{typ: sioAck, nsp: defaultNamespace, hasID: true, id: p.id, data: payload}))
+	}
+	if errors.Is(err, realtime.ErrOtherUser) {
+		c.Send(messagePacket(sioPacket{typ: sioDisconnect, nsp: defaultNamespace}))
+		c.Close(realtime.DisconnectOtherUser)
+	}
 }
 
 // jsonString returns raw as a string if it is a JSON string, else "".
