@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -205,4 +207,64 @@ func TestKilledNodeLosesNothingForClientsThatResume(t *testing.T) {
 	_, fresh := openWS(t, n2.service, "dave", "")
 	waitConnected(t, n2.service, 2)
 	expectIDs(t, fresh, p.send("dave"))
+}
+
+// TestRetriedNotificationReachesTheUserOnce: the same notification POSTed three times with one
+// Idempotency-Key, to three different nodes (a producer retrying after timeouts behind a load
+// balancer), reaches the user once, live on every node and in a resume from Kafka.
+func TestRetriedNotificationReachesTheUserOnce(t *testing.T) {
+	broker := startBroker(t)
+	var nodes []*node
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNode(t, broker, id, "REALTIME_HISTORY_SIZE=0")) // resumes read Kafka
+	}
+	post := func(n *node, name, key string) string {
+		t.Helper()
+		body := `{"conceptId":"c1","userIds":["alice"],"conceptName":"` + name + `","masteryLevel":1}`
+		req, _ := http.NewRequest(http.MethodPost, n.URL+"/v1/notifications/concept-mastered", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", testAPIKey)
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ ID string }
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST to %s: %d %v", n.URL, resp.StatusCode, err)
+		}
+		return out.ID
+	}
+	var live []<-chan frame
+	for _, n := range nodes {
+		_, frames := openWS(t, n.service, "alice", "")
+		waitConnected(t, n.service, 1)
+		live = append(live, frames)
+	}
+	before := post(nodes[0], "before", "") // same concept: same partition, so frames keep this order
+	var cursor string
+	for _, l := range live {
+		cursor = expectIDs(t, l, before).Cursor
+	}
+
+	first := post(nodes[0], "mastered", "retry-7")
+	if again := post(nodes[0], "mastered", "retry-7"); again != first {
+		t.Errorf("the node that answered first answered its retry with %s, want the first answer %s", again, first)
+	}
+	post(nodes[1], "mastered", "retry-7") // other nodes produce again: the record is dropped
+	post(nodes[2], "mastered", "retry-7")
+	after := post(nodes[2], "after", "")
+	for _, l := range live {
+		expectIDs(t, l, first, after)
+	}
+	_, resumed := openWS(t, nodes[1].service, "alice", cursor)
+	expectIDs(t, resumed, first, after)
+	for _, n := range nodes {
+		if got := metric(t, n.URL, "realtime_duplicates_dropped_total", `topic="concept-notifications"`); got != 2 {
+			t.Errorf("%s: realtime_duplicates_dropped_total = %v, want 2", n.URL, got)
+		}
+	}
 }

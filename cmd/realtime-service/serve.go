@@ -19,6 +19,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/dedup"
 	"github.com/realtime-service/realtime-service/internal/health"
 	"github.com/realtime-service/realtime-service/internal/httpapi"
 	"github.com/realtime-service/realtime-service/internal/kafka"
@@ -82,7 +83,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	if err != nil { // config.Load checked every Shape
 		return err
 	}
+	dups, err := dedup.New(dedup.Config{Window: cfg.Realtime.IdempotencyWindow, MaxKeys: cfg.Realtime.IdempotencyMaxKeys, Metrics: reg})
+	if err != nil {
+		return err
+	}
 	replayer, err := replay.New(reader, decoder, replay.Config{
+		Duplicates:   dups,
 		MaxRecords:   cfg.Realtime.ReplayMaxRecords,
 		Timeout:      cfg.Kafka.RequestTimeout,
 		Concurrency:  cfg.Realtime.ReplayConcurrency,
@@ -103,7 +109,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 			MaxBytes: cfg.Realtime.HistoryMaxBytes},
 		Replayer: replayer,
 	})
-	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log, tr)
+	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, dups, hub, reg, log, tr)
 	if err != nil {
 		return err
 	}
@@ -355,13 +361,17 @@ func topicEvents(cfg config.Kafka) map[string]notification.Topic {
 }
 
 // newConsumer makes this node's consumer: each record is decoded and validated, then handed to
-// the hub; a record that fails goes to the dead-letter topic (the consumer's job). With tracing
-// on, each record's hand-off is a fan-out span in the record's trace.
-func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
+// the hub, unless dups drops it as a producer's retry (package dedup: it is neither delivered
+// nor kept in the history); a record that fails goes to the dead-letter topic (the consumer's
+// job). With tracing on, each record's hand-off is a fan-out span in the record's trace.
+func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, dups *dedup.Window, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
 	deliver := func(rec *kgo.Record) (*realtime.Event, error) {
 		ev, err := decoder.Decode(rec)
 		if err != nil {
 			return nil, err
+		}
+		if dups.Drop(rec) {
+			return nil, nil
 		}
 		return hub.Publish(ev), nil
 	}
