@@ -111,7 +111,7 @@ func (t tracing) traceDelivery(deliver func(*kgo.Record) (*realtime.Event, error
 		ev, err := deliver(rec)
 		if err != nil {
 			span.RecordError(err)
-			span.SetStatus(codes.Error, "not delivered: copied to the dead-letter topic")
+			span.SetStatus(codes.Error, "not delivered: poison (the dead-letter duty copies it)")
 			return err
 		}
 		if ev == nil { // dropped: a producer's retry (package dedup)

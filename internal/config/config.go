@@ -107,6 +107,12 @@ func (k Kafka) Embedded() bool { return len(k.Brokers) == 0 }
 // so that every node sees every record.
 func (k Kafka) ConsumerGroup() string { return k.GroupID + "." + k.NodeID }
 
+// DeadLetterGroup is the consumer group every node joins for dead-letter duty:
+// "<GroupID>.dlq" (docs/design.md, "Many nodes"). Kafka gives each partition to one member, so
+// each poison record is copied to the dead-letter topic once per cluster. KAFKA_NODE_ID "dlq"
+// is refused: its own group would be this one.
+func (k Kafka) DeadLetterGroup() string { return k.GroupID + ".dlq" }
+
 // TopicNames lists the consumed topics in configuration order.
 func (k Kafka) TopicNames() []string {
 	names := make([]string, len(k.Topics))
@@ -281,6 +287,9 @@ func Load(getenv func(string) string) (Config, error) {
 			r.fail("KAFKA_NODE_ID", "", "a node name; the hostname could not be read")
 		}
 		c.Kafka.NodeID = host
+	}
+	if c.Kafka.NodeID == "dlq" {
+		r.fail("KAFKA_NODE_ID", c.Kafka.NodeID, "a node name other than dlq (<KAFKA_GROUP_ID>.dlq is the dead-letter duty's shared group)")
 	}
 	c.Kafka.SASL = r.sasl()
 	c.Kafka.TLS = r.boolean("KAFKA_TLS", false)
