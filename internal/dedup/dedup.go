@@ -248,22 +248,6 @@ func (w *Window) forget(p *partition) {
 	w.keys.Set(float64(w.n))
 }
 
-// Forget drops what the Window remembers of the partitions in parts (revoked from this node:
-// another pass over them starts afresh).
-func (w *Window) Forget(parts map[string][]int32) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for t, ps := range parts {
-		for _, p := range ps {
-			if pp := w.parts[part{t, p}]; pp != nil {
-				w.n -= len(pp.order)
-				delete(w.parts, part{t, p})
-			}
-		}
-	}
-	w.keys.Set(float64(w.n))
-}
-
 // Replay de-duplicates the records of one read (a resume) by the Window's rule, for records
 // whose first copy the Window does not remember: first copies within the read. Not safe for
 // concurrent use; make one per read with Window.Replay.

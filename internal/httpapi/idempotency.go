@@ -122,8 +122,8 @@ func (a *answers) idempotent(log *slog.Logger, s settings, h http.Handler) http.
 		}
 		a.m.idempotent.WithLabelValues(idemFirst).Inc()
 		rec := &recorder{ResponseWriter: w}
+		defer a.finish(first, rec) // also when h panics: a retry is then handled again
 		h.ServeHTTP(rec, r)
-		a.finish(first, rec)
 	})
 }
 
