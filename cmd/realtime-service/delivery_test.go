@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // End-to-end tests of "Realtime delivery" with independent clients: KafkaJS (the original
@@ -543,9 +545,10 @@ func TestPoisonRecordsGoToTheDeadLetterTopicAndDeliveryGoesOn(t *testing.T) {
 	res := deliver(t, s, plan)
 	checkDelivery(t, plan, res) // the good ones, in partition order; no poison
 
-	// alice has every sentinel, so the consumer has handed off c-7 and, before it, copied
-	// every poison record (synchronously, one record at a time): the dead-letter topic is
-	// complete.
+	// alice has every sentinel, so the node's consumer has handed off every record; the
+	// dead-letter duty (its own group) copies the poison ones: it is done once its group
+	// committed past the last record (commits never pass an unresolved copy).
+	waitDeadLetterDuty(t, s.Broker, s.DLQGroup, topic)
 	dlq := kcatAll(t, s.Broker, "realtime-service.dlq")
 	bySource := map[int64][]kcatRecord{}
 	for _, r := range dlq {
@@ -780,4 +783,36 @@ func TestWebSocketClosesWith1001WhenTheServiceStops(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitDeadLetterDuty waits until the dead-letter duty's group has committed the end of every
+// partition of topics: every poison record produced before the call was copied (or skipped
+// after a failed copy).
+func waitDeadLetterDuty(t *testing.T, broker, group string, topics ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	waitUntil(t, "the dead-letter duty to commit the end of "+strings.Join(topics, ", "), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		committed, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		ends, err := adm.ListEndOffsets(ctx, topics...)
+		if err != nil || ends.Error() != nil {
+			return false
+		}
+		done := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, ok := committed.Lookup(o.Topic, o.Partition); !ok || c.Err != nil || c.At < o.Offset {
+				done = false
+			}
+		})
+		return done
+	})
 }

@@ -2,14 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/realtime-service/realtime-service/internal/config"
 	"github.com/realtime-service/realtime-service/internal/kafka"
@@ -74,7 +82,7 @@ func startNode(t *testing.T, broker, id string, env ...string) *node {
 	t.Helper()
 	addr := freeAddr(t)
 	n := &node{
-		service: &service{t: t, URL: "http://" + addr, Broker: broker, Group: "realtime-service." + id, stopped: true},
+		service: &service{t: t, URL: "http://" + addr, Broker: broker, Group: "realtime-service." + id, DLQGroup: "realtime-service.dlq", stopped: true},
 		env: append(append(os.Environ(), "KAFKA_BROKERS="+broker, "KAFKA_NODE_ID="+id, "HTTP_ADDR="+addr,
 			"REALTIME_JWT_SECRET="+testSecret, "REALTIME_API_KEYS="+testAPIKey, "LOG_LEVEL=warn",
 			"KAFKA_REQUEST_TIMEOUT=5000", "HTTP_SHUTDOWN_TIMEOUT=5000"), env...),
@@ -205,4 +213,162 @@ func TestKilledNodeLosesNothingForClientsThatResume(t *testing.T) {
 	_, fresh := openWS(t, n2.service, "dave", "")
 	waitConnected(t, n2.service, 2)
 	expectIDs(t, fresh, p.send("dave"))
+}
+
+// TestRetriedNotificationReachesTheUserOnce: the same notification POSTed three times with one
+// Idempotency-Key, to three different nodes (a producer retrying after timeouts behind a load
+// balancer), reaches the user once, live on every node and in a resume from Kafka.
+func TestRetriedNotificationReachesTheUserOnce(t *testing.T) {
+	broker := startBroker(t)
+	var nodes []*node
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNode(t, broker, id, "REALTIME_HISTORY_SIZE=0")) // resumes read Kafka
+	}
+	post := func(n *node, name, key string) string {
+		t.Helper()
+		body := `{"conceptId":"c1","userIds":["alice"],"conceptName":"` + name + `","masteryLevel":1}`
+		req, _ := http.NewRequest(http.MethodPost, n.URL+"/v1/notifications/concept-mastered", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", testAPIKey)
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ ID string }
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST to %s: %d %v", n.URL, resp.StatusCode, err)
+		}
+		return out.ID
+	}
+	var live []<-chan frame
+	for _, n := range nodes {
+		_, frames := openWS(t, n.service, "alice", "")
+		waitConnected(t, n.service, 1)
+		live = append(live, frames)
+	}
+	before := post(nodes[0], "before", "") // same concept: same partition, so frames keep this order
+	var cursor string
+	for _, l := range live {
+		cursor = expectIDs(t, l, before).Cursor
+	}
+
+	first := post(nodes[0], "mastered", "retry-7")
+	if again := post(nodes[0], "mastered", "retry-7"); again != first {
+		t.Errorf("the node that answered first answered its retry with %s, want the first answer %s", again, first)
+	}
+	post(nodes[1], "mastered", "retry-7") // other nodes produce again: the record is dropped
+	post(nodes[2], "mastered", "retry-7")
+	after := post(nodes[2], "after", "")
+	for _, l := range live {
+		expectIDs(t, l, first, after)
+	}
+	_, resumed := openWS(t, nodes[1].service, "alice", cursor)
+	expectIDs(t, resumed, first, after)
+	for _, n := range nodes {
+		if got := metric(t, n.URL, "realtime_duplicates_dropped_total", `topic="concept-notifications"`); got != 2 {
+			t.Errorf("%s: realtime_duplicates_dropped_total = %v, want 2", n.URL, got)
+		}
+	}
+}
+
+// TestPoisonRecordsAreDeadLetteredOncePerCluster: with three nodes, each consuming every record
+// with its own group, five poison records give exactly five dead letters, one per record: the
+// dead-letter duty's shared group gives each partition to one node.
+func TestPoisonRecordsAreDeadLetteredOncePerCluster(t *testing.T) {
+	broker := startBroker(t)
+	var nodes []*node
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNode(t, broker, id))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	topics := []string{"session-notifications", "concept-notifications"}
+	for _, n := range nodes {
+		waitCommitted(t, adm, n.Group, topics) // every node consumes from here on
+	}
+	waitCommitted(t, adm, "realtime-service.dlq", topics)
+	waitUntil(t, "the three nodes to share the dead-letter duty", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		groups, err := adm.DescribeGroups(ctx, "realtime-service.dlq")
+		g := groups["realtime-service.dlq"]
+		return err == nil && g.State == "Stable" && len(g.Members) == 3
+	})
+
+	const topic = "concept-notifications"
+	var sources []string
+	for i := range 5 {
+		rec := &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(`{"conceptId":"c","userIds":"alice"}`)}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, fmt.Sprintf("%d:%d", rec.Partition, rec.Offset))
+	}
+	// Every group past the poison records: every copy that will be made was made (commits never
+	// pass an unresolved copy; before the dead-letter duty, each node's group copied them).
+	for _, g := range []string{"realtime-service.n1", "realtime-service.n2", "realtime-service.n3", "realtime-service.dlq"} {
+		waitDeadLetterDuty(t, broker, g, topic)
+	}
+	ends, err := adm.ListEndOffsets(context.Background(), "realtime-service.dlq")
+	if err != nil || ends.Error() != nil {
+		t.Fatal(err, ends.Error())
+	}
+	var copies []string
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset == 0 {
+			return
+		}
+		fetched, err := readPartition(cl, "realtime-service.dlq", o.Partition, o.Offset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range fetched {
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			copies = append(copies, h["dlq-source-partition"]+":"+h["dlq-source-offset"])
+		}
+	})
+	slices.Sort(copies)
+	slices.Sort(sources)
+	if !slices.Equal(copies, sources) {
+		t.Errorf("dead letters of %v, want exactly one of each poison record %v", copies, sources)
+	}
+	var skipped float64
+	for _, n := range nodes {
+		skipped += metric(t, n.URL, "kafka_consumer_poison_skipped_total", `topic="`+topic+`"`)
+	}
+	if skipped != 15 {
+		t.Errorf("kafka_consumer_poison_skipped_total summed over the nodes = %v, want 15 (each node skips each)", skipped)
+	}
+}
+
+// readPartition reads the records of topic's partition below end.
+func readPartition(seed *kgo.Client, topic string, partition int32, end int64) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seed.OptValue(kgo.SeedBrokers).([]string)...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for int64(len(recs)) < end {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		recs = append(recs, fs.Records()...)
+	}
+	return recs, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/admission"
 	"github.com/realtime-service/realtime-service/internal/auth"
 	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/dedup"
 	"github.com/realtime-service/realtime-service/internal/health"
 	"github.com/realtime-service/realtime-service/internal/httpapi"
 	"github.com/realtime-service/realtime-service/internal/kafka"
@@ -33,7 +34,9 @@ import (
 // serve wires Kafka -> notification -> hub -> connections and the HTTP API, runs them until ctx
 // is done, then shuts down gracefully within cfg.HTTP.ShutdownTimeout:
 //  1. readiness turns 503 (load balancers stop sending new clients);
-//  2. the consumer stops, commits what it handed to the hub and leaves its group;
+//  2. the consumers stop: the node's commits what it handed to the hub and leaves its group, the
+//     dead-letter duty's waits for its copies, commits and leaves the shared group (its
+//     partitions go to the other nodes at once);
 //  3. the HTTP server stops accepting, in-flight API requests finish, and every client connection
 //     gets what was queued for it and a "going away" close (1001), so clients reconnect elsewhere;
 //  4. the producer flushes and closes; the embedded broker, if any, closes last.
@@ -82,7 +85,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	if err != nil { // config.Load checked every Shape
 		return err
 	}
+	dups, err := dedup.New(dedup.Config{Window: cfg.Realtime.IdempotencyWindow, MaxKeys: cfg.Realtime.IdempotencyMaxKeys, Metrics: reg})
+	if err != nil {
+		return err
+	}
 	replayer, err := replay.New(reader, decoder, replay.Config{
+		Duplicates:   dups,
 		MaxRecords:   cfg.Realtime.ReplayMaxRecords,
 		Timeout:      cfg.Kafka.RequestTimeout,
 		Concurrency:  cfg.Realtime.ReplayConcurrency,
@@ -103,7 +111,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 			MaxBytes: cfg.Realtime.HistoryMaxBytes},
 		Replayer: replayer,
 	})
-	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, hub, reg, log, tr)
+	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, dups, hub, reg, log, tr)
+	if err != nil {
+		return err
+	}
+	deadLetters, err := newDeadLetterConsumer(cfg.Kafka, brokers, decoder, reg, log)
 	if err != nil {
 		return err
 	}
@@ -118,6 +130,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	})
 	checker.Require("consumer", func(context.Context) (map[string]any, error) {
 		return map[string]any{"group": cfg.Kafka.ConsumerGroup(), "topics": cfg.Kafka.TopicNames()}, consumer.Health()
+	})
+	checker.Add("dead-letters", func(context.Context) (map[string]any, error) {
+		return map[string]any{"group": cfg.Kafka.DeadLetterGroup(), "topic": cfg.Kafka.DLQTopic}, deadLetters.Health()
 	})
 	checker.Require("realtime", func(context.Context) (map[string]any, error) {
 		details := map[string]any{"connections": hub.Connections()}
@@ -219,7 +234,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		"brokers", brokers, "group", cfg.Kafka.ConsumerGroup(), "topics", cfg.Kafka.TopicNames())
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumer()
 	consumerDone := make(chan struct{})
@@ -227,6 +242,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		defer close(consumerDone)
 		if err := consumer.Run(consumerCtx); err != nil {
 			errc <- fmt.Errorf("consumer: %w", err)
+		}
+	})
+	deadLettersDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(deadLettersDone)
+		if err := deadLetters.Run(consumerCtx); err != nil {
+			errc <- fmt.Errorf("dead-letter consumer: %w", err)
 		}
 	})
 	wg.Go(func() {
@@ -260,9 +282,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	defer cancelShutdown()
 	checker.SetShuttingDown()
 	stopConsumer()
-	select {
-	case <-consumerDone:
-	case <-sctx.Done():
+	for _, done := range []chan struct{}{consumerDone, deadLettersDone} {
+		select {
+		case <-done:
+		case <-sctx.Done():
+		}
 	}
 	var sg sync.WaitGroup
 	sg.Go(func() {
@@ -356,13 +380,17 @@ func topicEvents(cfg config.Kafka) map[string]notification.Topic {
 }
 
 // newConsumer makes this node's consumer: each record is decoded and validated, then handed to
-// the hub; a record that fails goes to the dead-letter topic (the consumer's job). With tracing
-// on, each record's hand-off is a fan-out span in the record's trace.
-func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
+// the hub, unless dups drops it as a producer's retry (package dedup: it is neither delivered
+// nor kept in the history); a record that fails is skipped (newDeadLetterConsumer's members
+// copy it to the dead-letter topic, once per cluster). With tracing on, each record's hand-off is a fan-out span in the record's trace.
+func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, dups *dedup.Window, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
 	deliver := func(rec *kgo.Record) (*realtime.Event, error) {
 		ev, err := decoder.Decode(rec)
 		if err != nil {
 			return nil, err
+		}
+		if dups.Drop(rec) {
+			return nil, nil
 		}
 		return hub.Publish(ev), nil
 	}
@@ -374,11 +402,26 @@ func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decod
 		handler = tr.traceDelivery(deliver)
 	}
 	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
+		Role:     kafka.RoleDeliver,
 		Handler:  handler,
 		Assigned: hub.Assigned,
 		Revoked:  hub.Revoked,
 		Flush:    hub.Flush, // one write per connection per polled batch
 		Opts:     tr.consumerOpts(cfg),
+	}, reg, log)
+}
+
+// newDeadLetterConsumer makes this node's member of the dead-letter duty group, shared by all
+// nodes (kafka.RoleDeadLetter): for the partitions Kafka assigns it, it decodes each record
+// again and copies those that fail to the dead-letter topic, so that each poison record is
+// copied once per cluster, whatever the number of nodes.
+func newDeadLetterConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
+	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
+		Role: kafka.RoleDeadLetter,
+		Handler: func(_ context.Context, rec *kgo.Record) error {
+			_, err := decoder.Decode(rec)
+			return err
+		},
 	}, reg, log)
 }
 

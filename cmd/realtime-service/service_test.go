@@ -34,14 +34,16 @@ const (
 
 // service is one running instance of run().
 type service struct {
-	t       *testing.T
-	URL     string // http://127.0.0.1:port
-	Broker  string // host:port of the Kafka broker it uses
-	Group   string // its consumer group, <KAFKA_GROUP_ID>.<KAFKA_NODE_ID>
-	Logs    *syncBuffer
-	stop    context.CancelFunc
-	done    chan error
-	stopped bool
+	t      *testing.T
+	URL    string // http://127.0.0.1:port
+	Broker string // host:port of the Kafka broker it uses
+	Group  string // its consumer group, <KAFKA_GROUP_ID>.<KAFKA_NODE_ID>
+	// DLQGroup is the dead-letter duty's group, <KAFKA_GROUP_ID>.dlq, shared by every node.
+	DLQGroup string
+	Logs     *syncBuffer
+	stop     context.CancelFunc
+	done     chan error
+	stopped  bool
 }
 
 // freeAddr returns a loopback address with a port nobody listens on right now.
@@ -105,6 +107,7 @@ func tryStartService(t *testing.T, env map[string]string) (*service, error) {
 	if s.Group == "" {
 		s.Group = "realtime-service"
 	}
+	s.DLQGroup = s.Group + ".dlq"
 	s.Group += "." + vars["KAFKA_NODE_ID"]
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -291,9 +294,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waitConsuming waits until the service's consumer has fixed where it starts: its group has a
-// committed offset on every partition of the notification topics (on a first start, the end of
-// each). Every record produced from then on is delivered; one produced earlier may be skipped as
+// waitConsuming waits until the service's consumers have fixed where they start: its group and
+// the dead-letter duty's have a committed offset on every partition of the notification topics
+// (on a first start, the end of each). Every record produced from then on is delivered; one produced earlier may be skipped as
 // old history (DESIGN.md, "Delivery semantics"). topics default to the two notification topics.
 func (s *service) waitConsuming(topics ...string) {
 	s.t.Helper()
@@ -306,10 +309,18 @@ func (s *service) waitConsuming(topics ...string) {
 	if len(topics) == 0 {
 		topics = []string{"session-notifications", "concept-notifications"}
 	}
-	waitUntil(s.t, "the consumer group "+s.Group+" to commit its start offsets", func() bool {
+	for _, group := range []string{s.Group, s.DLQGroup} {
+		waitCommitted(s.t, adm, group, topics)
+	}
+}
+
+// waitCommitted waits until group has a committed offset on every partition of topics.
+func waitCommitted(t *testing.T, adm *kadm.Client, group string, topics []string) {
+	t.Helper()
+	waitUntil(t, "the consumer group "+group+" to commit its start offsets", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		committed, err := adm.FetchOffsets(ctx, s.Group)
+		committed, err := adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
 		}

@@ -93,7 +93,8 @@ func (t tracing) consumerOpts(cfg config.Kafka) []kgo.Opt {
 
 // traceDelivery wraps deliver (decode, then hub.Publish) in a "<topic> fan-out" span, a child of
 // the receive span kotel put in rec.Context. The span carries the event, its ID, the users named
-// and realtime.deliveries, the connections it was queued for; a record that fails to decode
+// and realtime.deliveries, the connections it was queued for (realtime.duplicate instead when
+// it was dropped as a producer's retry); a record that fails to decode
 // (and goes to the dead-letter topic) ends it with an error status.
 func (t tracing) traceDelivery(deliver func(*kgo.Record) (*realtime.Event, error)) func(context.Context, *kgo.Record) error {
 	return func(ctx context.Context, rec *kgo.Record) error {
@@ -110,8 +111,12 @@ func (t tracing) traceDelivery(deliver func(*kgo.Record) (*realtime.Event, error
 		ev, err := deliver(rec)
 		if err != nil {
 			span.RecordError(err)
-			span.SetStatus(codes.Error, "not delivered: copied to the dead-letter topic")
+			span.SetStatus(codes.Error, "not delivered: poison (the dead-letter duty copies it)")
 			return err
+		}
+		if ev == nil { // dropped: a producer's retry (package dedup)
+			span.SetAttributes(attribute.Bool("realtime.duplicate", true))
+			return nil
 		}
 		span.SetAttributes(
 			attribute.String("realtime.event", ev.Name),

@@ -107,6 +107,12 @@ func (k Kafka) Embedded() bool { return len(k.Brokers) == 0 }
 // so that every node sees every record.
 func (k Kafka) ConsumerGroup() string { return k.GroupID + "." + k.NodeID }
 
+// DeadLetterGroup is the consumer group every node joins for dead-letter duty:
+// "<GroupID>.dlq" (docs/design.md, "Many nodes"). Kafka gives each partition to one member, so
+// each poison record is copied to the dead-letter topic once per cluster. KAFKA_NODE_ID "dlq"
+// is refused: its own group would be this one.
+func (k Kafka) DeadLetterGroup() string { return k.GroupID + ".dlq" }
+
 // TopicNames lists the consumed topics in configuration order.
 func (k Kafka) TopicNames() []string {
 	names := make([]string, len(k.Topics))
@@ -134,6 +140,11 @@ type HTTP struct {
 	// APIKeys authorise the service API (REALTIME_API_KEYS, comma-separated, each at least 16
 	// characters). Empty is allowed only with the embedded broker (development).
 	APIKeys []string
+	// IdempotencyCacheSize bounds the first answers to produce requests with an Idempotency-Key
+	// header that a node keeps, for Realtime.IdempotencyWindow, to answer a retry with them
+	// (HTTP_IDEMPOTENCY_CACHE_SIZE, entries, default 10000). Past it the oldest answer is
+	// forgotten: a retry of it is produced again, and its record dropped by every hub.
+	IdempotencyCacheSize int
 }
 
 // Realtime holds the client-facing settings: authentication, origins, queues and history.
@@ -225,6 +236,15 @@ type Realtime struct {
 	// ReplayMaxRecords bounds how many records one resume may read from Kafka before it gives
 	// up with a resync event (REALTIME_REPLAY_MAX_RECORDS, default 100000).
 	ReplayMaxRecords int
+	// IdempotencyWindow is how far apart in record timestamps two records of one topic and
+	// partition with the same idempotency-key header may be for the second to be dropped
+	// (REALTIME_IDEMPOTENCY_WINDOW, ms, default 300000); it also bounds how long the HTTP API
+	// keeps a first answer for a retry.
+	IdempotencyWindow time.Duration
+	// IdempotencyMaxKeys bounds the idempotency keys a node remembers within that window, all
+	// partitions together (REALTIME_IDEMPOTENCY_MAX_KEYS, default 100000); past it the oldest are
+	// forgotten early (realtime_idempotency_keys_evicted_total).
+	IdempotencyMaxKeys int
 	// ReplayConcurrency bounds the Kafka reads of all resumes at a time on a node
 	// (REALTIME_REPLAY_CONCURRENCY, default 4).
 	ReplayConcurrency int
@@ -267,6 +287,9 @@ func Load(getenv func(string) string) (Config, error) {
 			r.fail("KAFKA_NODE_ID", "", "a node name; the hostname could not be read")
 		}
 		c.Kafka.NodeID = host
+	}
+	if c.Kafka.NodeID == "dlq" {
+		r.fail("KAFKA_NODE_ID", c.Kafka.NodeID, "a node name other than dlq (<KAFKA_GROUP_ID>.dlq is the dead-letter duty's shared group)")
 	}
 	c.Kafka.SASL = r.sasl()
 	c.Kafka.TLS = r.boolean("KAFKA_TLS", false)
@@ -313,6 +336,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.HistoryTTL = r.millis("REALTIME_HISTORY_TTL", 300000)
 	c.Realtime.HistoryMaxBytes = int64(r.intRange("REALTIME_HISTORY_MAX_BYTES", 64<<20, 1<<20, 1<<40))
 	c.Realtime.ReplayMaxRecords = r.intRange("REALTIME_REPLAY_MAX_RECORDS", 100000, 1, 100000000)
+	c.Realtime.IdempotencyWindow = r.millis("REALTIME_IDEMPOTENCY_WINDOW", 300000)
+	c.Realtime.IdempotencyMaxKeys = r.intRange("REALTIME_IDEMPOTENCY_MAX_KEYS", 100000, 1, 100000000)
+	c.HTTP.IdempotencyCacheSize = r.intRange("HTTP_IDEMPOTENCY_CACHE_SIZE", 10000, 1, 10000000)
 	c.Realtime.ReplayConcurrency = r.intRange("REALTIME_REPLAY_CONCURRENCY", 4, 1, 1000)
 	c.Realtime.ReplayPerUser = r.intRange("REALTIME_REPLAY_PER_USER", 1, 1, 1000)
 	c.Realtime.ReplayQueuePerUser = r.intRange("REALTIME_REPLAY_QUEUE_PER_USER", 8, 1, 100000)

@@ -42,6 +42,8 @@ type fakeKafka struct {
 	waitForContext bool
 	// panicOnProduce makes Produce panic.
 	panicOnProduce bool
+	// onProduce, when set, is called as Produce begins.
+	onProduce func()
 
 	produceCalls int
 	produced     []*kgo.Record // acknowledged records, in order
@@ -64,6 +66,9 @@ type createCall struct {
 func (f *fakeKafka) Produce(ctx context.Context, recs ...*kgo.Record) []error {
 	if f.panicOnProduce {
 		panic("fake kafka exploded")
+	}
+	if f.onProduce != nil {
+		f.onProduce()
 	}
 	if f.waitForContext {
 		if _, ok := ctx.Deadline(); !ok { // would wait forever: fail instead of hanging the test

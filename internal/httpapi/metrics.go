@@ -22,11 +22,18 @@ import (
 //	                                             session-starting-soon, concept-mastered or records
 //	http_produced_records_total{result}          counter: records the API was asked to produce;
 //	                                             result is produced, invalid (not sent) or failed
+//	http_idempotent_requests_total{result}       counter: produce requests with an Idempotency-Key;
+//	                                             result is first, replayed, mismatch or in-progress
+//	http_idempotency_cache_evictions_total       counter: first answers forgotten before their
+//	                                             window ended (HTTP_IDEMPOTENCY_CACHE_SIZE)
 type metrics struct {
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
 	produceDuration *prometheus.HistogramVec
 	records         *prometheus.CounterVec
+
+	idempotent           *prometheus.CounterVec
+	idempotencyEvictions prometheus.Counter
 }
 
 // Values of the result label of http_produced_records_total.
@@ -64,6 +71,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "http_produced_records_total",
 			Help: "Records the HTTP API was asked to produce, by result: produced, invalid (not sent) or failed.",
 		}, []string{"result"})),
+		idempotent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_idempotent_requests_total",
+			Help: "Produce requests with an Idempotency-Key header, by result: first, replayed (the first answer again), mismatch (422) or in-progress (409).",
+		}, []string{"result"})),
+		idempotencyEvictions: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "http_idempotency_cache_evictions_total",
+			Help: "First answers to Idempotency-Key requests forgotten before their window ended, HTTP_IDEMPOTENCY_CACHE_SIZE being reached.",
+		})),
 	}
 	for _, r := range []string{resultProduced, resultInvalid, resultFailed} {
 		m.records.WithLabelValues(r) // export zeros, so rates work from the start

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/realtime-service/realtime-service/internal/config"
+	"github.com/realtime-service/realtime-service/internal/dedup"
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
@@ -28,7 +29,8 @@ type keyed[T any] interface {
 // The body is decoded strictly (unknown fields are errors) and validated by the rules of T. A
 // valid body becomes one record on the topic that carries event (see topicFor): key = T's Key()
 // (sessionId or conceptId, so records of one session or concept keep their order), value = the
-// body as compact JSON, header event-type = event. The body's optional delivery members
+// body as compact JSON, header event-type = event, and header idempotency-key = the request's
+// Idempotency-Key, if any (see answers.idempotent). The body's optional delivery members
 // (see deliveryOptions: expiresAt, ttlMs, collapseKey) become the record headers expires-at,
 // ttl-ms and collapse-key instead of staying in the value. The answer comes once Kafka
 // acknowledged it:
@@ -60,6 +62,9 @@ func handleNotification[T any, P keyed[T]](log *slog.Logger, v *notification.Val
 			Key:     []byte(P(&body).Key()),
 			Value:   value,
 			Headers: append([]kgo.RecordHeader{{Key: notification.HeaderEventType, Value: []byte(event)}}, opts.headers()...),
+		}
+		if k := idempotencyKey(r); k != "" {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: dedup.Header, Value: []byte(k)})
 		}
 		if err := p.produce(r.Context(), event, []*kgo.Record{rec})[0]; err != nil {
 			writeError(w, r, log, err, topic)

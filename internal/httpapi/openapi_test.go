@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,10 +47,11 @@ import (
 type conformance struct {
 	*testServer
 	down *atomic.Bool
+	t    *testing.T
 }
 
 func newConformance(t *testing.T, configure ...func(*config.Config)) *conformance {
-	c := &conformance{down: &atomic.Bool{}}
+	c := &conformance{down: &atomic.Bool{}, t: t}
 	checker := health.New(time.Second)
 	c.testServer = newServer(t, func(cfg *config.Config, d *httpapi.Deps) {
 		for _, f := range configure {
@@ -149,8 +151,38 @@ func failProduce(err error) func(*conformance) {
 	return func(c *conformance) { c.kafka.produceErr = func(*kgo.Record) error { return err } }
 }
 
+// sentBefore sends body to path with Idempotency-Key k1 first: the case's own request, with
+// another body, reuses the key.
+func sentBefore(path, body string) func(*conformance) {
+	return func(c *conformance) {
+		r := request(http.MethodPost, path, body)
+		r.Header.Set("Idempotency-Key", "k1")
+		if w := c.serve(r); w.Code != http.StatusCreated {
+			c.t.Fatalf("first request: %d %s", w.Code, w.Body)
+		}
+	}
+}
+
+// inProgress starts a request to path with Idempotency-Key k1 that Kafka does not answer
+// until the test ends.
+func inProgress(path, body string) func(*conformance) {
+	return func(c *conformance) {
+		started := make(chan struct{})
+		c.kafka.waitForContext = true
+		c.kafka.onProduce = sync.OnceFunc(func() { close(started) })
+		ctx, cancel := context.WithCancel(context.Background())
+		r := request(http.MethodPost, path, body).WithContext(ctx)
+		r.Header.Set("Idempotency-Key", "k1")
+		done := make(chan struct{})
+		go func() { defer close(done); c.serve(r) }()
+		c.t.Cleanup(func() { cancel(); <-done })
+		<-started
+	}
+}
+
 func apiCases() []apiCase {
 	boom := errors.New("boom")
+	idem := map[string]string{"Idempotency-Key": "k1"}
 	var cases []apiCase
 	for _, n := range []struct{ path, body string }{
 		{"/v1/notifications/concept-mastered", oaConcept},
@@ -177,6 +209,11 @@ func apiCases() []apiCase {
 			apiCase{name: "not json", method: "POST", path: n.path, body: n.body, contentType: "text/plain", status: 415, code: "unsupported-media-type", badRequest: true},
 			apiCase{name: "bug", method: "POST", path: n.path, body: n.body, setup: func(c *conformance) { c.kafka.panicOnProduce = true }, status: 500, code: "internal-error"},
 			apiCase{name: "kafka down", method: "POST", path: n.path, body: n.body, setup: failProduce(kafka.ErrUnavailable), status: 503, code: "kafka-unavailable"},
+			apiCase{name: "idempotency key", method: "POST", path: n.path, body: n.body, header: idem, status: 201},
+			apiCase{name: "idempotency key retried", method: "POST", path: n.path, body: n.body, header: idem, setup: sentBefore(n.path, n.body), status: 201},
+			apiCase{name: "idempotency key not ascii", method: "POST", path: n.path, body: n.body, header: map[string]string{"Idempotency-Key": "caf\u00e9"}, status: 400, code: "invalid-idempotency-key", badRequest: true},
+			apiCase{name: "idempotency key reused", method: "POST", path: n.path, body: n.body, header: idem, setup: sentBefore(n.path, n.body+" "), status: 422, code: "idempotency-key-mismatch"},
+			apiCase{name: "idempotency key in use", method: "POST", path: n.path, body: n.body, header: idem, setup: inProgress(n.path, n.body), status: 409, code: "idempotency-key-in-use"},
 		)
 	}
 
@@ -212,6 +249,11 @@ func apiCases() []apiCase {
 		apiCase{name: "records not json", method: "POST", path: records, body: `{"value":1}`, contentType: "text/plain", status: 415, code: "unsupported-media-type", badRequest: true},
 		apiCase{name: "records bug", method: "POST", path: records, body: `{"value":1}`, setup: func(c *conformance) { c.kafka.panicOnProduce = true }, status: 500, code: "internal-error"},
 		apiCase{name: "record, kafka down", method: "POST", path: records, body: `{"value":1}`, setup: failProduce(kafka.ErrUnavailable), status: 503, code: "kafka-unavailable"},
+		apiCase{name: "record, idempotency key", method: "POST", path: records, body: `{"value":1}`, header: idem, status: 201},
+		apiCase{name: "batch, idempotency key", method: "POST", path: records, body: `{"records":[{"value":1},{"value":2}]}`, header: idem, status: 201},
+		apiCase{name: "record, idempotency key too long", method: "POST", path: records, body: `{"value":1}`, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 258)}, status: 400, code: "invalid-idempotency-key", badRequest: true},
+		apiCase{name: "record, idempotency key reused", method: "POST", path: records, body: `{"value":1}`, header: idem, setup: sentBefore(records, `{"value":2}`), status: 422, code: "idempotency-key-mismatch"},
+		apiCase{name: "record, idempotency key in use", method: "POST", path: records, body: `{"value":1}`, header: idem, setup: inProgress(records, `{"value":1}`), status: 409, code: "idempotency-key-in-use"},
 		apiCase{name: "batch, kafka down", method: "POST", path: records, body: `{"records":[{"value":1},{"key":"bad"}]}`, setup: failProduce(kafka.ErrUnavailable), status: 503, code: "kafka-unavailable", badRequest: true},
 	)
 

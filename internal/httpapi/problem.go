@@ -61,6 +61,9 @@ const (
 	codeInternal         = "internal-error"
 	codeKafkaUnavailable = "kafka-unavailable"
 	codeNodeFull         = "node-full"
+	codeInvalidIdemKey   = "invalid-idempotency-key"
+	codeIdemKeyMismatch  = "idempotency-key-mismatch"
+	codeIdemKeyInUse     = "idempotency-key-in-use"
 )
 
 const (
@@ -123,6 +126,12 @@ func newProblem(code, detail string) problem {
 		p.Status, p.Title = http.StatusMethodNotAllowed, "Method not allowed"
 	case codeTopicExists:
 		p.Status, p.Title = http.StatusConflict, "Topic already exists"
+	case codeInvalidIdemKey:
+		p.Status, p.Title = http.StatusBadRequest, "Invalid Idempotency-Key header"
+	case codeIdemKeyMismatch:
+		p.Status, p.Title = http.StatusUnprocessableEntity, "The Idempotency-Key was used for another request"
+	case codeIdemKeyInUse:
+		p.Status, p.Title = http.StatusConflict, "A request with this Idempotency-Key is in progress"
 	case codeTopicShape:
 		p.Status, p.Title = http.StatusConflict, "The topic names its recipients elsewhere"
 	case codeBodyTooLarge:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/realtime-service/realtime-service/internal/dedup"
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
 
@@ -55,6 +56,10 @@ type recordError struct {
 // (settings.dlqTopic) are refused with 403 internal-topic: a dead letter would then be
 // indistinguishable from a forged one. Reading (GET /v1/topics/{topic}) and creating
 // (POST /v1/topics, e.g. to give it its own partitions and retention) the dead-letter topic are allowed.
+//
+// With an Idempotency-Key request header (see answers.idempotent), the record carries it in its
+// idempotency-key header (replacing one the body gave); record i of a batch carries "<key>#<i>",
+// so that each is de-duplicated on its own.
 //
 // One record is answered like the notification endpoints:
 //
@@ -192,6 +197,9 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 				writeProblem(w, r, validationProblem(fields))
 				return
 			}
+			if k := idempotencyKey(r); k != "" {
+				withIdempotencyKey(rec, k)
+			}
 			if err := p.produce(r.Context(), "records", []*kgo.Record{rec})[0]; err != nil {
 				writeError(w, r, log, err, topic)
 				return
@@ -226,6 +234,9 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 				fail(i, validationProblem(fields))
 				allFields = append(allFields, fields...)
 				continue
+			}
+			if k := idempotencyKey(r); k != "" {
+				withIdempotencyKey(rec, batchKey(k, i))
 			}
 			send = append(send, rec)
 			sendIndex = append(sendIndex, i)
@@ -264,6 +275,12 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 			writeProblem(w, r, pr)
 		}
 	})
+}
+
+// withIdempotencyKey sets rec's idempotency-key header to key, replacing any the body gave.
+func withIdempotencyKey(rec *kgo.Record, key string) {
+	rec.Headers = slices.DeleteFunc(rec.Headers, func(h kgo.RecordHeader) bool { return h.Key == dedup.Header })
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: dedup.Header, Value: []byte(key)})
 }
 
 // checkBatch checks a batch as a whole: its record count, and that no single-record member sits

@@ -19,10 +19,12 @@ func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) 
 	v := notification.NewValidator()
 	p := producer{kafka: deps.Kafka, timeout: s.requestTimeout, metrics: m, log: log}
 	key := requireAPIKey(s.apiKeys)
+	once := newAnswers(s.idempotencyCacheSize, s.idempotencyWindow, m)
+	idem := func(h http.Handler) http.Handler { return once.idempotent(log, s, h) }
 
-	mux.Handle("POST /v1/notifications/session-starting-soon", key(handleNotification[notification.SessionStartingSoon](log, v, p, s, notification.EventSessionStartingSoon)))
-	mux.Handle("POST /v1/notifications/concept-mastered", key(handleNotification[notification.ConceptMastered](log, v, p, s, notification.EventConceptMastered)))
-	mux.Handle("POST /v1/topics/{topic}/records", key(handleProduceRecords(log, v, p, s)))
+	mux.Handle("POST /v1/notifications/session-starting-soon", key(idem(handleNotification[notification.SessionStartingSoon](log, v, p, s, notification.EventSessionStartingSoon))))
+	mux.Handle("POST /v1/notifications/concept-mastered", key(idem(handleNotification[notification.ConceptMastered](log, v, p, s, notification.EventConceptMastered))))
+	mux.Handle("POST /v1/topics/{topic}/records", key(idem(handleProduceRecords(log, v, p, s))))
 	mux.Handle("GET /v1/topics", key(handleListTopics(log, deps.Kafka, s)))
 	mux.Handle("GET /v1/topics/{topic}", key(handleDescribeTopic(log, deps.Kafka, s)))
 	mux.Handle("POST /v1/topics", key(handleCreateTopic(log, v, deps.Kafka, s)))

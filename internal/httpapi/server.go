@@ -164,6 +164,9 @@ type settings struct {
 	topics         []config.TopicEvent
 	origins        []string
 	dlqTopic       string // the dead-letter topic: the records API does not write to it
+
+	idempotencyWindow    time.Duration // how long a first answer is kept for a retry
+	idempotencyCacheSize int           // how many first answers are kept
 }
 
 // Defaults for zero fields of config.Config; they equal config.Load's defaults.
@@ -181,6 +184,15 @@ func settingsFrom(cfg config.Config) settings {
 		topics:         cfg.Kafka.Topics,
 		origins:        cfg.Realtime.AllowedOrigins,
 		dlqTopic:       cfg.Kafka.DLQTopic,
+
+		idempotencyWindow:    cfg.Realtime.IdempotencyWindow,
+		idempotencyCacheSize: cfg.HTTP.IdempotencyCacheSize,
+	}
+	if s.idempotencyCacheSize <= 0 {
+		s.idempotencyCacheSize = 10000
+	}
+	if s.idempotencyWindow <= 0 {
+		s.idempotencyWindow = 5 * time.Minute
 	}
 	if s.maxBodyBytes <= 0 {
 		s.maxBodyBytes = defaultMaxBodyBytes

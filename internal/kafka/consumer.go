@@ -34,8 +34,34 @@ const (
 	fetchMaxWait = 200 * time.Millisecond
 )
 
+// Role is what a Consumer does with the records (docs/design.md, "Many nodes").
+type Role int
+
+const (
+	// RoleAll consumes in this node's group and copies poison records to the dead-letter topic:
+	// a node alone. With N nodes each would copy each poison record: use the two roles below.
+	RoleAll Role = iota
+	// RoleDeliver consumes in this node's group (every node sees every record) and skips a
+	// poison record without copying it (counted by kafka_consumer_poison_skipped_total): the
+	// RoleDeadLetter consumers copy it, once per cluster.
+	RoleDeliver
+	// RoleDeadLetter consumes in the group every node shares, cfg.DeadLetterGroup(), so that
+	// Kafka gives each partition to exactly one node at a time, without static membership (a
+	// node that leaves hands its partitions over at once). Handler only tells poison records,
+	// which are copied to the dead-letter topic: once per cluster, or, after a crash, at most
+	// once more by the partition's next owner (at-least-once, from the shared group's commits;
+	// the copies' dlq-source-topic, dlq-source-partition and dlq-source-offset headers identify
+	// such a repeat). Its metrics are kafka_dlq_consumer_* (records, lag, commit errors); the
+	// dead-letter metrics keep their kafka_consumer_dead_letter* names; its client's are
+	// kafka_client_*{role="dead-letters"}.
+	RoleDeadLetter
+)
+
 // ConsumerConfig holds what the Consumer hands records to. Handler is required.
 type ConsumerConfig struct {
+	// Role is what the Consumer does (zero: RoleAll).
+	Role Role
+
 	// Handler receives every record of the consumed topics, in offset order within each
 	// partition, one at a time (never concurrently). It must not block for long: rebalances
 	// wait for it. A nil error means the record was handed off; its offset may then be
@@ -82,7 +108,7 @@ type ConsumerConfig struct {
 // Consumer consumes this node's consumer group on the configured topics and hands every record
 // to ConsumerConfig.Handler, implementing docs/design.md, "Delivery semantics":
 //   - The group is cfg.ConsumerGroup() ("<KAFKA_GROUP_ID>.<KAFKA_NODE_ID>"): every node sees
-//     every record.
+//     every record; RoleDeadLetter's is cfg.DeadLetterGroup(), shared (see Role).
 //   - At-least-once: an offset is committed only after its record, and every record before it
 //     in its partition, was handed off or, when poison, its dead-letter copy was resolved (acked,
 //     or failed for good and skipped): every commitInterval while records flow, when partitions
@@ -102,12 +128,14 @@ type Consumer struct {
 	opts    []kgo.Opt // ClientOpts, producerOpts (dead-letter produces) and the logger
 	reg     prometheus.Registerer
 	log     *slog.Logger
+	group   string // the consumer group
+	role    string // kprom's role label
 	m       *consumerMetrics
 	health  health
 	running atomic.Bool
 }
 
-// NewConsumer returns a Consumer of cfg.TopicNames() in group cfg.ConsumerGroup() at brokers
+// NewConsumer returns a Consumer of cfg.TopicNames() in its Role's group at brokers
 // (seed host:port list). It connects to nothing until Run. Its metrics (kafka_consumer_*, see
 // metrics.go) are registered on reg now, and kprom's client metrics (kafka_client_*,
 // role="consumer") while Run runs; reg nil means no metrics. Errors: a nil Handler, no topics,
@@ -139,7 +167,11 @@ func NewConsumer(cfg config.Kafka, brokers []string, cc ConsumerConfig, reg prom
 	opts = append(opts, producerOpts()...)
 	opts = append(opts, kgo.ProducerBatchMaxBytes(dlqMaxRecordBytes), kgo.MaxBufferedBytes(dlqMaxBufferedBytes))
 	opts = append(opts, kgo.WithLogger(kgoLogger{log}))
-	m, err := newConsumerMetrics(reg)
+	group, subsystem, kpromRole := cfg.ConsumerGroup(), "consumer", "consumer"
+	if cc.Role == RoleDeadLetter {
+		group, subsystem, kpromRole = cfg.DeadLetterGroup(), "dlq_consumer", "dead-letters"
+	}
+	m, err := newConsumerMetrics(reg, subsystem)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer metrics: %w", err)
 	}
@@ -150,7 +182,9 @@ func NewConsumer(cfg config.Kafka, brokers []string, cc ConsumerConfig, reg prom
 		reg:    reg,
 		log:    log,
 		m:      m,
-		health: health{grace: cc.HealthGrace, group: cfg.ConsumerGroup()},
+		group:  group,
+		role:   kpromRole,
+		health: health{grace: cc.HealthGrace, group: group},
 	}, nil
 }
 
@@ -196,12 +230,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	produceCtx, stopProduces := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProduces()
 	s.produceCtx = produceCtx
-	opts := append(slices.Clone(c.opts),
-		kgo.ConsumerGroup(c.cfg.ConsumerGroup()),
+	// The client's own context: canceled when the final close takes longer than RequestTimeout
+	// (see below).
+	clientCtx, cancelClient := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelClient()
+	opts := append(slices.Clone(c.opts), kgo.ConsumerGroup(c.group), kgo.WithContext(clientCtx))
+	if c.cc.Role != RoleDeadLetter {
 		// Static membership (KIP-345): the group is this node's alone, so a node restarted after
 		// a crash takes its partitions back at once instead of waiting out the old member's
 		// session timeout.
-		kgo.InstanceID(c.cfg.NodeID),
+		opts = append(opts, kgo.InstanceID(c.cfg.NodeID))
+	}
+	opts = append(opts,
 		kgo.ConsumeTopics(c.cfg.TopicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -214,7 +254,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.WithHooks(&c.health),
 	)
 	if c.reg != nil {
-		opts = append(opts, kgo.WithHooks(newKprom(c.reg, "consumer")))
+		opts = append(opts, kgo.WithHooks(newKprom(c.reg, c.role)))
 	}
 	opts = append(opts, c.cc.Opts...)
 	cl, err := kgo.NewClient(opts...)
@@ -226,8 +266,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopProduces() // copies still in flight are abandoned: their records come back on the next start
 	s.closing.Store(true)
 	s.commit(context.WithoutCancel(ctx), cl, nil)
+	// Leaving the group waits for a JoinGroup in flight, which the coordinator holds until every
+	// member rejoined: in a shared group (RoleDeadLetter) with a crashed member, until its
+	// session times out. Past RequestTimeout the client's context is canceled, which fails that
+	// request, so that shutdown stays bounded.
+	bound := time.AfterFunc(c.cfg.RequestTimeout, cancelClient)
 	cl.CloseAllowingRebalance() // leaves the group: revoked runs once more, for every partition
-	s.retries.Wait()            // the client is closed: their produces fail at once
+	bound.Stop()
+	s.retries.Wait() // the client is closed: their produces fail at once
 	return nil
 }
 
@@ -250,7 +296,7 @@ func (c *Consumer) initOffsets(ctx context.Context, adm *kadm.Client) error {
 		}
 		c.health.groupFailed(err)
 		c.log.Warn("kafka consumer: cannot read or set the group's starting offsets; retrying",
-			"group", c.cfg.ConsumerGroup(), "err", err)
+			"group", c.group, "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -264,7 +310,7 @@ func (c *Consumer) initOffsets(ctx context.Context, adm *kadm.Client) error {
 func (c *Consumer) commitFirstStart(ctx context.Context, adm *kadm.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	group := c.cfg.ConsumerGroup()
+	group := c.group
 	topics := c.cfg.TopicNames()
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) { // Kafka answers no offsets, kfake this
@@ -462,7 +508,7 @@ func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetch
 }
 
 // deliver hands rec to the Handler, or to the dead-letter topic when the Handler refuses it
-// (without waiting: see deadLetter). It reports whether rec was handed off (false only when
+// (without waiting: see deadLetter; RoleDeliver skips it instead). It reports whether rec was handed off (false only when
 // ctx ended first). The caller holds s.mu.
 func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) bool {
 	s.c.m.records.WithLabelValues(rec.Topic).Inc()
@@ -472,6 +518,10 @@ func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) 
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return false // shutting down: not poison; the record comes back on the next start
+	}
+	if s.c.cc.Role == RoleDeliver {
+		s.c.m.poisonSkipped.WithLabelValues(rec.Topic).Inc() // the dead-letter duty copies it
+		return true
 	}
 	s.deadLetter(cl, rec, err)
 	return true
@@ -533,7 +583,7 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 		s.c.m.commitErrors.Inc()
 		s.c.health.groupFailed(fmt.Errorf("commit: %w", cerr))
 		s.c.log.Warn("kafka consumer: offset commit failed; the next commit retries it",
-			"group", s.c.cfg.ConsumerGroup(), "err", cerr)
+			"group", s.c.group, "err", cerr)
 		return held
 	}
 	s.c.health.groupOK()

@@ -467,3 +467,107 @@ func TestConsumerDeadLetterTooLarge(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerRoles: a RoleDeliver consumer skips a poison record without copying it; the
+// RoleDeadLetter consumers of two nodes share one group and copy it once.
+func TestConsumerRoles(t *testing.T) {
+	cfg := testConfig(t)
+	b := startBroker(t, cfg)
+	prod := rawClient(t, b.Addr())
+	adm := kadm.NewClient(prod)
+	fail := func(r *kgo.Record) error {
+		if bytes.HasPrefix(r.Value, []byte("bad")) {
+			return &notification.DecodeError{Code: "invalid-json", Detail: "test"}
+		}
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	deliver := newRecorder(fail)
+	cc := deliver.config()
+	cc.Role = RoleDeliver
+	_, stopDeliver := runConsumer(t, cfg, b.Addr(), cc, reg)
+	var duty []*recorder
+	var dutyRegs []*prometheus.Registry // one per node: kprom's client metrics are per process
+	for _, node := range []string{"node-1", "node-2"} {
+		c := cfg
+		c.NodeID = node
+		r := newRecorder(fail)
+		dc := r.config()
+		dc.Role = RoleDeadLetter
+		dr := prometheus.NewRegistry()
+		dutyRegs = append(dutyRegs, dr)
+		_, stop := runConsumer(t, c, b.Addr(), dc, dr)
+		t.Cleanup(stop)
+		duty = append(duty, r)
+	}
+	eventually(t, "assignment", func() bool { return deliver.nAssigned() == 6 && duty[0].nAssigned()+duty[1].nAssigned() >= 6 })
+
+	in := []*kgo.Record{
+		{Topic: notification.TopicConcepts, Partition: 1, Value: []byte("good-1")},
+		{Topic: notification.TopicConcepts, Partition: 1, Value: []byte("bad")},
+		{Topic: notification.TopicConcepts, Partition: 1, Value: []byte("good-2")},
+	}
+	if err := prod.ProduceSync(context.Background(), in...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	last := in[2].Offset
+	for _, g := range []string{cfg.ConsumerGroup(), cfg.DeadLetterGroup()} {
+		eventually(t, "commit of "+g, func() bool { return committed(t, adm, g)[notification.TopicConcepts][1] == last+1 })
+	}
+	stopDeliver()
+	var copies int64
+	for _, end := range endOffsets(t, adm, cfg.DLQTopic) {
+		copies += end
+	}
+	if copies != 1 {
+		t.Errorf("%d dead letters, want 1", copies)
+	}
+	if len(deliver.records()) != 3 {
+		t.Errorf("the delivering consumer got %d records, want 3 (the poison one too, skipped)", len(deliver.records()))
+	}
+	for name, want := range map[string]float64{
+		`kafka_consumer_poison_skipped_total{topic="concept-notifications"}`: 1,
+		`kafka_consumer_records_total{topic="concept-notifications"}`:        3,
+	} {
+		if got := gathered(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for name, want := range map[string]float64{
+		`kafka_consumer_dead_letters_total{code="invalid-json",topic="concept-notifications"}`: 1,
+		`kafka_dlq_consumer_records_total{topic="concept-notifications"}`:                      3,
+		`kafka_consumer_poison_skipped_total{topic="concept-notifications"}`:                   0,
+	} {
+		if got := gathered(t, dutyRegs[0], name) + gathered(t, dutyRegs[1], name); got != want {
+			t.Errorf("%s of the dead-letter duty = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// gathered returns the value of the sample name{labels} (labels sorted by name) in reg, 0 if none.
+func gathered(t *testing.T, reg *prometheus.Registry, series string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := mf.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			if name == series {
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}

@@ -10,8 +10,9 @@ import (
 
 // Metric names. The franz-go client metrics (connections, requests, bytes and records produced
 // and fetched, buffered records) are kprom's, named kafka_client_*, with a const label
-// role="producer" (the Client) or role="consumer" (the Consumer's client, which also produces
-// to the dead-letter topic). The consumer's own metrics are kafka_consumer_*.
+// role="producer" (the Client), role="consumer" (the Consumer's client) or role="dead-letters"
+// (a RoleDeadLetter Consumer's client, which produces to the dead-letter topic). The consumer's
+// own metrics are kafka_consumer_* and kafka_dlq_consumer_* (see newConsumerMetrics).
 const (
 	metricsNamespace = "kafka"
 	clientSubsystem  = "client"
@@ -44,6 +45,8 @@ type consumerMetrics struct {
 	// deadLetterErrors counts poison records whose dead-letter produce failed (truncated copy
 	// included), by source topic: they were skipped.
 	deadLetterErrors *prometheus.CounterVec
+	// poisonSkipped counts poison records skipped without a copy (RoleDeliver), by topic.
+	poisonSkipped *prometheus.CounterVec
 	// commitErrors counts failed offset commits.
 	commitErrors prometheus.Counter
 	// lag is the high watermark minus the next offset to hand off, by topic and partition, as of
@@ -52,12 +55,14 @@ type consumerMetrics struct {
 }
 
 // newConsumerMetrics creates the consumer metrics and registers them on reg (none when reg is
-// nil). A metric that is already registered on reg (a second Consumer on one registry, e.g.
-// after a restart in tests) is reused.
-func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
+// nil): records, lag and commit errors under kafka_<subsystem>_ ("consumer", or "dlq_consumer"
+// for RoleDeadLetter), the dead-letter and poison metrics always under kafka_consumer_. A
+// metric that is already registered on reg (a second Consumer on one registry, e.g. after a
+// restart in tests, or the dead-letter metrics of both roles) is reused.
+func newConsumerMetrics(reg prometheus.Registerer, subsystem string) (*consumerMetrics, error) {
 	m := &consumerMetrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Subsystem: "consumer", Name: "records_total",
+			Namespace: metricsNamespace, Subsystem: subsystem, Name: "records_total",
 			Help: "Records handed off by the consumer, by topic.",
 		}, []string{"topic"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -76,12 +81,16 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Namespace: metricsNamespace, Subsystem: "consumer", Name: "dead_letter_errors_total",
 			Help: "Poison records whose copy to the dead-letter topic failed (they were skipped), by source topic.",
 		}, []string{"topic"}),
+		poisonSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "consumer", Name: "poison_skipped_total",
+			Help: "Poison records this node's consumer skipped without copying them, by topic: the dead-letter duty (group <KAFKA_GROUP_ID>.dlq) copies each once per cluster.",
+		}, []string{"topic"}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Subsystem: "consumer", Name: "commit_errors_total",
+			Namespace: metricsNamespace, Subsystem: subsystem, Name: "commit_errors_total",
 			Help: "Offset commits that failed.",
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Subsystem: "consumer", Name: "lag",
+			Namespace: metricsNamespace, Subsystem: subsystem, Name: "lag",
 			Help: "High watermark minus the next offset to hand off, by topic and partition.",
 		}, []string{"topic", "partition"}),
 	}
@@ -94,6 +103,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 	m.deadLettersTruncated = register(reg, m.deadLettersTruncated, &err)
 	m.deadLettersInFlight = register(reg, m.deadLettersInFlight, &err)
 	m.deadLetterErrors = register(reg, m.deadLetterErrors, &err)
+	m.poisonSkipped = register(reg, m.poisonSkipped, &err)
 	m.commitErrors = register(reg, m.commitErrors, &err)
 	m.lag = register(reg, m.lag, &err)
 	return m, err

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/realtime-service/realtime-service/internal/dedup"
 	"github.com/realtime-service/realtime-service/internal/kafka"
 	"github.com/realtime-service/realtime-service/internal/notification"
 	"github.com/realtime-service/realtime-service/internal/realtime"
@@ -40,6 +41,10 @@ type Config struct {
 	// QueuePerUser bounds one user's replays waiting for a read; past it a replay is refused
 	// at once with resync "unavailable" (REALTIME_REPLAY_QUEUE_PER_USER; zero: 8).
 	QueuePerUser int
+	// Duplicates, if set, is the consumer's window of idempotency keys: a record it dropped as
+	// a duplicate (or, its first copy forgotten, a duplicate of an earlier record of the same
+	// read) is not replayed either (package dedup). Nil: records are not de-duplicated.
+	Duplicates *dedup.Window
 	// Metrics registers realtime_replay_waiting and realtime_replay_refused_total{reason}
 	// (reason "user-queue-full" or "timeout"); nil for none.
 	Metrics prometheus.Registerer
@@ -62,6 +67,7 @@ type Kafka struct {
 	maxRecords int64
 	timeout    time.Duration
 	reads      *scheduler // the slots of concurrent Kafka reads, shared fairly by users
+	dups       *dedup.Window
 
 	mu       sync.Mutex // guards the offsets cache
 	offsets  map[string]map[int32]kafka.PartitionOffsets
@@ -104,7 +110,7 @@ func New(src Source, decoder *notification.Decoder, cfg Config) (*Kafka, error) 
 			}
 		}
 	}
-	return &Kafka{src: src, decoder: decoder, maxRecords: int64(def(cfg.MaxRecords, defaultMaxRecords)), timeout: cfg.Timeout,
+	return &Kafka{src: src, decoder: decoder, maxRecords: int64(def(cfg.MaxRecords, defaultMaxRecords)), timeout: cfg.Timeout, dups: cfg.Duplicates,
 		reads: newScheduler(def(cfg.Concurrency, defaultConcurrency), def(cfg.PerUser, defaultPerUser),
 			def(cfg.QueuePerUser, defaultQueuePerUser), waiting, refused)}, nil
 }
@@ -165,12 +171,16 @@ func (k *Kafka) Replay(ctx context.Context, user string, from, to []realtime.Pos
 	defer release()
 	var events []*notification.Event
 	raw := []byte(user)
+	var dups *dedup.Replay
+	if k.dups != nil {
+		dups = k.dups.Replay()
+	}
 	err = k.src.Read(ctx, start, until, func(rec *kgo.Record) bool {
 		if !k.decoder.MayName(rec, raw) {
 			return true // most records of the range name other users: skip their decoding
 		}
 		ev, err := k.decoder.Decode(rec)
-		if err == nil && slices.Contains(ev.UserIDs, user) {
+		if err == nil && slices.Contains(ev.UserIDs, user) && !dups.Drop(rec) {
 			events = append(events, ev)
 		}
 		return true
