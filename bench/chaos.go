@@ -1168,47 +1168,76 @@ func (s *chaosState) printFailures(w io.Writer, res *chaosResult) {
 }
 
 // describeCursor decodes a cursor for the failure report: "topic/partition@offset ...". Clients
-// treat cursors as opaque; the tool peeks to say what a resume asked for. Wire form: see
-// internal/realtime/cursor.go.
-func describeCursor(c string) string {
-	if c == "" {
+// treat cursors as opaque; the tool peeks to say what a resume asked for. Wire form (versions 1
+// and 2): see internal/realtime/cursor.go. A resume token's IDs ("~id,id") are shown as they are.
+func describeCursor(token string) string {
+	if token == "" {
 		return ""
 	}
+	c, ids, _ := strings.Cut(token, "~")
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) < 6 || b[0] != 1 {
+	if err != nil || len(b) < 6 || b[0] != 1 && b[0] != 2 {
 		return "undecodable " + c
 	}
 	names := map[uint32]string{}
 	for _, t := range []string{topicConcepts, topicSessions} {
 		names[fnv1a(t)] = t
 	}
+	version := b[0]
 	b = b[5:]
+	var parts []string
+	add := func(t string, p uint64, o int64) {
+		if t == topicConcepts {
+			t = "c" // short: the records of the run are all on concept-notifications
+		}
+		parts = append(parts, fmt.Sprintf("%s/%d@%d", t, p, o))
+	}
 	n, k := be.Uvarint(b)
 	if k <= 0 {
 		return "undecodable " + c
 	}
 	b = b[k:]
-	var parts []string
 	for range n {
 		if len(b) < 4 {
 			return "undecodable " + c
 		}
 		t := names[be.BigEndian.Uint32(b)]
 		b = b[4:]
-		p, k1 := be.Uvarint(b)
-		if k1 <= 0 {
+		if version == 1 {
+			p, k1 := be.Uvarint(b)
+			if k1 <= 0 {
+				return "undecodable " + c
+			}
+			o, k2 := be.Uvarint(b[k1:])
+			if k2 <= 0 {
+				return "undecodable " + c
+			}
+			b = b[k1+k2:]
+			add(t, p, int64(o))
+			continue
+		}
+		m, k := be.Uvarint(b)
+		if k <= 0 {
 			return "undecodable " + c
 		}
-		b = b[k1:]
-		o, k2 := be.Uvarint(b)
-		if k2 <= 0 {
-			return "undecodable " + c
+		b = b[k:]
+		p, o := int64(-1), int64(0)
+		for range m {
+			gap, k1 := be.Uvarint(b)
+			if k1 <= 0 {
+				return "undecodable " + c
+			}
+			d, k2 := be.Varint(b[k1:])
+			if k2 <= 0 {
+				return "undecodable " + c
+			}
+			b = b[k1+k2:]
+			p, o = p+int64(gap)+1, o+d
+			add(t, uint64(p), o)
 		}
-		b = b[k2:]
-		if t == topicConcepts {
-			t = "c" // short: the records of the run are all on concept-notifications
-		}
-		parts = append(parts, fmt.Sprintf("%s/%d@%d", t, p, o))
+	}
+	if ids != "" {
+		parts = append(parts, "~"+ids)
 	}
 	return strings.Join(parts, " ")
 }

@@ -312,6 +312,14 @@ produce:
 			figure{"tool read syscalls/s", "1/s", load.ReadsPS["tool"]},
 		)
 	}
+	if res.Received > 0 && res.Produced > 0 {
+		// What the cursor design is judged by: the bytes the node writes (to clients, mostly:
+		// its Kafka fetch requests and logs are a few KB/s) per delivery, and its CPU per record.
+		figs = append(figs,
+			figure{"server bytes written per delivery", "B", load.WriteBytes["server"] / float64(res.Received)},
+			figure{"server CPU per record", "µs", load.Cores["server"] * load.Seconds / float64(res.Produced) * 1e6},
+		)
+	}
 	var runErr error
 	if pe := pr.err(); pe != nil {
 		runErr = fmt.Errorf("produce: %w", pe)

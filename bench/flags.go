@@ -20,14 +20,17 @@ type common struct {
 	debugAddr string // its DEBUG_ADDR, for profiles and forced GCs
 	pid       int    // its process ID, for RSS and CPU time
 
-	bin     string   // a prebuilt service binary; empty: go build ./cmd/realtime-service
-	rev     string   // build the service from this git revision instead of the working tree
-	env     listFlag // extra KEY=VALUE for the owned node (GOGC, REALTIME_SEND_QUEUE_BYTES, ...)
-	runs    int      // repetitions, each on a fresh owned stack
-	timeout time.Duration
-	out     string // JSON lines file; "" disables
-	chart   string // after the runs, draw the charts of out into this directory; "" disables
-	note    string // free text recorded with the run
+	bin string   // a prebuilt service binary; empty: go build ./cmd/realtime-service
+	rev string   // build the service from this git revision instead of the working tree
+	env listFlag // extra KEY=VALUE for the owned node (GOGC, REALTIME_SEND_QUEUE_BYTES, ...)
+	// partitions of each topic the owned broker creates (KAFKA_EMBEDDED_PARTITIONS); 0: its
+	// default, 3.
+	partitions int
+	runs       int // repetitions, each on a fresh owned stack
+	timeout    time.Duration
+	out        string // JSON lines file; "" disables
+	chart      string // after the runs, draw the charts of out into this directory; "" disables
+	note       string // free text recorded with the run
 
 	cpuProfile  string // server CPU profile taken during the measurement window
 	heapProfile string // server heap profile at the end of the measurement
@@ -48,6 +51,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.StringVar(&c.bin, "bin", "", "a prebuilt realtime-service binary (default: go build ./cmd/realtime-service into a temp dir)")
 	fs.StringVar(&c.rev, "rev", "", "build the service from this git revision (e.g. HEAD: the last commit, without uncommitted changes) instead of the working tree")
 	fs.Var(&c.env, "env", "KEY=VALUE added to the owned node's environment (repeatable), e.g. -env GOGC=200")
+	fs.IntVar(&c.partitions, "partitions", 0, "partitions of each topic the owned broker creates (KAFKA_EMBEDDED_PARTITIONS; 0: its default, 3); the cursor frames grow with it, events do not")
 	fs.IntVar(&c.runs, "runs", 1, "repeat the scenario this many times, each on a fresh stack; prints median (min-max)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard bound for the whole invocation (default: derived from the scenario)")
 	fs.StringVar(&c.out, "out", "bench/results.jsonl", "append one JSON line per run to this file (relative to the module root); empty disables")
@@ -66,6 +70,12 @@ func (c *common) check() error {
 	case "ws", "ws-gorilla", "sse", "socketio":
 	default:
 		return fmt.Errorf("-transport %q: want ws, ws-gorilla, sse or socketio", c.transport)
+	}
+	if c.partitions < 0 || c.partitions > 1000 {
+		return fmt.Errorf("-partitions %d: want 0 (the broker's default) to 1000", c.partitions)
+	}
+	if c.partitions > 0 && c.target != "" {
+		return fmt.Errorf("-partitions sets up the owned broker's topics; with -target the broker is not ours")
 	}
 	if c.runs < 1 || c.rerunNoisy < 0 {
 		return fmt.Errorf("-runs %d -rerun-noisy %d: want at least 1 and at least 0", c.runs, c.rerunNoisy)

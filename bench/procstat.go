@@ -57,20 +57,23 @@ func procRSS(pid int) (int64, error) {
 }
 
 // procIO returns the read and write system calls pid has made (syscr, syscw of /proc/pid/io;
-// writev and sendmsg count as writes).
-func procIO(pid int) (reads, writes uint64, err error) {
+// writev and sendmsg count as writes) and the bytes it wrote with them (wchar: sockets, pipes
+// and files alike).
+func procIO(pid int) (reads, writes, wbytes uint64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
 			reads, _ = strconv.ParseUint(v, 10, 64)
 		} else if v, ok := strings.CutPrefix(line, "syscw: "); ok {
 			writes, _ = strconv.ParseUint(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			wbytes, _ = strconv.ParseUint(v, 10, 64)
 		}
 	}
-	return reads, writes, nil
+	return reads, writes, wbytes, nil
 }
 
 // procFileLimit returns the soft and hard "Max open files" of pid.
@@ -164,6 +167,7 @@ type roleCPU struct {
 	retired uint64 // ticks of earlier processes in this role (a restarted node)
 	// System calls of pid: reads and writes at the first and the last sample.
 	r0, r1, w0, w1 uint64
+	b0, b1         uint64 // bytes written (wchar) at the first and the last sample
 }
 
 // loadReport is the machine load during a run. Cores are average CPU cores busy.
@@ -175,8 +179,10 @@ type loadReport struct {
 	IRQCores     float64            `json:"irq_softirq_cores"`
 	Cores        map[string]float64 `json:"cores"` // server, broker, tool
 	// ReadsPS and WritesPS are each role's read and write system calls per second (/proc/pid/io).
-	ReadsPS    map[string]float64 `json:"read_syscalls_per_s"`
-	WritesPS   map[string]float64 `json:"write_syscalls_per_s"`
+	ReadsPS  map[string]float64 `json:"read_syscalls_per_s"`
+	WritesPS map[string]float64 `json:"write_syscalls_per_s"`
+	// WriteBytes is the bytes each role wrote over the window (wchar of /proc/pid/io).
+	WriteBytes map[string]float64 `json:"write_bytes"`
 	OtherCores float64            `json:"other_cores"`
 	RSSMaxMB   map[string]float64 `json:"rss_max_mb"`
 	Noisy      bool               `json:"noisy"`
@@ -210,7 +216,7 @@ func (m *loadMonitor) started(role string, pid int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.roles[role]; r != nil && r.pid == pid {
-		r.first, r.r0, r.w0 = 0, 0, 0
+		r.first, r.r0, r.w0, r.b0 = 0, 0, 0, 0
 	}
 }
 
@@ -231,8 +237,8 @@ func (m *loadMonitor) setPID(role string, pid int) {
 	}
 	t, _ := procCPU(pid)
 	r.pid, r.first, r.last = pid, t, t
-	rd, wr, _ := procIO(pid)
-	r.r0, r.r1, r.w0, r.w1 = rd, rd, wr, wr
+	rd, wr, wb, _ := procIO(pid)
+	r.r0, r.r1, r.w0, r.w1, r.b0, r.b1 = rd, rd, wr, wr, wb, wb
 }
 
 // exited records the CPU time of role's process at its exit (from its rusage, since /proc no
@@ -270,8 +276,8 @@ func (m *loadMonitor) sample() {
 		if t, err := procCPU(r.pid); err == nil && t >= r.first {
 			r.last = t
 		}
-		if rd, wr, err := procIO(r.pid); err == nil && rd >= r.r0 && wr >= r.w0 {
-			r.r1, r.w1 = rd, wr
+		if rd, wr, wb, err := procIO(r.pid); err == nil && rd >= r.r0 && wr >= r.w0 && wb >= r.b0 {
+			r.r1, r.w1, r.b1 = rd, wr, wb
 		}
 		if rss, err := procRSS(r.pid); err == nil && rss > m.rssMax[role] {
 			m.rssMax[role] = rss
@@ -303,6 +309,7 @@ func (m *loadMonitor) stop() *loadReport {
 		Cores:        map[string]float64{},
 		ReadsPS:      map[string]float64{},
 		WritesPS:     map[string]float64{},
+		WriteBytes:   map[string]float64{},
 		RSSMaxMB:     map[string]float64{},
 	}
 	ours := 0.0
@@ -312,6 +319,7 @@ func (m *loadMonitor) stop() *loadReport {
 		ours += c
 		rep.ReadsPS[role] = float64(r.r1-r.r0) / secs
 		rep.WritesPS[role] = float64(r.w1-r.w0) / secs
+		rep.WriteBytes[role] = float64(r.b1 - r.b0)
 	}
 	for role, rss := range m.rssMax {
 		rep.RSSMaxMB[role] = float64(rss) / (1 << 20)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,11 +131,15 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 	if err != nil {
 		return nil, err
 	}
-	s.broker, err = startChild("broker", s.bin, []string{"broker"}, append(os.Environ(),
+	brokerEnv := append(os.Environ(),
 		"KAFKA_EMBEDDED_ADDR="+brokerAddr,
 		"KAFKA_NODE_ID=bench-broker",
 		"LOG_LEVEL=warn",
-	), filepath.Join(dir, "broker.log"))
+	)
+	if c.partitions > 0 {
+		brokerEnv = append(brokerEnv, "KAFKA_EMBEDDED_PARTITIONS="+strconv.Itoa(c.partitions))
+	}
+	s.broker, err = startChild("broker", s.bin, []string{"broker"}, brokerEnv, filepath.Join(dir, "broker.log"))
 	if err != nil {
 		return nil, err
 	}

@@ -105,6 +105,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		Batched:         true,
 		SendQueueBytes:  cfg.Realtime.SendQueueBytes,
 		MaxConnsPerUser: cfg.Realtime.MaxConnectionsPerUser,
+		CursorEvery:     cfg.Realtime.CursorEvery,
 		Log:             log,
 		Metrics:         reg,
 		History: realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL,

@@ -224,6 +224,9 @@ type Realtime struct {
 	PongTimeout time.Duration
 	// WriteTimeout bounds one write to a connection (REALTIME_WRITE_TIMEOUT, ms, default 10000).
 	WriteTimeout time.Duration
+	// CursorEvery is how many events a connection gets between two cursor control frames
+	// (REALTIME_CURSOR_EVERY, default 32, 1 to 100000; see realtime.HubConfig.CursorEvery).
+	CursorEvery int
 	// HistorySize is how many recent events are kept per user for fast resume
 	// (REALTIME_HISTORY_SIZE, default 100; 0 disables the in-memory history).
 	HistorySize int
@@ -332,6 +335,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.PingInterval = r.millis("REALTIME_PING_INTERVAL", 25000)
 	c.Realtime.PongTimeout = r.millis("REALTIME_PONG_TIMEOUT", 20000)
 	c.Realtime.WriteTimeout = r.millis("REALTIME_WRITE_TIMEOUT", 10000)
+	c.Realtime.CursorEvery = r.intRange("REALTIME_CURSOR_EVERY", 32, 1, 100000)
 	c.Realtime.HistorySize = r.intRange("REALTIME_HISTORY_SIZE", 100, 0, 100000)
 	c.Realtime.HistoryTTL = r.millis("REALTIME_HISTORY_TTL", 300000)
 	c.Realtime.HistoryMaxBytes = int64(r.intRange("REALTIME_HISTORY_MAX_BYTES", 64<<20, 1<<20, 1<<40))

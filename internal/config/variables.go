@@ -60,6 +60,7 @@ func Variables() []Variable {
 		{"REALTIME_PING_INTERVAL", "25000", "ms, WebSocket/Socket.IO ping and SSE heartbeat interval"},
 		{"REALTIME_PONG_TIMEOUT", "20000", "ms; a silent connection is closed after interval + timeout"},
 		{"REALTIME_WRITE_TIMEOUT", "10000", "ms, one write to a client"},
+		{"REALTIME_CURSOR_EVERY", "32", "events a connection gets between two `cursor` frames (its full resume position; events carry only their `id`); a client that resumes without the IDs it got since its last cursor gets at most this minus one events twice"},
 		{"REALTIME_HISTORY_SIZE", "100", "recent events kept per user for fast resume (`0` = off)"},
 		{"REALTIME_HISTORY_TTL", "300000", "ms an event stays in that history"},
 		{"REALTIME_HISTORY_MAX_BYTES", "67108864", "bytes, bound on that history's estimated memory (`realtime_history_bytes`); the oldest events go first. The default holds the last 100 events of about 350 users (BENCHMARKS.md, \"Resume\")"},

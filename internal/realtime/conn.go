@@ -46,18 +46,22 @@ type Conn struct {
 	queued  int      // bytes in queue
 	writing bool     // a writer goroutine runs (or Close owns the finish)
 	holds   int      // frames wait while > 0: the transport is not ready, or a replay runs
-	// replaying: a resume's replay is pending. The live frames queued meanwhile carry cursors
-	// past the events being replayed, so they must never reach the client without them: a
-	// close then drops them (the client keeps its old cursor), and no cursor frame is queued.
+	// replaying: a resume's replay is pending. The live frames queued meanwhile come after
+	// the events being replayed, so they must never reach the client without them: a close
+	// then drops them (the client keeps its old cursor), and no cursor frame is queued.
 	replaying bool
 	closing   bool
 	reason    Disconnect
 	skip      map[partitionKey]int64 // drop events below these offsets (see Resume)
+	skipIDs   map[Position]bool      // drop these events: the client said it has them
 	expires   time.Time              // the token's exp; zero: never (moved by Refresh)
-	cursor    string                 // the last cursor queued to the client (guarded by Hub.pubMu)
-	force     *time.Timer
-	forced    atomic.Bool // the transport was closed under a blocked writer (forceClose)
-	done      chan struct{}
+	// cursorSeq is the Hub.posSeq of the last cursor frame queued to the client, sinceCursor
+	// the events queued since (both guarded by Hub.pubMu).
+	cursorSeq   uint64
+	sinceCursor int
+	force       *time.Timer
+	forced      atomic.Bool // the transport was closed under a blocked writer (forceClose)
+	done        chan struct{}
 }
 
 // User is the ID of the user the connection belongs to (the token's sub).
@@ -99,17 +103,23 @@ func (c *Conn) Send(frame []byte) bool {
 	return ok
 }
 
-// deliver queues ev's frame unless a resume filter says the client has it already. It reports
-// whether the frame was queued, whether the queue overflowed (the caller closes the connection
-// once it holds no hub lock) and, with deferWake, whether the caller must start the writer
-// (Hub.Flush does, once per batch).
+// deliver queues ev's frame unless a resume filter says the client has it already, and after
+// every HubConfig.CursorEvery events a cursor frame. It reports whether the frame was queued,
+// whether the queue overflowed (the caller closes the connection once it holds no hub lock) and,
+// with deferWake, whether the caller must start the writer (Hub.Flush does, once per batch).
+// Hub.pubMu must be held.
 func (c *Conn) deliver(ev *Event, deferWake bool) (queued, overflow, wake bool) {
-	if c.skip != nil && c.skips(ev) {
+	if (c.skip != nil || c.skipIDs != nil) && c.skips(ev) {
 		return false, false, false
 	}
 	queued, overflow, wake = c.push(ev.Frame(c.format), deferWake)
 	if queued {
-		c.cursor = ev.Cursor
+		c.sinceCursor++
+		if c.sinceCursor >= c.hub.cfg.CursorEvery {
+			// The writer, if the event's push started one, is reserved already: this push
+			// starts none.
+			_, overflow = c.hub.queueCursorLocked(c, cursorCount)
+		}
 	}
 	return queued, overflow, wake
 }
@@ -118,7 +128,7 @@ func (c *Conn) skips(ev *Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	below, ok := c.skip[partitionKey{ev.Topic, ev.Partition}]
-	return ok && ev.Offset < below
+	return ok && ev.Offset < below || c.skipIDs[Position{ev.Topic, ev.Partition, ev.Offset}]
 }
 
 func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {

@@ -18,33 +18,37 @@ const (
 	// FormatWebSocket is a complete WebSocket text frame (RFC 6455 §5.2, unmasked, FIN set)
 	// whose payload is the JSON frame of docs/design.md, "Client frames".
 	FormatWebSocket Format = iota
-	// FormatSSE is one Server-Sent Events block: "id: <cursor>\ndata: <JSON frame>\n\n"
-	// (WHATWG HTML, "Server-sent events"). It has no "event:" line, so EventSource's onmessage
-	// receives every frame; the event name is inside the JSON.
+	// FormatSSE is one Server-Sent Events block: "data: <JSON frame>\n\n" (WHATWG HTML,
+	// "Server-sent events"). Events have no "id:" line: the browser's Last-Event-ID stays the
+	// cursor of the last cursor frame, whose block is "id: <cursor>\ndata: <JSON frame>\n\n".
+	// No "event:" line either, so EventSource's onmessage receives every frame; the event name
+	// is inside the JSON.
 	FormatSSE
 	// FormatSocketIO is a Socket.IO EVENT packet inside an Engine.IO message packet:
-	// `42["<event>",<data>,"<cursor>"]` (socket.io-protocol v5, engine.io-protocol v4), as bare
-	// text: the Socket.IO transport joins it into a polling payload or prefixes the WebSocket
-	// frame header itself, since one Socket.IO connection can move from polling to WebSocket.
+	// `42["<event>",<data>,{"id":"<id>"}]` (socket.io-protocol v5, engine.io-protocol v4), as
+	// bare text: the Socket.IO transport joins it into a polling payload or prefixes the
+	// WebSocket frame header itself, since one Socket.IO connection can move from polling to
+	// WebSocket. The trailing argument is an object, not a string, so that socket.io-client's
+	// recovery offset (the last string argument it got) stays the cursor of the last
+	// `42["cursor",null,"<cursor>"]` packet.
 	FormatSocketIO
-	// FormatSocketIOPlain is FormatSocketIO without the trailing cursor argument, for clients
-	// whose handlers take exactly the event's arguments (python-socketio calls a handler with
-	// every argument and fails on one it did not declare): `42["<event>",<data>]`, then, when
-	// the event has a cursor, the record separator 0x1E and the packet `42["cursor","<cursor>"]`
-	// (engine.io-protocol v4 separates polling packets with 0x1E; JSON text never holds a raw
-	// 0x1E, RFC 8259 §7). The transport sends the two as two Engine.IO packets; the client keeps
-	// the cursor of the last `cursor` packet to resume from.
+	// FormatSocketIOPlain is FormatSocketIO without the trailing argument, for clients whose
+	// handlers take exactly the event's arguments (python-socketio calls a handler with every
+	// argument and fails on one it did not declare): `42["<event>",<data>]`, then the record
+	// separator 0x1E and the packet `42["cursor",{"id":"<id>"}]` (engine.io-protocol v4 separates
+	// polling packets with 0x1E; JSON text never holds a raw 0x1E, RFC 8259 §7). The transport
+	// sends the two as two Engine.IO packets. Cursor frames are `42["cursor","<cursor>"]`: the
+	// client's `cursor` handler gets either a cursor (a string) or an event's ID (an object).
 	FormatSocketIOPlain
 
 	numFormats
 )
 
-// Event is a notification on its way to connections: the decoded record, the resume cursor the
-// hub assigned when it published it, and its frames.
+// Event is a notification on its way to connections: the decoded record and its frames.
 type Event struct {
 	notification.Event
-	// Cursor is the opaque resume position a client that received this event sends back
-	// (see cursor.go). Set by the hub before the event reaches any connection.
+	// Cursor is set only on control frames (see Control): the resume position they carry.
+	// Events carry their ID alone (see cursor.go).
 	Cursor string
 	// Delivered is how many connections Hub.Publish queued the event for, set once it returns
 	// (0 for events that did not come from Publish, such as replayed ones).
@@ -80,7 +84,7 @@ func (e *Event) encode(f Format) []byte {
 	case FormatWebSocket:
 		return wsFrame(opText, e.appendJSON(nil))
 	case FormatSSE:
-		return sseFrame(e.Cursor, e.appendJSON(nil))
+		return sseFrame("", e.appendJSON(nil))
 	case FormatSocketIO:
 		return e.appendSocketIO(nil)
 	case FormatSocketIOPlain:
@@ -90,7 +94,7 @@ func (e *Event) encode(f Format) []byte {
 }
 
 // appendJSON appends the JSON frame of docs/design.md, "Client frames":
-// {"id","event","data","time","cursor"}.
+// {"id","event","data","time"}, and "cursor" for a control frame that carries one.
 func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, e.id)
@@ -100,38 +104,61 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, e.Data...)
 	b = append(b, `,"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, timeLayout)
-	b = append(b, `","cursor":`...)
-	b = appendJSONString(b, e.Cursor)
+	b = append(b, '"')
+	if e.Cursor != "" {
+		b = append(b, `,"cursor":`...)
+		b = appendJSONString(b, e.Cursor)
+	}
 	return append(b, '}')
 }
 
-// appendSocketIO appends `42["<event>",<data>,"<cursor>"]`: Engine.IO message (4) carrying a
-// Socket.IO EVENT (2) to the default namespace. The trailing cursor is the offset argument of
-// Socket.IO connection state recovery (socket.io v4.6): clients keep it and send it back on
-// reconnect; listeners that take one argument never see it.
+// appendSocketIO appends `42["<event>",<data>,{"id":"<id>"}]`: Engine.IO message (4) carrying
+// a Socket.IO EVENT (2) to the default namespace. A control frame ends with its cursor instead,
+// or with nothing when it carries none: `42["<event>",<data>,"<cursor>"]`: the string that Socket.IO connection state
+// recovery (socket.io v4.6) keeps as its offset and sends back on reconnect. Listeners that take
+// one argument never see the trailing one.
 func (e *Event) appendSocketIO(b []byte) []byte {
 	b = append(b, `42[`...)
 	b = appendJSONString(b, e.Name)
 	b = append(b, ',')
 	b = append(b, e.Data...)
-	b = append(b, ',')
-	b = appendJSONString(b, e.Cursor)
+	switch {
+	case e.Cursor != "":
+		b = append(b, ',')
+		b = appendJSONString(b, e.Cursor)
+	case e.id != "":
+		b = append(b, ',')
+		b = appendIDObject(b, e.id)
+	}
 	return append(b, ']')
 }
 
-// appendSocketIOPlain appends `42["<event>",<data>]` and, when the event has a cursor,
-// 0x1E and `42["cursor","<cursor>"]` (see FormatSocketIOPlain).
+// appendIDObject appends {"id":"<id>"}.
+func appendIDObject(b []byte, id string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, id)
+	return append(b, '}')
+}
+
+// appendSocketIOPlain appends `42["<event>",<data>]`, then 0x1E and `42["cursor",{"id":"<id>"}]`
+// for an event, `42["cursor","<cursor>"]` for a control frame carrying a cursor, nothing for
+// one without (see FormatSocketIOPlain).
 func (e *Event) appendSocketIOPlain(b []byte) []byte {
 	b = append(b, `42[`...)
 	b = appendJSONString(b, e.Name)
 	b = append(b, ',')
 	b = append(b, e.Data...)
 	b = append(b, ']')
-	if e.Cursor == "" {
+	switch {
+	case e.Cursor != "":
+		return appendSocketIOCursor(append(b, SocketIOPacketSeparator), e.Cursor)
+	case e.id == "": // a control frame without a cursor
 		return b
 	}
 	b = append(b, SocketIOPacketSeparator)
-	return appendSocketIOCursor(b, e.Cursor)
+	b = append(b, `42["`+cursorEvent+`",`...)
+	b = appendIDObject(b, e.id)
+	return append(b, ']')
 }
 
 // appendSocketIOCursor appends the plain cursor packet `42["cursor","<cursor>"]`.
@@ -154,10 +181,12 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// cursorEvent names the control frame that only moves a client's cursor forward (see
-// Hub.SendCursor): {"id":"","event":"cursor","data":null,"time":...,"cursor":"..."} on WebSocket,
-// an id line alone on SSE, `42["cursor",null,"<cursor>"]` on Socket.IO (socket.io-client keeps
-// the last argument as its recovery offset), `42["cursor","<cursor>"]` on plain Socket.IO.
+// cursorEvent names the control frame that carries the client's cursor (see cursor.go and
+// Conn.SendCursor): {"id":"","event":"cursor","data":null,"time":...,"cursor":"..."} on
+// WebSocket; on SSE "id: <cursor>" and {"id":"","event":"cursor","data":null,"time":...} (the
+// browser keeps the id line as its Last-Event-ID; EventSource scripts read it as the message's
+// lastEventId); `42["cursor",null,"<cursor>"]` on Socket.IO (socket.io-client keeps the last
+// argument as its recovery offset), `42["cursor","<cursor>"]` on plain Socket.IO.
 const cursorEvent = "cursor"
 
 // Control is a message the server itself sends a client: a resync notice, a disconnect reason,
@@ -173,9 +202,10 @@ type Control struct {
 // connection is fine).
 func (c Control) Frame(f Format) []byte {
 	if c.Event == cursorEvent && f == FormatSSE {
-		// An id line alone: EventSource takes it as its Last-Event-ID and dispatches nothing
-		// (WHATWG HTML, "dispatch the event": the id is set before empty data returns).
-		return []byte("id: " + c.Cursor + "\n\n")
+		// The id line is the cursor, which EventSource keeps as its Last-Event-ID; the data
+		// does not repeat it (scripts read the message's lastEventId).
+		ev := &Event{Event: notification.Event{Name: c.Event, Data: []byte("null"), Time: time.Now()}}
+		return sseFrame(c.Cursor, ev.appendJSON(nil))
 	}
 	if c.Event == cursorEvent && f == FormatSocketIOPlain {
 		return appendSocketIOCursor(nil, c.Cursor)
@@ -185,9 +215,9 @@ func (c Control) Frame(f Format) []byte {
 		data = []byte("null")
 	}
 	ev := &Event{Event: notification.Event{Name: c.Event, Data: data, Time: time.Now()}, Cursor: c.Cursor}
-	if f == FormatSSE && c.Cursor == "" {
-		// Without an id line the browser keeps its Last-Event-ID.
-		return append(append([]byte("data: "), ev.appendJSON(nil)...), "\n\n"...)
+	if f == FormatSSE {
+		// Without an id line (no cursor) the browser keeps its Last-Event-ID.
+		return sseFrame(c.Cursor, ev.appendJSON(nil))
 	}
 	return ev.encode(f)
 }

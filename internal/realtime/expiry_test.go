@@ -65,15 +65,15 @@ func publishTo(h *Hub, rp *memReplayer, ev *notification.Event) {
 }
 
 // awayAndBack connects alice, publishes first (which she gets), disconnects her, runs away, and
-// resumes with the cursor of first; it returns the frames of the resumed connection once it has
-// want of them.
+// resumes with her opening cursor and first's ID; it returns the frames of the resumed
+// connection once it has want of them (the cursor after the replay included).
 func awayAndBack(t *testing.T, h *Hub, rp *memReplayer, away func(), want int) []frameJSON {
 	t.Helper()
 	first := newFake(FormatWebSocket, false)
 	c := register(t, h, "alice", first)
 	publishTo(h, rp, event("t", 0, 0, "alice"))
-	waitFor(t, "first event", func() bool { return len(first.got()) == 1 })
-	cursor := frames(t, first)[0].Cursor
+	waitFor(t, "opening cursor and first event", func() bool { return len(first.got()) == 2 })
+	cursor := holding(frames(t, first), true)
 	c.Close(DisconnectClientGone)
 	<-c.Done()
 	away()
@@ -111,8 +111,8 @@ func TestExpiredEventIsNotDeliveredLive(t *testing.T) {
 	register(t, h, "alice", tr)
 	stale := h.Publish(expiring(event("t", 0, 0, "alice"), clk.now()))
 	h.Publish(expiring(event("t", 0, 1, "alice"), clk.now().Add(time.Nanosecond)))
-	waitFor(t, "the fresh event", func() bool { return len(tr.got()) >= 1 })
-	if ids := frameIDs(frames(t, tr)); !slices.Equal(ids, []string{"t:0:1"}) || stale.Delivered != 0 {
+	waitFor(t, "the fresh event", func() bool { return len(tr.got()) >= 2 })
+	if ids := frameIDs(eventsOnly(frames(t, tr))); !slices.Equal(ids, []string{"t:0:1"}) || stale.Delivered != 0 {
 		t.Errorf("got %v (expired event delivered %d times), want t:0:1 alone", ids, stale.Delivered)
 	}
 	if n := counterValue(h.m.expired.WithLabelValues(pathLive)); n != 1 {
@@ -131,15 +131,15 @@ func TestEventExpiringDuringADisconnectIsNotReplayed(t *testing.T) {
 				publishTo(h, rp, event("t", 0, 2, "alice"))
 				publishTo(h, rp, expiring(event("t", 0, 3, "alice"), clk.now().Add(-time.Second)))
 				clk.advance(time.Minute)
-			}, 1)
-			if ids := frameIDs(got); !slices.Equal(ids, []string{"t:0:2"}) {
+			}, 2)
+			if ids := frameIDs(eventsOnly(got)); !slices.Equal(ids, []string{"t:0:2"}) {
 				t.Fatalf("replayed %v, want t:0:2 alone", ids)
 			}
 			if rp.calls != map[bool]int{true: 0, false: 1}[memory] {
 				t.Errorf("%d Kafka reads", rp.calls)
 			}
 			// The cursor covers the expired t:0:3: resuming with it replays nothing.
-			ps, err := h.Codec().Decode(got[0].Cursor)
+			ps, err := h.Codec().Decode(got[1].Cursor)
 			if err != nil || !slices.Equal(ps, []Position{{Topic: "t", Partition: 0, Offset: 4}}) {
 				t.Errorf("cursor after the replay %v (%v), want t/0 at 4", ps, err)
 			}
@@ -164,14 +164,14 @@ func TestResumeReplaysTheNewestOfACollapseKey(t *testing.T) {
 				publishTo(h, rp, collapsing(event("t", 0, 21, "alice"), "mastery:c2"))
 				publishTo(h, rp, event("t", 0, 22, "alice", "bob"))
 				publishTo(h, rp, event("t", 0, 23, "bob"))
-			}, 3)
-			if ids := frameIDs(got); !slices.Equal(ids, []string{"t:0:19", "t:0:21", "t:0:22"}) {
+			}, 4)
+			if ids := frameIDs(eventsOnly(got)); !slices.Equal(ids, []string{"t:0:19", "t:0:21", "t:0:22"}) {
 				t.Fatalf("replayed %v, want t:0:19 (the newest of mastery:c1), t:0:21, t:0:22", ids)
 			}
 			if n := counterValue(h.m.collapsed); n != 9 {
 				t.Errorf("realtime_events_collapsed_total = %d, want 9", n)
 			}
-			ps, err := h.Codec().Decode(got[2].Cursor)
+			ps, err := h.Codec().Decode(got[3].Cursor)
 			if err != nil || !slices.Equal(ps, []Position{{Topic: "t", Partition: 0, Offset: 24}}) {
 				t.Errorf("cursor after the replay %v (%v), want t/0 at 24", ps, err)
 			}

@@ -117,11 +117,11 @@ func (h *history) assigned(k partitionKey, offset int64) { h.start[k] = offset }
 func (h *history) revoked(k partitionKey) { delete(h.start, k) }
 
 // eventBytes estimates what keeping ev costs, erring high: the event (its expiry and collapse
-// key included) and its data, a frame in each of the three formats (data, cursor and framing),
+// key included) and its data, a frame in each of the three formats (data, ID and framing),
 // and per user the ID's string header and ring slot. BenchmarkHistoryMemory holds it to the heap
 // the history really adds.
 func eventBytes(ev *Event) int64 {
-	return int64(640 + len(ev.Data) + len(ev.CollapseKey) + 3*(len(ev.Data)+len(ev.Cursor)+150) + 80*len(ev.UserIDs))
+	return int64(640 + len(ev.Data) + len(ev.CollapseKey) + 3*(len(ev.Data)+150) + 80*len(ev.UserIDs))
 }
 
 // add keeps ev for each of its users, evicting what is too old, too much or over a user's

@@ -55,6 +55,12 @@ type HubConfig struct {
 	// once per batch of events, so that one write carries every frame a connection got in the
 	// batch. The Kafka consumer calls Flush after each poll. False: every Publish wakes writers.
 	Batched bool
+	// CursorEvery is how many events a connection gets between two cursor control frames
+	// (REALTIME_CURSOR_EVERY; zero means 32): events carry only their ID, so a client that
+	// resumes without sending back the IDs it got since its last cursor gets at most
+	// CursorEvery-1 events twice (docs/design.md, "Cursor"). A cursor frame is O(partitions)
+	// bytes; one every 32 events costs under 30 bytes an event at 200 partitions.
+	CursorEvery int
 	// Now is the clock that decides whether an event has expired (notification.Event.ExpiresAt);
 	// nil is time.Now. Tests set it.
 	Now func() time.Time
@@ -69,13 +75,17 @@ type Hub struct {
 	down   atomic.Bool
 	shards [numShards]shard
 
-	// pubMu serialises publishing, so that an event's cursor, taken after its position was
+	// pubMu serialises publishing, so that a cursor frame, taken after the position was
 	// advanced, covers exactly the events queued before it on every connection.
 	pubMu   sync.Mutex
 	pos     positions
+	posSeq  uint64 // moves each time pos does: a connection's cursor is current when its seq matches
 	hist    *history
 	waiting []*Conn // Batched: connections whose writer Flush must start
-	cursor  string  // the cursor of the hub's position now ("" before the first publish)
+	// cursor is the encoded pos at cursorSeq; encoded when a connection needs it, at most once
+	// per position (events do not carry it: see cursor.go).
+	cursor    string
+	cursorSeq uint64
 	// assignedc is closed (and replaced) at each Assigned: resumes waiting for a partition wake.
 	assignedc chan struct{}
 	codec     atomic.Pointer[CursorCodec]
@@ -96,6 +106,9 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CursorEvery <= 0 {
+		cfg.CursorEvery = 32
 	}
 	log := cfg.Log
 	if log == nil {
@@ -136,10 +149,14 @@ type ConnOptions struct {
 	// Skip drops live events below these offsets: the client resumed with a cursor ahead of
 	// this node, and already has them.
 	Skip []Position
+	// SkipIDs drops these events (keyed by position): the client resumed saying it has them.
+	SkipIDs map[Position]bool
 }
 
 // Register adds a connection to the hub and returns it with the hub's position at that instant:
-// every event published after it goes to the connection, none before. It fails with
+// every event published after it goes to the connection, none before. The connection's first
+// frame is a cursor control frame of that position (the opening cursor), once the hub knows its
+// cluster and has partitions. It fails with
 // ErrShuttingDown once Shutdown has begun, and with ErrTooManyConnections past
 // HubConfig.MaxConnsPerUser.
 func (h *Hub) Register(o ConnOptions) (*Conn, []Position, error) {
@@ -170,6 +187,7 @@ func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Posit
 			c.skip[partitionKey{p.Topic, p.Partition}] = p.Offset
 		}
 	}
+	c.skipIDs = o.SkipIDs
 	s := h.shard(o.User)
 
 	h.pubMu.Lock()
@@ -182,6 +200,12 @@ func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Posit
 	s.users[o.User] = append(s.users[o.User], c)
 	s.mu.Unlock()
 	at := h.pos.snapshot()
+	// The opening cursor: a client that drops before its first event resumes from here. A
+	// resume's replay queues its own (past the replayed events) instead.
+	c.cursorSeq = h.posSeq
+	if !replaying {
+		h.queueCursorLocked(c, cursorOpen)
+	}
 	h.pubMu.Unlock()
 
 	h.m.connections.WithLabelValues(formatName(c.format)).Inc()
@@ -268,9 +292,9 @@ func (h *Hub) Assigned(start map[string]map[int32]int64) {
 		for p, off := range parts {
 			h.pos.set(topic, p, off)
 			h.hist.assigned(partitionKey{topic, p}, off)
-			h.cursor = ""
 		}
 	}
+	h.posSeq++
 	close(h.assignedc)
 	h.assignedc = make(chan struct{})
 }
@@ -359,10 +383,7 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 
 	h.pubMu.Lock()
 	h.pos.set(n.Topic, n.Partition, n.Offset+1)
-	if cc := h.codec.Load(); cc != nil {
-		ev.Cursor = cc.Encode(h.pos.list)
-		h.cursor = ev.Cursor
-	}
+	h.posSeq++
 	if !n.ExpiresAt.IsZero() && n.Expired(h.cfg.Now()) { // most events have no expiry: no clock read
 		h.pubMu.Unlock()
 		h.m.published.Inc()
@@ -398,45 +419,96 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 	return ev
 }
 
-// SendCursor queues a control frame carrying the hub's position now to c, unless c already has
-// a cursor at least that far: a client whose user gets few events then holds a fresh cursor, so
-// its resume after a disconnect has seconds of records to look through, not hours. It is exact
-// like an event's cursor: taken under the publish lock, so every event published before it is
-// queued ahead of it. Transports call it on each keepalive tick; Shutdown calls it before the
-// 1001 close, so that clients resume on another node with nothing to replay.
-func (c *Conn) SendCursor() {
+// Why a cursor frame was sent (realtime_cursor_frames_total{reason}).
+const (
+	cursorOpen  = "open"  // the connection opened (or a resume's replay ended)
+	cursorCount = "count" // HubConfig.CursorEvery events since the last one
+	cursorTick  = "tick"  // a keepalive tick, the hub having moved
+	cursorAsked = "asked" // the client asked (RequestCursor)
+	cursorFinal = "final" // shutdown
+)
+
+// SendCursor queues a control frame carrying the hub's position now to c, unless c's last
+// cursor is that position already: a client whose user gets few events then holds a fresh
+// cursor, so its resume after a disconnect has seconds of records to look through, not hours,
+// and the events it got since its last cursor are sent twice at most one tick later. It is exact:
+// taken under the publish lock, so every event published before it is queued ahead of it.
+// Transports call it on each keepalive tick; Shutdown calls it before the 1001 close, so that
+// clients resume on another node with nothing to replay.
+func (c *Conn) SendCursor() { c.sendCursor(cursorTick) }
+
+// RequestCursor queues a cursor frame of the hub's position now to c, even if c has it already:
+// the client asked for one (docs/client-protocol.md, "Cursor"). Like every cursor frame it waits
+// while a resume's replay runs, and while the client's own cursor is ahead of this node.
+func (c *Conn) RequestCursor() { c.sendCursor(cursorAsked) }
+
+// clientCursor is the type of the /v1/ws client message {"type":"cursor"}, answered by
+// RequestCursor.
+const clientCursor = "cursor"
+
+func (c *Conn) sendCursor(why string) {
 	h := c.hub
-	cc := h.Codec()
-	if cc == nil {
-		return
-	}
 	h.pubMu.Lock()
-	defer h.pubMu.Unlock()
+	overflow := false
+	if why == cursorAsked || c.cursorSeq != h.posSeq {
+		_, overflow = h.queueCursorLocked(c, why)
+	}
+	h.pubMu.Unlock()
+	if overflow {
+		c.Close(DisconnectSlow)
+	}
+}
+
+// cursorLocked returns the cursor of the hub's position now, "" before the hub knows its
+// cluster or has partitions; encoded at most once per position. h.pubMu must be held.
+func (h *Hub) cursorLocked() string {
+	cc := h.codec.Load()
+	if cc == nil || len(h.pos.list) == 0 {
+		return ""
+	}
+	if h.cursor == "" || h.cursorSeq != h.posSeq {
+		h.cursor, h.cursorSeq = cc.Encode(h.pos.list), h.posSeq
+	}
+	return h.cursor
+}
+
+// queueCursorLocked queues a cursor frame of the hub's position to c (h.pubMu held), unless a
+// cursor now would be wrong for c: a resume's replay is pending (the missed events are not
+// queued yet), or the client resumed with a cursor ahead of this node that it has not caught up
+// with (the hub's cursor would move it back). It reports whether a frame was queued, and an
+// overflow the caller must close c for.
+func (h *Hub) queueCursorLocked(c *Conn, why string) (queued, overflow bool) {
+	cursor := h.cursorLocked()
+	if cursor == "" {
+		return false, false
+	}
 	c.mu.Lock()
 	replaying := c.replaying
 	c.mu.Unlock()
 	if replaying {
-		return // the missed events are not queued yet: a cursor now would skip them
+		return false, false
 	}
-	if h.cursor == "" && len(h.pos.list) > 0 {
-		h.cursor = cc.Encode(h.pos.list) // after Assigned or Revoked, before any event
-	}
-	if h.cursor == "" || h.cursor == c.cursor {
-		return
-	}
-	if c.skip != nil { // the client resumed with a cursor ahead of this node
+	if c.skip != nil || c.skipIDs != nil { // the client resumed with a cursor ahead of this node
 		for k, off := range c.skip {
 			if i, ok := h.pos.index(k.topic, k.partition); ok && h.pos.list[i].Offset < off {
-				return // not caught up: this node's cursor would move the client back
+				return false, false // not caught up: this node's cursor would move the client back
+			}
+		}
+		for id := range c.skipIDs {
+			if i, ok := h.pos.index(id.Topic, id.Partition); ok && h.pos.list[i].Offset <= id.Offset {
+				return false, false
 			}
 		}
 		c.mu.Lock()
-		c.skip = nil // caught up: nothing below the client's cursor can come any more
+		c.skip, c.skipIDs = nil, nil // caught up: nothing below the client's cursor can come any more
 		c.mu.Unlock()
 	}
-	if _, overflow := c.enqueue(Control{Event: cursorEvent, Cursor: h.cursor}.Frame(c.format)); !overflow {
-		c.cursor = h.cursor
+	queued, overflow, _ = c.push(Control{Event: cursorEvent, Cursor: cursor}.Frame(c.format), false)
+	if queued {
+		c.cursorSeq, c.sinceCursor = h.posSeq, 0
+		h.m.cursorFrames.WithLabelValues(why).Inc()
 	}
+	return queued, overflow
 }
 
 // Flush starts the writers of the connections that got frames since the last Flush (see
@@ -482,7 +554,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		s.mu.RUnlock()
 	}
 	for _, c := range all {
-		c.SendCursor() // the position is final: the consumer has stopped
+		c.sendCursor(cursorFinal) // the position is final: the consumer has stopped
 		c.Close(DisconnectShutdown)
 	}
 	for _, c := range all {

@@ -16,7 +16,10 @@ type metrics struct {
 	replays       *prometheus.CounterVec // realtime_replays_total{source}
 	expired       *prometheus.CounterVec // realtime_events_expired_total{path}
 	collapsed     prometheus.Counter     // realtime_events_collapsed_total
-	refreshes     *prometheus.CounterVec // realtime_token_refreshes_total{transport,result}
+	// cursorFrames: realtime_cursor_frames_total{reason}, the cursor control frames sent
+	// (open, count: REALTIME_CURSOR_EVERY events since the last, tick, asked, final).
+	cursorFrames *prometheus.CounterVec
+	refreshes    *prometheus.CounterVec // realtime_token_refreshes_total{transport,result}
 
 	historyBytes  prometheus.Gauge // realtime_history_bytes
 	historyEvents prometheus.Gauge // realtime_history_events
@@ -65,6 +68,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "realtime_events_collapsed_total",
 			Help: "Events a resume did not replay because a newer one of their collapse-key was replayed.",
 		}),
+		cursorFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_cursor_frames_total",
+			Help: "Cursor control frames sent to clients by reason: open (the connection opened or a resume's replay ended), count (REALTIME_CURSOR_EVERY events since the last), tick (a keepalive tick, the hub having moved), asked (the client asked), final (shutdown).",
+		}, []string{"reason"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_token_refreshes_total",
 			Help: "Tokens a client sent on its open connection to refresh it in place, by transport (websocket, socketio) and result (ok: the expiry moved; invalid: refused, the connection keeps its expiry; other-user: the connection was closed, 4003 on WebSocket).",
@@ -83,6 +90,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	m.expired.WithLabelValues(pathLive)
+	for _, why := range []string{cursorOpen, cursorCount, cursorTick, cursorAsked, cursorFinal} {
+		m.cursorFrames.WithLabelValues(why)
+	}
 	m.expired.WithLabelValues(pathReplay)
 	for _, f := range []Format{FormatWebSocket, FormatSSE, FormatSocketIO} {
 		m.connections.WithLabelValues(formatName(f))
@@ -94,7 +104,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.disconnects, m.writeTimeouts, m.published, m.deliveries, m.replayed, m.resyncs,
-			m.replays, m.expired, m.collapsed, m.refreshes, m.historyBytes, m.historyEvents, m.historyUsers)
+			m.replays, m.expired, m.collapsed, m.cursorFrames, m.refreshes, m.historyBytes, m.historyEvents, m.historyUsers)
 	}
 	return m
 }

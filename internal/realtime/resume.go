@@ -32,11 +32,13 @@ type ResyncError struct {
 
 func (e *ResyncError) Error() string { return "resync: " + e.Reason + ": " + e.Detail }
 
-// Attach registers a connection (see Register) and, when the client sent a cursor, first sends
-// it every event of its user it missed since the cursor, then the live events queued meanwhile,
-// with no gap and no duplicate at the seam. A cursor that cannot be honoured (malformed, from
-// another cluster, older than Kafka retains, beyond the replay limit) yields one "resync"
-// control frame instead, then live events. On a node that has not been assigned the cursor's
+// Attach registers a connection (see Register) and, when the client sent a resume token (a
+// cursor, optionally followed by the IDs of the events it got after it: see ParseResume), first
+// sends it every event of its user it missed since the cursor but those IDs, then a cursor frame
+// past them, then the live events queued meanwhile, with no gap and no duplicate at the seam. A
+// cursor that cannot be honoured (malformed, from another cluster, older than Kafka retains,
+// beyond the replay limit) yields one "resync" control frame instead, which carries the new
+// cursor, then live events. On a node that has not been assigned the cursor's
 // partitions yet (it is starting), Attach first waits for them, within ctx and
 // HubConfig.AssignWait; past that the client gets a resync ("unavailable"). The replay runs in
 // the background; the connection's frames wait for it.
@@ -45,9 +47,9 @@ func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, 
 		c, _, err := h.Register(o)
 		return c, err
 	}
-	from, cerr := h.resumeFrom(ctx, cursor)
+	from, have, cerr := h.resumeFrom(ctx, cursor)
 	if cerr == nil {
-		o.Skip = from // live events below the cursor are the client's already
+		o.Skip, o.SkipIDs = from, have // live events below the cursor are the client's already
 	}
 	c, at, err := h.register(o, btoi(o.Paused)+1, true) // the caller's hold, if any, and the replay's
 	if err != nil {
@@ -56,7 +58,7 @@ func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, 
 	go func() {
 		ctx, cancel := connContext(context.Background(), c)
 		defer cancel()
-		frames, _ := h.replay(ctx, c, from, at, cerr)
+		frames, _ := h.replay(ctx, c, from, at, have, cerr)
 		c.resumeReplay(frames)
 	}()
 	return c, nil
@@ -69,9 +71,9 @@ func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, 
 // with Resume(nil) once its own reply is written. It returns within ctx, which bounds the wait
 // for partitions and a Kafka read.
 func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c *Conn, honoured bool, err error) {
-	from, cerr := h.resumeFrom(ctx, cursor)
+	from, have, cerr := h.resumeFrom(ctx, cursor)
 	if cerr == nil {
-		o.Skip = from
+		o.Skip, o.SkipIDs = from, have
 	}
 	c, at, err := h.register(o, btoi(o.Paused)+1, true)
 	if err != nil {
@@ -79,23 +81,25 @@ func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c
 	}
 	ctx, cancel := connContext(ctx, c)
 	defer cancel()
-	frames, honoured := h.replay(ctx, c, from, at, cerr)
+	frames, honoured := h.replay(ctx, c, from, at, have, cerr)
 	c.resumeReplay(frames)
 	return c, honoured, nil
 }
 
-// resumeFrom decodes cursor and waits until the hub consumes each of its partitions: only then
-// does the hub's position say where live events start for the client, so that what lies between
-// the cursor and that position can be replayed. The error is a *ResyncError.
-func (h *Hub) resumeFrom(ctx context.Context, cursor string) ([]Position, error) {
-	from, err := h.decodeCursor(cursor)
+// resumeFrom decodes a resume token, moves its cursor past the IDs it lists (see advance; have
+// holds those of partitions the cursor lacks), and waits until the hub consumes each of the
+// cursor's partitions: only then does the hub's position say where live events start for the
+// client, so that what lies between the cursor and that position can be replayed. The error is
+// a *ResyncError.
+func (h *Hub) resumeFrom(ctx context.Context, token string) (from []Position, have map[Position]bool, err error) {
+	from, have, err = h.decodeResume(token)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
 	defer cancel()
 	if err := h.awaitPartitions(ctx, from); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A cursor ahead of this node is normal (another node was further along; live events below
 	// it are skipped), unless it is ahead of Kafka itself: forged, or from a topic since deleted
@@ -103,11 +107,11 @@ func (h *Hub) resumeFrom(ctx context.Context, cursor string) ([]Position, error)
 	if pc, ok := h.cfg.Replayer.(PositionChecker); ok {
 		if ahead := aheadOf(from, h.Position()); len(ahead) > 0 {
 			if err := pc.CheckPositions(ctx, ahead); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return from, nil
+	return from, have, nil
 }
 
 // aheadOf returns the positions of from beyond the hub's position at.
@@ -136,27 +140,35 @@ func connContext(parent context.Context, c *Conn) (context.Context, context.Canc
 	return ctx, cancel
 }
 
-func (h *Hub) decodeCursor(s string) ([]Position, error) {
+// decodeResume reads a resume token (ParseResume) into the position to resume from and the
+// event IDs the client has beyond it (see advance). The error is a *ResyncError.
+func (h *Hub) decodeResume(token string) ([]Position, map[Position]bool, error) {
 	codec := h.Codec()
 	if codec == nil {
-		return nil, &ResyncError{Reason: "unavailable", Detail: errNoCodec.Error()}
+		return nil, nil, &ResyncError{Reason: "unavailable", Detail: errNoCodec.Error()}
 	}
-	ps, err := codec.Decode(s)
+	cursor, ids, err := ParseResume(token)
+	var ps []Position
+	if err == nil {
+		ps, err = codec.Decode(cursor)
+	}
 	if err != nil {
 		var ce *CursorError
 		errors.As(err, &ce)
-		return nil, &ResyncError{Reason: ce.Reason, Detail: ce.Detail()}
+		return nil, nil, &ResyncError{Reason: ce.Reason, Detail: ce.Detail()}
 	}
-	return ps, nil
+	from, have := advance(ps, ids)
+	return from, have, nil
 }
 
 // replay returns the frames a resuming connection gets before live events: the missed events
-// with per-connection cursors (honoured), or one resync frame (not honoured). Missed events that
-// have expired are not sent, nor, of those sharing a collapse key, any but the newest
-// (notification.ForReplay); the last frame's cursor covers them all the same.
-func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr error) (frames [][]byte, honoured bool) {
+// (but those in have) and a cursor frame past them, the connection's opening cursor (honoured),
+// or one resync frame carrying the hub's cursor (not honoured). Missed events that have expired
+// are not sent, nor, of those sharing a collapse key, any but the newest
+// (notification.ForReplay); the cursor frame covers them all the same.
+func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, have map[Position]bool, cerr error) (frames [][]byte, honoured bool) {
 	if cerr == nil && !behind(from, at) {
-		return nil, true
+		return h.openingCursor(c.format, from, at), true
 	}
 	var events []*notification.Event
 	err := cerr
@@ -183,15 +195,41 @@ func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, cerr err
 		h.m.resyncs.WithLabelValues(re.Reason).Inc()
 		return [][]byte{h.resyncFrame(c.format, re, at)}, false
 	}
+	if len(have) > 0 {
+		events = slices.DeleteFunc(events, func(n *notification.Event) bool {
+			return have[Position{n.Topic, n.Partition, n.Offset}]
+		})
+	}
 	kept, expired, collapsed := notification.ForReplay(events, h.cfg.Now())
 	h.m.expired.WithLabelValues(pathReplay).Add(float64(expired))
 	h.m.collapsed.Add(float64(collapsed))
-	if len(kept) == 0 && len(events) > 0 {
-		// Every missed event expired or collapsed away: the client's cursor still moves past
-		// them, so that its next resume does not read them again.
-		return [][]byte{Control{Event: cursorEvent, Cursor: h.Codec().Encode(at)}.Frame(c.format)}, true
+	// The cursor frame after the missed events moves the client's cursor past them, and past
+	// those left out, so that its next resume does not read them again.
+	return append(h.replayFrames(c.format, kept), h.openingCursor(c.format, from, at)...), true
+}
+
+// openingCursor is the cursor frame a resumed connection gets once the missed events are queued:
+// from, where the client was, moved up to at, where live events start (a partition of from ahead
+// of at stays: live events below it are skipped).
+func (h *Hub) openingCursor(f Format, from, at []Position) [][]byte {
+	codec := h.Codec()
+	if codec == nil {
+		return nil
 	}
-	return h.replayFrames(c.format, kept, from, at), true
+	var p positions
+	for _, pos := range from {
+		p.set(pos.Topic, pos.Partition, pos.Offset)
+	}
+	for _, pos := range at {
+		if j, ok := p.index(pos.Topic, pos.Partition); !ok || p.list[j].Offset < pos.Offset {
+			p.set(pos.Topic, pos.Partition, pos.Offset)
+		}
+	}
+	if len(p.list) == 0 {
+		return nil
+	}
+	h.m.cursorFrames.WithLabelValues(cursorOpen).Inc()
+	return [][]byte{Control{Event: cursorEvent, Cursor: codec.Encode(p.list)}.Frame(f)}
 }
 
 // behind reports whether some partition of at is ahead of from, i.e. events may be missing.
@@ -205,30 +243,13 @@ func behind(from, at []Position) bool {
 	return false
 }
 
-// replayFrames frames events for one connection. Each frame's cursor is the connection's own
-// progress: from, advanced past every event already sent, so that it is exact whatever order
-// partitions interleave in. Partitions are merged by record time, each kept in offset order.
-func (h *Hub) replayFrames(f Format, events []*notification.Event, from, at []Position) [][]byte {
-	var p positions
-	for _, pos := range from {
-		p.set(pos.Topic, pos.Partition, pos.Offset)
-	}
-	codec := h.Codec()
-	frames := make([][]byte, 0, len(events))
-	for i, n := range mergeByTime(events) {
-		p.set(n.Topic, n.Partition, n.Offset+1)
-		if i == len(events)-1 {
-			// Past the last missed event the client has everything below at: say so, so that
-			// its next resume starts at the seam.
-			for _, pos := range at {
-				if j, ok := p.index(pos.Topic, pos.Partition); !ok || p.list[j].Offset < pos.Offset {
-					p.set(pos.Topic, pos.Partition, pos.Offset)
-				}
-			}
-		}
-		ev := NewEvent(n)
-		ev.Cursor = codec.Encode(p.list)
-		frames = append(frames, ev.Frame(f))
+// replayFrames frames events for one connection, merged by record time across partitions, each
+// partition kept in offset order. The frames carry their IDs only: the opening cursor after
+// them is the client's new resume position.
+func (h *Hub) replayFrames(f Format, events []*notification.Event) [][]byte {
+	frames := make([][]byte, 0, len(events)+1)
+	for _, n := range mergeByTime(events) {
+		frames = append(frames, NewEvent(n).Frame(f))
 	}
 	h.m.replayed.Add(float64(len(frames)))
 	return frames
@@ -267,7 +288,7 @@ func mergeByTime(events []*notification.Event) []*notification.Event {
 
 func (h *Hub) resyncFrame(f Format, re *ResyncError, at []Position) []byte {
 	cursor := ""
-	if codec := h.Codec(); codec != nil {
+	if codec := h.Codec(); codec != nil && len(at) > 0 { // no partitions: no position to give
 		cursor = codec.Encode(at)
 	}
 	return Control{
@@ -280,6 +301,6 @@ func (h *Hub) resyncFrame(f Format, re *ResyncError, at []Position) []byte {
 // CheckCursor returns nil when this hub can read cursor (a *ResyncError otherwise). Socket.IO
 // answers a recovery attempt with `recovered: true` only then; Attach re-reads the cursor.
 func (h *Hub) CheckCursor(cursor string) error {
-	_, err := h.decodeCursor(cursor)
+	_, _, err := h.decodeResume(cursor)
 	return err
 }

@@ -73,6 +73,37 @@ func frames(t *testing.T, tr *fakeTransport) []frameJSON {
 	return out
 }
 
+// eventsOnly drops the cursor control frames from fs.
+func eventsOnly(fs []frameJSON) []frameJSON {
+	return slices.DeleteFunc(slices.Clone(fs), func(f frameJSON) bool { return f.Event == cursorEvent })
+}
+
+func idsOf(fs []frameJSON) []string {
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.ID)
+	}
+	return ids
+}
+
+// holding is the resume token a client that got fs holds, as docs/client-protocol.md asks it to
+// keep one: its last cursor and, withIDs, "~" and the IDs of the events it got after it.
+func holding(fs []frameJSON, withIDs bool) string {
+	cursor, ids := "", []string(nil)
+	for _, f := range fs {
+		switch {
+		case f.Cursor != "":
+			cursor, ids = f.Cursor, nil
+		case f.ID != "":
+			ids = append(ids, f.ID)
+		}
+	}
+	if withIDs && len(ids) > 0 {
+		return cursor + "~" + strings.Join(ids, ",")
+	}
+	return cursor
+}
+
 func newResumeHub(t *testing.T, rp Replayer) *Hub {
 	t.Helper()
 	h := NewHub(HubConfig{Replayer: rp})
@@ -85,9 +116,11 @@ func newResumeHub(t *testing.T, rp Replayer) *Hub {
 	return h
 }
 
-// TestResumeDeliversExactlyWhatWasMissedThenLive: a client got concept-notifications:0:5 and
-// dropped; 6-8 were published; it resumes with 5's cursor and gets 6, 7, 8 then live events,
-// nothing it already had, and its last cursor resumes at the seam.
+// TestResumeDeliversExactlyWhatWasMissedThenLive: a client got its opening cursor and events
+// concept-notifications:0:0-5, and dropped; 6-8 were published; it resumes with its cursor and
+// the IDs it got after it, and gets 6, 7, 8, then a cursor, then live events, nothing it already
+// had; the cursor after the replay resumes at the seam. Without the IDs it gets the six again
+// (fewer than HubConfig.CursorEvery), never fewer.
 func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 	rp := &memReplayer{}
 	h := newResumeHub(t, rp)
@@ -105,12 +138,17 @@ func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 		publish("concept-notifications", 0, int64(i), "alice")
 		publish("session-notifications", 0, int64(i), "bob")
 	}
-	waitFor(t, "first six", func() bool { return len(first.got()) == 6 })
+	waitFor(t, "opening cursor and first six", func() bool { return len(first.got()) == 7 })
 	got := frames(t, first)
-	cursor := got[5].Cursor
-	if got[5].ID != "concept-notifications:0:5" || cursor == "" {
-		t.Fatalf("last frame %+v", got[5])
+	if got[0].Event != cursorEvent || got[0].Cursor == "" || got[6].ID != "concept-notifications:0:5" {
+		t.Fatalf("frames %+v, want the opening cursor then six events", got)
 	}
+	for _, f := range got[1:] {
+		if f.Cursor != "" {
+			t.Fatalf("event frame %+v carries a cursor", f)
+		}
+	}
+	cursor := holding(got, true)
 	c.Close(DisconnectClientGone)
 	<-c.Done()
 
@@ -125,26 +163,112 @@ func TestResumeDeliversExactlyWhatWasMissedThenLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish("concept-notifications", 0, 9, "alice") // live, possibly during the replay
-	waitFor(t, "replay and live", func() bool { return len(second.got()) == 5 })
-	var ids []string
-	for _, f := range frames(t, second) {
-		ids = append(ids, f.ID)
-	}
+	waitFor(t, "replay, cursor and live", func() bool { return len(second.got()) == 6 })
+	got2 := frames(t, second)
+	ids := idsOf(eventsOnly(got2))
 	slices.Sort(ids[:4]) // replay order across partitions is by time; compare as a set
 	want := []string{"concept-notifications:0:6", "concept-notifications:0:7", "concept-notifications:0:8", "concept-notifications:1:0", "concept-notifications:0:9"}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("resumed connection got %v, want %v", ids, want)
 	}
+	if got2[4].Event != cursorEvent {
+		t.Fatalf("frame 5 is %+v, want the cursor after the replayed events", got2[4])
+	}
 
-	// Resuming again from the last replayed frame's cursor (before 9) yields 9 alone.
-	replayed := frames(t, second)[3]
+	// Resuming again from the cursor after the replay (before 9) yields 9 alone.
 	third := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: third}, replayed.Cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: third}, got2[4].Cursor); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "second resume", func() bool { return len(third.got()) == 1 })
-	if f := frames(t, third)[0]; f.ID != "concept-notifications:0:9" {
-		t.Errorf("second resume got %s, want concept-notifications:0:9", f.ID)
+	waitFor(t, "second resume", func() bool { return len(third.got()) == 2 })
+	if ids := idsOf(eventsOnly(frames(t, third))); !slices.Equal(ids, []string{"concept-notifications:0:9"}) {
+		t.Errorf("second resume got %v, want concept-notifications:0:9", ids)
+	}
+
+	// Without the IDs: the six events after the opening cursor come again, then the rest.
+	fourth := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: fourth}, holding(got, false)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "resume without IDs", func() bool { return len(fourth.got()) == 12 })
+	if n := len(eventsOnly(frames(t, fourth))); n != 11 {
+		t.Errorf("resume without IDs got %d events, want the 6 it had and the 5 it missed", n)
+	}
+}
+
+// TestOpeningCursorResumesAClientThatGotNothing: the first frame of a connection is a cursor, so
+// a client that drops before any event resumes exactly (issue: it had nothing to send back and
+// lost what was published while it was away).
+func TestOpeningCursorResumesAClientThatGotNothing(t *testing.T) {
+	rp := &memReplayer{}
+	h := newResumeHub(t, rp)
+	publish := func(off int64) {
+		ev := event("concept-notifications", 0, off, "alice")
+		rp.mu.Lock()
+		rp.records = append(rp.records, ev)
+		rp.mu.Unlock()
+		h.Publish(ev)
+	}
+	publish(0) // before the connection: not to be replayed
+	tr := newFake(FormatWebSocket, false)
+	c := register(t, h, "alice", tr)
+	waitFor(t, "the opening cursor", func() bool { return len(tr.got()) == 1 })
+	held := holding(frames(t, tr), true)
+	c.Close(DisconnectClientGone)
+	<-c.Done()
+	for off := range int64(3) {
+		publish(off + 1)
+	}
+	again := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: again}, held); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the missed events", func() bool { return len(again.got()) == 4 })
+	want := []string{"concept-notifications:0:1", "concept-notifications:0:2", "concept-notifications:0:3"}
+	if ids := idsOf(eventsOnly(frames(t, again))); !slices.Equal(ids, want) {
+		t.Errorf("got %v, want %v", ids, want)
+	}
+}
+
+// TestCursorFrameEveryNEvents: after HubConfig.CursorEvery events a connection gets a cursor
+// frame of the hub's position right after the last of them; the client asks for one with
+// RequestCursor (the /v1/ws {"type":"cursor"} message) and gets it even when nothing moved.
+func TestCursorFrameEveryNEvents(t *testing.T) {
+	h := NewHub(HubConfig{CursorEvery: 3})
+	cc, _ := NewCursorCodec("cluster", []string{"concept-notifications"})
+	h.SetCursorCodec(cc)
+	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 0, 1: 0}})
+	tr := newFake(FormatWebSocket, false)
+	c := register(t, h, "alice", tr)
+	for off := range int64(7) {
+		h.Publish(event("concept-notifications", 0, 2*off, "alice"))
+		h.Publish(event("concept-notifications", 0, 2*off+1, "bob")) // moves the position, not alice's count
+	}
+	c.RequestCursor()
+	c.RequestCursor()
+	waitFor(t, "frames", func() bool { return len(tr.got()) == 12 })
+	got := frames(t, tr)
+	var kinds []string
+	for _, f := range got {
+		kinds = append(kinds, f.Event)
+	}
+	want := []string{"cursor", "n", "n", "n", "cursor", "n", "n", "n", "cursor", "n", "cursor", "cursor"}
+	for i := range want {
+		if want[i] == "n" {
+			want[i] = "concept-mastered"
+		}
+	}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("frames %v, want %v", kinds, want)
+	}
+	// The cursor right after the third event (offset 4), before bob's at 5.
+	ps, err := cc.Decode(got[4].Cursor)
+	wantPs := []Position{{"concept-notifications", 0, 5}, {"concept-notifications", 1, 0}}
+	if err != nil || !slices.Equal(ps, wantPs) {
+		t.Errorf("cursor after 3 events = %v, %v; want %v", ps, err, wantPs)
+	}
+	if got[10].Cursor != got[11].Cursor {
+		t.Error("two cursors asked for with nothing between differ")
 	}
 }
 
@@ -209,13 +333,14 @@ func TestResumeOnANodeBehindTheCursorSkipsWhatTheClientHas(t *testing.T) {
 	for i := range 5 {
 		h.Publish(event("concept-notifications", 0, int64(i), "alice"))
 	}
-	waitFor(t, "live events from the cursor on", func() bool { return len(tr.got()) == 2 })
-	var ids []string
-	for _, f := range frames(t, tr) {
-		ids = append(ids, f.ID)
-	}
-	if !slices.Equal(ids, []string{"concept-notifications:0:3", "concept-notifications:0:4"}) {
+	waitFor(t, "live events from the cursor on", func() bool { return len(tr.got()) == 3 })
+	got := frames(t, tr)
+	if ids := idsOf(eventsOnly(got)); !slices.Equal(ids, []string{"concept-notifications:0:3", "concept-notifications:0:4"}) {
 		t.Errorf("got %v", ids)
+	}
+	// The opening cursor is the client's own, not this node's (which is behind it).
+	if got[0].Event != cursorEvent || got[0].Cursor != cursor {
+		t.Errorf("opening cursor %+v, want the client's %q", got[0], cursor)
 	}
 	if rp.calls != 0 {
 		t.Errorf("replayer called %d times for a cursor ahead of the node", rp.calls)
@@ -242,19 +367,19 @@ func TestQuietUserCursorStaysFresh(t *testing.T) {
 	c.SendCursor()
 	c.SendCursor() // nothing new: no second frame
 	publish(event("concept-notifications", 0, 5, "quiet"))
-	waitFor(t, "cursor and event", func() bool { return len(tr.got()) == 2 })
+	waitFor(t, "cursors and event", func() bool { return len(tr.got()) == 3 })
 	got := frames(t, tr)
-	if got[0].Event != "cursor" || got[0].ID != "" || got[0].Cursor == "" || got[1].ID != "concept-notifications:0:5" {
-		t.Fatalf("frames %+v, want a cursor frame then the event", got)
+	if got[0].Event != "cursor" || got[1].Event != "cursor" || got[1].ID != "" || got[1].Cursor == got[0].Cursor || got[2].ID != "concept-notifications:0:5" {
+		t.Fatalf("frames %+v, want the opening cursor, a fresh cursor frame, then the event", got)
 	}
 	c.Close(DisconnectClientGone)
 	<-c.Done()
 
 	again := newFake(FormatWebSocket, false)
-	if _, err := h.Attach(context.Background(), ConnOptions{User: "quiet", Transport: again}, got[0].Cursor); err != nil {
+	if _, err := h.Attach(context.Background(), ConnOptions{User: "quiet", Transport: again}, got[1].Cursor); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the missed event", func() bool { return len(again.got()) == 1 })
+	waitFor(t, "the missed event", func() bool { return len(again.got()) == 2 })
 	if f := frames(t, again)[0]; f.ID != "concept-notifications:0:5" {
 		t.Errorf("resume from the fresh cursor got %+v", f)
 	}
@@ -277,13 +402,16 @@ func TestShutdownSendsTheFinalCursorBeforeClosing(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := tr.got()
-	if len(got) != 2 || got[1] != "close 1001 server shutting down" || !strings.Contains(got[0], `"event":"cursor"`) {
-		t.Fatalf("frames %q, want the final cursor then the 1001 close", got)
+	if len(got) != 3 || got[2] != "close 1001 server shutting down" || !strings.Contains(got[1], `"event":"cursor"`) || got[0] == got[1] {
+		t.Fatalf("frames %q, want the opening cursor, the final cursor, then the 1001 close", got)
 	}
 }
 
-func TestCursorFrameOnSSEIsAnIDLineAlone(t *testing.T) {
-	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSSE)); got != "id: abc\n\n" {
+// TestCursorFrameOnSSE: the id line is the cursor (the browser's Last-Event-ID); the data says
+// it is a cursor frame without repeating it.
+func TestCursorFrameOnSSE(t *testing.T) {
+	got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSSE))
+	if !strings.HasPrefix(got, "id: abc\ndata: {\"id\":\"\",\"event\":\"cursor\",\"data\":null,\"time\":\"") || !strings.HasSuffix(got, "\"}\n\n") || strings.Count(got, "abc") != 1 {
 		t.Errorf("SSE cursor frame %q", got)
 	}
 	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSocketIO)); got != `42["cursor",null,"abc"]` {
@@ -291,16 +419,17 @@ func TestCursorFrameOnSSEIsAnIDLineAlone(t *testing.T) {
 	}
 }
 
-// TestSocketIOPlainFrames: without the cursor argument an event's arguments are exactly its data,
-// and its cursor follows in a cursor packet, after the Engine.IO record separator; controls too.
+// TestSocketIOPlainFrames: without the trailing argument an event's arguments are exactly its
+// data, and its ID follows in a cursor packet, after the Engine.IO record separator; a control
+// frame's cursor too. With it, the ID is an object (socket.io-client keeps only a string last
+// argument as its recovery offset: the cursor frames').
 func TestSocketIOPlainFrames(t *testing.T) {
-	ev := NewEvent(&notification.Event{Name: "concept-mastered", Data: []byte(`{"a":1}`), Time: time.Now()})
-	ev.Cursor = "c1"
-	if got := string(ev.Frame(FormatSocketIOPlain)); got != `42["concept-mastered",{"a":1}]`+"\x1e"+`42["cursor","c1"]` {
+	ev := NewEvent(&notification.Event{Topic: "concept-notifications", Partition: 1, Offset: 2, Name: "concept-mastered", Data: []byte(`{"a":1}`), Time: time.Now()})
+	if got := string(ev.Frame(FormatSocketIOPlain)); got != `42["concept-mastered",{"a":1}]`+"\x1e"+`42["cursor",{"id":"concept-notifications:1:2"}]` {
 		t.Errorf("event frame %q", got)
 	}
-	if got := string(ev.Frame(FormatSocketIO)); got != `42["concept-mastered",{"a":1},"c1"]` {
-		t.Errorf("the shared FormatSocketIO frame changed: %q", got)
+	if got := string(ev.Frame(FormatSocketIO)); got != `42["concept-mastered",{"a":1},{"id":"concept-notifications:1:2"}]` {
+		t.Errorf("the shared FormatSocketIO frame %q", got)
 	}
 	if got := string(Control{Event: "cursor", Cursor: "abc"}.Frame(FormatSocketIOPlain)); got != `42["cursor","abc"]` {
 		t.Errorf("cursor frame %q", got)
@@ -310,6 +439,9 @@ func TestSocketIOPlainFrames(t *testing.T) {
 		t.Errorf("resync frame %q", got)
 	}
 	if got := string(Control{Event: "resync", Data: nil}.Frame(FormatSocketIOPlain)); got != `42["resync",null]` {
+		t.Errorf("control without a cursor %q", got)
+	}
+	if got := string(Control{Event: "refreshed", Data: nil}.Frame(FormatSocketIO)); got != `42["refreshed",null]` {
 		t.Errorf("control without a cursor %q", got)
 	}
 }
@@ -325,10 +457,10 @@ func TestResumeOnStartingNodeWaitsForAssignment(t *testing.T) {
 	}
 	old := newResumeHub(t, rp)
 	c := register(t, old, "alice", newFake(FormatWebSocket, false))
-	var cursor string
 	for _, ev := range rp.records[:3] {
-		cursor = old.Publish(ev).Cursor
+		old.Publish(ev)
 	}
+	cursor := old.Codec().Encode(old.Position())
 	c.Close(DisconnectClientGone)
 
 	h := NewHub(HubConfig{Replayer: rp})
@@ -350,11 +482,8 @@ func TestResumeOnStartingNodeWaitsForAssignment(t *testing.T) {
 	}
 	h.Publish(rp.records[6])
 	h.Publish(rp.records[7])
-	waitFor(t, "replay and live", func() bool { return len(tr.got()) == 5 })
-	var ids []string
-	for _, f := range frames(t, tr) {
-		ids = append(ids, f.ID)
-	}
+	waitFor(t, "replay, cursor and live", func() bool { return len(tr.got()) == 6 })
+	ids := idsOf(eventsOnly(frames(t, tr)))
 	want := []string{"concept-notifications:0:3", "concept-notifications:0:4", "concept-notifications:0:5", "concept-notifications:0:6", "concept-notifications:0:7"}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("got %v, want %v", ids, want)
@@ -365,7 +494,8 @@ func TestResumeOnStartingNodeWaitsForAssignment(t *testing.T) {
 // reason unavailable) instead of being left without the events it missed.
 func TestResumeOnNodeNeverAssignedResyncs(t *testing.T) {
 	old := newResumeHub(t, &memReplayer{})
-	cursor := old.Publish(event("concept-notifications", 0, 0, "alice")).Cursor
+	old.Publish(event("concept-notifications", 0, 0, "alice"))
+	cursor := old.Codec().Encode(old.Position())
 	h := NewHub(HubConfig{Replayer: &memReplayer{}, AssignWait: 20 * time.Millisecond})
 	h.SetCursorCodec(old.Codec())
 	tr := newFake(FormatWebSocket, false)
@@ -449,8 +579,8 @@ func (s *stalledReplayer) Replay(ctx context.Context, _ string, _, _ []Position)
 }
 
 // TestShutdownDuringAReplayLeavesTheClientItsCursor: a node shutting down while a resume's
-// replay runs must not flush the live events queued meanwhile (nor a cursor frame): their
-// cursors lie past the events still being replayed, so a client that got them would resume
+// replay runs must not flush the live events queued meanwhile (nor a cursor frame): they lie
+// past the events still being replayed, so a client that got them (or the cursor) would resume
 // past those and never receive them. It gets the close frame alone and keeps its cursor.
 func TestShutdownDuringAReplayLeavesTheClientItsCursor(t *testing.T) {
 	rp := &stalledReplayer{started: make(chan struct{})}
@@ -458,8 +588,8 @@ func TestShutdownDuringAReplayLeavesTheClientItsCursor(t *testing.T) {
 	first := newFake(FormatWebSocket, false)
 	c := register(t, h, "alice", first)
 	h.Publish(event("concept-notifications", 0, 0, "alice"))
-	waitFor(t, "the first event", func() bool { return len(first.got()) == 1 })
-	cursor := frames(t, first)[0].Cursor
+	waitFor(t, "the opening cursor and the first event", func() bool { return len(first.got()) == 2 })
+	cursor := holding(frames(t, first), true)
 	c.Close(DisconnectClientGone)
 	<-c.Done()
 	h.Publish(event("concept-notifications", 0, 1, "alice")) // missed

@@ -52,6 +52,10 @@ func TestWebSocketFramesAndShutdownClose(t *testing.T) {
 	h.Publish(n)
 
 	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var opening frameJSON
+	if err := ws.ReadJSON(&opening); err != nil || opening.Event != cursorEvent || opening.Cursor == "" {
+		t.Fatalf("first frame %+v (%v), want the opening cursor", opening, err)
+	}
 	typ, msg, err := ws.ReadMessage()
 	if err != nil || typ != websocket.TextMessage {
 		t.Fatalf("read: %v type %d", err, typ)
@@ -71,8 +75,20 @@ func TestWebSocketFramesAndShutdownClose(t *testing.T) {
 			t.Errorf("%s = %s, want %s", k, f[k], v)
 		}
 	}
-	if len(f) != 5 || len(f["cursor"]) < 3 {
-		t.Errorf("frame %s: want exactly id, event, data, time and a cursor", msg)
+	if len(f) != 4 {
+		t.Errorf("frame %s: want exactly id, event, data and time (the cursor travels in cursor frames)", msg)
+	}
+
+	// {"type":"cursor"} asks for the position now: past the event.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"cursor"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var asked frameJSON
+	if err := ws.ReadJSON(&asked); err != nil || asked.Event != cursorEvent || asked.Cursor == "" || asked.Cursor == opening.Cursor {
+		t.Fatalf("answer %+v (%v), want a cursor frame past the opening one", asked, err)
+	}
+	if ps, err := h.Codec().Decode(asked.Cursor); err != nil || !slices.Contains(ps, Position{"concept-notifications", 0, 43}) {
+		t.Errorf("asked cursor %v (%v), want concept-notifications/0 at 43", ps, err)
 	}
 
 	go h.Shutdown(t.Context())
@@ -181,7 +197,7 @@ func TestSSEStream(t *testing.T) {
 
 	rd := bufio.NewReader(resp.Body)
 	var sawHeartbeat, sawEvent bool
-	var id string
+	var id string // the last id line: the opening cursor
 	for !(sawHeartbeat && sawEvent) {
 		line, err := rd.ReadString('\n')
 		if err != nil {
@@ -197,8 +213,14 @@ func TestSSEStream(t *testing.T) {
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &f); err != nil {
 				t.Fatal(err)
 			}
-			if f.ID != "concept-notifications:0:5" || f.Cursor != id || id == "" {
-				t.Fatalf("event %+v with id line %q: want the event and its cursor as the id", f, id)
+			if f.Event == cursorEvent {
+				if id == "" || f.Cursor != "" {
+					t.Fatalf("cursor frame %+v after id line %q: want the cursor on the id line alone", f, id)
+				}
+				continue
+			}
+			if f.ID != "concept-notifications:0:5" || f.Cursor != "" || id == "" {
+				t.Fatalf("event %+v after id line %q: want the event without a cursor, after the opening cursor's id line", f, id)
 			}
 			sawEvent = true
 		}
@@ -301,7 +323,9 @@ func TestSSEStreamOpensBeforeASlowReplay(t *testing.T) {
 			if err := json.Unmarshal([]byte(data), &f); err != nil {
 				t.Fatal(err)
 			}
-			ids = append(ids, f.ID)
+			if f.Event != cursorEvent {
+				ids = append(ids, f.ID)
+			}
 		}
 	}
 	if want := []string{"concept-notifications:0:0", "concept-notifications:0:1"}; !slices.Equal(ids, want) {

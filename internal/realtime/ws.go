@@ -300,7 +300,8 @@ type clientFrame struct {
 // {"type":"refresh","token":"<jwt>"} refreshes the connection's token in place (Conn.Refresh),
 // answered in order with the events by a "refreshed" or "refresh-error" control frame; a
 // refresh for another user closes the connection with DisconnectOtherUser and onMessage reports
-// false (the reader stops). Any other message, JSON or not, is ignored, as before client frames
+// false (the reader stops). {"type":"cursor"} asks for a cursor frame (Conn.RequestCursor).
+// Any other message, JSON or not, is ignored, as before client frames
 // existed: a newer client may send frames this server does not know.
 func (t *wsTransport) onMessage(c *Conn, msg []byte) bool {
 	var f clientFrame
@@ -317,6 +318,8 @@ func (t *wsTransport) onMessage(c *Conn, msg []byte) bool {
 			return false
 		}
 		c.Send(refreshAnswer(c.format, expires, err))
+	case clientCursor:
+		c.RequestCursor()
 	}
 	return true
 }
