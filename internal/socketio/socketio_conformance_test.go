@@ -81,6 +81,16 @@ func (s *sioServer) connect(user string, auth map[string]any) (*wsClient, string
 	reply := c.next()
 	if strings.HasPrefix(reply, "40{") {
 		s.waitAttached(c.sid)
+		_, resumed := auth["offset"]
+		if _, ok := auth["cursor"]; ok {
+			resumed = true
+		}
+		if !resumed {
+			// The opening cursor follows the CONNECT reply (a resume gets its replay first).
+			if p := c.next(); !strings.HasPrefix(p, `42["cursor",null,"`) && !strings.HasPrefix(p, `42["cursor","`) {
+				s.t.Fatalf("after the CONNECT reply %q, want the opening cursor packet", p)
+			}
+		}
 	}
 	return c, reply
 }
