@@ -183,6 +183,12 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 
 // startNode starts the node and waits until /health/ready answers 200.
 func (s *stack) startNode(ctx context.Context) error {
+	return s.startNodeThen(ctx, nil)
+}
+
+// startNodeThen starts the node, calls started (if not nil) with its process ID, then waits
+// until /health/ready answers 200.
+func (s *stack) startNodeThen(ctx context.Context, started func(pid int)) error {
 	var err error
 	logName := s.logName
 	if logName == "" {
@@ -193,6 +199,9 @@ func (s *stack) startNode(ctx context.Context) error {
 		return err
 	}
 	s.nodePID = s.node.cmd.Process.Pid
+	if started != nil {
+		started(s.nodePID)
+	}
 	if err := waitReadyChild(ctx, s.url, s.node, 60*time.Second); err != nil {
 		return err
 	}

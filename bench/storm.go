@@ -36,16 +36,19 @@ type stormResult struct {
 	ConnsPerSOutage float64 `json:"conns_per_s_outage"`
 	// NodeCPUS is the new node's CPU time (user + system, s) from its start to the last client
 	// back: its start-up plus every reconnection's handshake (10 ms resolution).
-	NodeCPUS     float64           `json:"node_cpu_s"`
-	Reconnected  int               `json:"reconnected"`
-	Verified     int               `json:"verified"` // clients that got a record produced after the storm
-	Attempts     int64             `json:"attempts"` // dials after the restart began
-	ErrorsDown   map[string]int    `json:"errors_while_down"`
-	ErrorsUp     map[string]int    `json:"errors_after_ready"`
-	ErrorSamples map[string]string `json:"error_samples"` // the first error of each kind
-	Resyncs      int64             `json:"resyncs"`
-	ResyncSample string            `json:"resync_sample,omitempty"` // one resync frame as received
-	Server       nodeStats         `json:"server"`
+	NodeCPUS float64 `json:"node_cpu_s"`
+	// NodeCPUStormS is the new node's CPU time from the first client back to the last
+	// (first_back_s to last_back_s): the reconnections' handshakes, tokens verified.
+	NodeCPUStormS float64           `json:"node_cpu_storm_s"`
+	Reconnected   int               `json:"reconnected"`
+	Verified      int               `json:"verified"` // clients that got a record produced after the storm
+	Attempts      int64             `json:"attempts"` // dials after the restart began
+	ErrorsDown    map[string]int    `json:"errors_while_down"`
+	ErrorsUp      map[string]int    `json:"errors_after_ready"`
+	ErrorSamples  map[string]string `json:"error_samples"` // the first error of each kind
+	Resyncs       int64             `json:"resyncs"`
+	ResyncSample  string            `json:"resync_sample,omitempty"` // one resync frame as received
+	Server        nodeStats         `json:"server"`
 }
 
 func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -146,6 +149,9 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 		oldGone    atomic.Bool  // the old node has exited: a connection now is to the new node
 		firstBack  atomic.Int64 // time.Now().UnixNano() of the first connection to the new node
 		lastBack   atomic.Int64 // the same when every client was first connected again
+		newPID     atomic.Int64 // the new node's process ID, once started
+		cpuFirst   atomic.Int64 // its CPU time at firstBack, clock ticks + 1 (0: not read)
+		cpuLast    atomic.Int64 // the same at lastBack
 		ready      atomic.Bool
 		stop       = make(chan struct{})
 		wg         sync.WaitGroup
@@ -211,8 +217,8 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 					continue
 				}
 				first = false
-				if oldGone.Load() {
-					firstBack.CompareAndSwap(0, time.Now().UnixNano())
+				if oldGone.Load() && firstBack.CompareAndSwap(0, time.Now().UnixNano()) {
+					cpuFirst.Store(nodeCPUTicks(newPID.Load()))
 				}
 				liveMu.Lock()
 				if closedAll {
@@ -222,8 +228,8 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 				}
 				live[sc] = fc
 				liveMu.Unlock()
-				if connected.Add(1) == int64(cfg.conns) && oldGone.Load() {
-					lastBack.CompareAndSwap(0, time.Now().UnixNano())
+				if connected.Add(1) == int64(cfg.conns) && oldGone.Load() && lastBack.CompareAndSwap(0, time.Now().UnixNano()) {
+					cpuLast.Store(nodeCPUTicks(newPID.Load()))
 				}
 				fc.read(onFrame)
 				fc.close() // release the socket now, not when a GC finalizes it
@@ -274,7 +280,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	mon.exited("server", st.stopNode(30*time.Second))
 	stopped := time.Since(t0)
 	oldGone.Store(true)
-	if err := st.startNode(ctx); err != nil {
+	if err := st.startNodeThen(ctx, func(pid int) { newPID.Store(int64(pid)) }); err != nil {
 		return nil, nil, mon.stop(), err
 	}
 	mon.started("server", st.nodePID)
@@ -305,6 +311,9 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 			res.ConnsPerS = float64(res.Reconnected) / (res.LastBackS - res.FirstBackS)
 			res.ConnsPerSOutage = float64(res.Reconnected) / res.LastBackS
 		}
+		if f, l := cpuFirst.Load(), cpuLast.Load(); f > 0 && l >= f {
+			res.NodeCPUStormS = float64(l-f) / clockTicks
+		}
 	}
 	res.Verified = probeAll(ctx, cl, runID, 2, users, clients, 30*time.Second)
 	res.Server, _ = scrapeMetrics(ctx, st)
@@ -332,6 +341,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 		{"connections/s (first to last back)", "1/s", res.ConnsPerS},
 		{"connections/s (SIGTERM to last back)", "1/s", res.ConnsPerSOutage},
 		{"new node CPU (start to all back)", "s", res.NodeCPUS},
+		{"new node CPU (first to last back)", "s", res.NodeCPUStormS},
 		{"reconnected", "clients", float64(res.Reconnected)},
 		{"verified delivery after", "clients", float64(res.Verified)},
 		{"dial attempts", "", float64(res.Attempts)},
@@ -410,4 +420,17 @@ func dialErrKind(err error) string {
 		return "eof"
 	}
 	return "other"
+}
+
+// nodeCPUTicks is the CPU time of process pid in clock ticks plus 1, or 0 when unknown (pid 0,
+// or the process gone).
+func nodeCPUTicks(pid int64) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	t, err := procCPU(int(pid))
+	if err != nil {
+		return 0
+	}
+	return int64(t) + 1
 }
