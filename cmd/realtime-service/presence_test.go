@@ -76,7 +76,10 @@ func TestPresenceAcrossThreeNodes(t *testing.T) {
 	openSSE(t, b.service, "alice", "")
 	waitUntil(t, "two connections of alice", func() bool { _, conns, _ := presenceOf(t, c, "alice"); return conns == 2 })
 	ws.Close()
-	waitUntil(t, "one connection of alice", func() bool { _, conns, nodes := presenceOf(t, c, "alice"); return conns == 1 && slices.Equal(nodes, []string{"b"}) })
+	waitUntil(t, "one connection of alice", func() bool {
+		_, conns, nodes := presenceOf(t, c, "alice")
+		return conns == 1 && slices.Equal(nodes, []string{"b"})
+	})
 
 	openWS(t, a.service, "bob", "")
 	waitPresence(t, "bob", true, time.Second, c)
