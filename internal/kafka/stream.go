@@ -63,9 +63,9 @@ func NewAsyncProducer(cfg config.Kafka, brokers []string, ac AsyncConfig, log *s
 }
 
 // TryProduce queues rec and returns at once; done, if not nil, is called once Kafka
-// acknowledged rec (nil) or it failed: ErrQueueFull when the queue was full (called before
-// TryProduce returns), else a Kafka error after retries within KAFKA_REQUEST_TIMEOUT. done runs
-// on the producer's own goroutine and must not block.
+// acknowledged rec (nil) or it failed: ErrQueueFull at once when the queue was full, else a
+// Kafka error after retries within KAFKA_REQUEST_TIMEOUT. done runs on the producer's own
+// goroutine, in order, and must not block.
 func (p *AsyncProducer) TryProduce(rec *kgo.Record, done func(*kgo.Record, error)) {
 	p.cl.TryProduce(context.Background(), rec, func(r *kgo.Record, err error) {
 		if errors.Is(err, kgo.ErrMaxBuffered) {
