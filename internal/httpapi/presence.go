@@ -153,7 +153,7 @@ type readRequest struct {
 
 // handleRead serves POST /v1/events/read {"ids":["<event id>",...]} for clients of the
 // authenticated user (the client token, as on /v1/events): a read receipt per ID
-// (docs/presence-and-receipts.md, "Read receipts"), the way SSE clients, which cannot send
+// (docs/presence-and-receipts.md, "Receipts"), the way SSE clients, which cannot send
 // frames on their stream, acknowledge what they read.
 //
 //	204 recorded (nothing is produced when REALTIME_RECEIPTS_TOPIC is unset)

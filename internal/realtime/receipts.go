@@ -40,7 +40,7 @@ type ReceiptSink interface {
 }
 
 // ErrBadEventID is returned by Hub.Read for an ID that is not "<topic>:<partition>:<offset>"
-// (docs/presence-and-receipts.md, "Read receipts").
+// (docs/presence-and-receipts.md, "Receipts").
 var ErrBadEventID = errors.New("realtime: not an event ID (<topic>:<partition>:<offset>)")
 
 // MaxEventIDLen bounds an event ID a client sends: a topic name of at most 249 bytes (Kafka's

@@ -353,7 +353,7 @@ func (s *session) refresh(p sioPacket) {
 	}
 }
 
-// eventRead is the client event of a read receipt (docs/presence-and-receipts.md, "Read receipts").
+// eventRead is the client event of a read receipt (docs/presence-and-receipts.md, "Receipts").
 const eventRead = "read"
 
 // read handles `socket.emit("read", idOrCursor)` (or emitWithAck): the argument, a string, is
