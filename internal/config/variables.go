@@ -75,7 +75,7 @@ func Variables() []Variable {
 		{"REALTIME_PRESENCE_QUERY_MAX_USERS", "1000", "user IDs one `POST /v1/presence/query` may ask about; more get `400` (`http_presence_queries_refused_total`)"},
 		{"REALTIME_RECEIPTS_TOPIC", "", "topic of delivery and read receipts (key = user ID); unset = no receipts"},
 		{"REALTIME_RECEIPT_QUEUE", "65536", "receipts a node holds for Kafka; past it new ones are dropped, never delivery slowed (`realtime_receipts_dropped_total`)"},
-		{"REALTIME_READ_MAX_IDS", "100", "event IDs one `POST /v1/events/read` may carry; more get `400` (`realtime_read_receipts_refused_total`)"},
+		{"REALTIME_READ_MAX_IDS", "100", "event IDs one `POST /v1/events/read` may carry; more get `400` (`http_read_receipts_refused_total`)"},
 		{"HTTP_IDEMPOTENCY_CACHE_SIZE", "10000", "first answers to produce requests with an `Idempotency-Key` a node keeps for a retry within the window; past it the oldest go (`http_idempotency_cache_evictions_total`)"},
 		{"LOG_LEVEL", "info", "`debug`, `info`, `warn` or `error`"},
 		{"LOG_FORMAT", "text", "`text` or `json`"},

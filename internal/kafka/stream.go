@@ -116,13 +116,17 @@ func Follow(ctx context.Context, cfg config.Kafka, brokers []string, topic strin
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer cl.Close()
+	last := "" // the last error logged: a broker that stays down is reported once, not per poll
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			orDiscard(log).Warn("reading a followed topic failed; retrying", "topic", t, "partition", p, "err", err)
+			if err.Error() != last {
+				last = err.Error()
+				orDiscard(log).Warn("reading a followed topic failed; retrying", "topic", t, "partition", p, "err", err)
+			}
 		})
 		fetches.EachRecord(fn)
 	}

@@ -50,6 +50,10 @@ type Tracker struct {
 	boot string
 	log  *slog.Logger
 
+	// flushing serialises flushes (Run's and Stop's), so that a user's records go to the
+	// producer in the order of the states they carry.
+	flushing sync.Mutex
+
 	mu    sync.Mutex
 	users map[string]*local
 	dirty map[string]struct{}
@@ -177,6 +181,8 @@ func (t *Tracker) Stop() {
 
 // flush produces the latest state of every user that changed since the last flush.
 func (t *Tracker) flush() {
+	t.flushing.Lock()
+	defer t.flushing.Unlock()
 	t.mu.Lock()
 	if len(t.dirty) == 0 {
 		t.mu.Unlock()
