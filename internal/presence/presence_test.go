@@ -2,6 +2,7 @@ package presence
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -184,5 +185,77 @@ func TestAnswerEscapesIDs(t *testing.T) {
 		if err := json.Unmarshal(v.AppendUser(nil, id), &m); err != nil || m["userId"] != id {
 			t.Errorf("%q: %v, %v", id, m, err)
 		}
+	}
+}
+
+// TestGoneNodesAreSweptOnce: ten timeouts after a node's last heartbeat, the live node with the
+// smallest ID tombstones its records and its heartbeat, and every view forgets them; the other
+// live node does not.
+func TestGoneNodesAreSweptOnce(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	b := &bus{now: c.now}
+	ta, va := newNode(b, c, "a")
+	tb, vb := newNode(b, c, "b")
+	tc, _ := newNode(b, c, "c")
+	for _, tr := range []*Tracker{ta, tb, tc} {
+		tr.heartbeat(false)
+	}
+	tc.Connections("alice", realtime.TransportCounts{WebSocket: 1})
+	tc.flush() // then node c is killed
+	for range 10 {
+		c.add(30 * time.Second)
+		ta.heartbeat(false)
+		tb.heartbeat(false)
+	}
+	c.add(time.Second)
+	tb.sweep()
+	if n := len(b.log); b.log[n-1].Value == nil {
+		t.Fatalf("node b swept (%q), though node a is live and sorts first", b.log[n-1].Key)
+	}
+	before := len(b.log)
+	ta.sweep()
+	var swept []string
+	for _, rec := range b.log[before:] {
+		if rec.Value != nil {
+			t.Errorf("sweep produced a value for %q", rec.Key)
+		}
+		swept = append(swept, string(rec.Key))
+	}
+	slices.Sort(swept)
+	if want := []string{"/c", "alice/c"}; !slices.Equal(swept, want) {
+		t.Errorf("swept %q, want %q", swept, want)
+	}
+	for _, v := range []*View{va, vb} {
+		v.mu.RLock()
+		_, node := v.nodes["c"]
+		users := len(v.users)
+		v.mu.RUnlock()
+		if node || users != 0 {
+			t.Errorf("a view still holds node c (%v) or %d users", node, users)
+		}
+	}
+	before = len(b.log)
+	ta.sweep()
+	if len(b.log) != before {
+		t.Errorf("a second sweep produced %d records", len(b.log)-before)
+	}
+}
+
+// TestSweptNodeStatesItsUsersAgain: a node that was cut off long enough to be swept, and still
+// holds its users' connections, produces their state again when it reads the tombstones.
+func TestSweptNodeStatesItsUsersAgain(t *testing.T) {
+	c := &clock{t: time.Now()}
+	b := &bus{now: c.now}
+	ta, va := newNode(b, c, "a")
+	ta.heartbeat(false)
+	ta.Connections("alice", realtime.TransportCounts{SSE: 1})
+	ta.flush()
+	b.TryProduce(&kgo.Record{Topic: "presence", Key: []byte("alice/a")}, func(*kgo.Record, error) {}) // another node's sweep
+	if va.Lookup("alice").Online {
+		t.Fatal("alice online after the tombstone")
+	}
+	ta.flush()
+	if p := va.Lookup("alice"); !p.Online || p.Transports.SSE != 1 {
+		t.Errorf("alice = %+v after node a stated her again", p)
 	}
 }

@@ -58,6 +58,7 @@ type Tracker struct {
 	users map[string]*local
 	dirty map[string]struct{}
 	wake  chan struct{}
+	view  *View // set by NewView; its sweep runs at each heartbeat
 
 	produced *prometheus.CounterVec
 	errors   prometheus.Counter
@@ -87,14 +88,14 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		users: map[string]*local{}, dirty: map[string]struct{}{}, wake: make(chan struct{}, 1),
 		produced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_records_produced_total",
-			Help: "Presence records this node produced, by kind: online (a user's connections changed), offline (a tombstone: the user's last connection here closed), heartbeat.",
+			Help: "Presence records this node produced, by kind: online (a user's connections changed), offline (a tombstone: the user's last connection here closed), heartbeat, swept (a tombstone of a record of a node gone for ten REALTIME_PRESENCE_TIMEOUTs).",
 		}, []string{"kind"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_produce_errors_total",
 			Help: "Presence records Kafka did not take (each user's latest state is produced again at the next heartbeat).",
 		}),
 	}
-	for _, k := range []string{kindOnline, kindOffline, kindHeartbeat} {
+	for _, k := range []string{kindOnline, kindOffline, kindHeartbeat, kindSwept} {
 		t.produced.WithLabelValues(k)
 	}
 	if cfg.Metrics != nil {
@@ -108,6 +109,7 @@ const (
 	kindOnline    = "online"
 	kindOffline   = "offline"
 	kindHeartbeat = "heartbeat"
+	kindSwept     = "swept" // a tombstone of a gone node's record (Tracker.sweep)
 )
 
 // Boot identifies this run of the node in its records.
@@ -128,6 +130,30 @@ func (t *Tracker) Connections(user string, n realtime.TransportCounts) {
 	t.dirty[user] = struct{}{}
 	t.mu.Unlock()
 	t.poke()
+}
+
+// has reports whether user holds connections on this node.
+func (t *Tracker) has(user string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.users[user] != nil
+}
+
+// sweep tombstones the records of nodes gone long ago, when this node's view says it is the one
+// to do so (View.sweep), so that the topic and every view forget them.
+func (t *Tracker) sweep() {
+	if t.view == nil {
+		return
+	}
+	for _, key := range t.view.sweep(t.cfg.Node) {
+		t.cfg.Producer.TryProduce(&kgo.Record{Topic: t.cfg.Topic, Key: []byte(key)}, func(rec *kgo.Record, err error) {
+			if err != nil {
+				t.errors.Inc()
+				return // swept again at the next heartbeat
+			}
+			t.produced.WithLabelValues(kindSwept).Inc()
+		})
+	}
 }
 
 // reassert produces user's current state on this node again: the view read a record of this
@@ -161,6 +187,7 @@ func (t *Tracker) Run(ctx context.Context) {
 		case <-tick.C:
 			t.heartbeat(false)
 			t.flush()
+			t.sweep()
 		}
 	}
 }

@@ -16,8 +16,9 @@ type ViewConfig struct {
 	// users' records no longer count (REALTIME_PRESENCE_TIMEOUT); zero means 30 s.
 	Timeout time.Duration
 	// Tracker is this node's tracker: records of this node ID from an earlier run (another
-	// boot) make it produce the user's current state again, so that they do not linger in the
-	// topic; nil ignores them (they never count anyway).
+	// boot), and tombstones of users it holds connections of, make it produce the user's
+	// current state again, so that the topic says what this node knows; at each heartbeat it
+	// sweeps the records of nodes gone long ago (see sweep). Nil ignores all three.
 	Tracker *Tracker
 	// Log receives malformed records; nil discards them.
 	Log *slog.Logger
@@ -57,6 +58,7 @@ type entry struct {
 	boot  string
 	n     transports
 	since time.Time
+	at    time.Time // the record's timestamp
 }
 
 // NewView returns an empty View.
@@ -76,6 +78,9 @@ func NewView(cfg ViewConfig) *View {
 			Name: "presence_view_lag_seconds",
 			Help: "Age of the last presence record when this node's view read it, in seconds (its timestamp to now): how far the cluster-wide view is behind.",
 		})}
+	if cfg.Tracker != nil {
+		cfg.Tracker.view = v
+	}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(v.lag,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -124,17 +129,20 @@ func (v *View) Apply(rec *kgo.Record) {
 		es = es[:len(es)-1]
 	case rec.Value == nil: // nothing to remove
 	case i < len(es):
-		es[i] = entry{node: node, boot: r.Boot, n: r.Transports, since: r.Since}
+		es[i] = entry{node: node, boot: r.Boot, n: r.Transports, since: r.Since, at: rec.Timestamp}
 	default:
-		es = append(es, entry{node: node, boot: r.Boot, n: r.Transports, since: r.Since})
+		es = append(es, entry{node: node, boot: r.Boot, n: r.Transports, since: r.Since, at: rec.Timestamp})
 	}
 	if len(es) == 0 {
 		delete(v.users, user)
 	} else {
 		v.users[user] = es
 	}
-	if t := v.cfg.Tracker; t != nil && rec.Value != nil && node == t.cfg.Node && r.Boot != t.boot {
-		stale = true
+	if t := v.cfg.Tracker; t != nil && node == t.cfg.Node {
+		// A record of this node ID that is not this run's (an earlier run's), or a tombstone
+		// this node did not write (a sweep, below, while this node was cut off): this node
+		// states the user's current state again.
+		stale = rec.Value != nil && r.Boot != t.boot || rec.Value == nil && t.has(user)
 	}
 	v.mu.Unlock()
 	if stale {
@@ -161,6 +169,46 @@ func (v *View) applyHeartbeat(rec *kgo.Record, node string, now time.Time) {
 	v.mu.Lock()
 	v.nodes[node] = nodeState{boot: hb.Boot, seen: seen}
 	v.mu.Unlock()
+}
+
+// sweepAfter is how long after its last heartbeat a node's records are swept from the topic:
+// ten presence timeouts (5 minutes by default), long after every view stopped counting them.
+func (v *View) sweepAfter() time.Duration { return 10 * v.cfg.Timeout }
+
+// sweep returns the keys of the records to tombstone, from nodes gone for sweepAfter: their
+// users' records and their heartbeat, and the user records of nodes the view has no heartbeat
+// of, as old. Only the live node with the smallest ID sweeps (self is that node's ID), so that
+// each record is tombstoned once in normal operation; nil otherwise.
+func (v *View) sweep(self string) []string {
+	now := v.cfg.Now()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if ns, ok := v.nodes[self]; !ok || now.Sub(ns.seen) >= v.cfg.Timeout {
+		return nil // this node is not alive in its own view (yet)
+	}
+	for id, ns := range v.nodes {
+		if id < self && now.Sub(ns.seen) < v.cfg.Timeout {
+			return nil // another live node sweeps
+		}
+	}
+	var keys []string
+	gone := func(node string) bool {
+		ns, ok := v.nodes[node]
+		return !ok || now.Sub(ns.seen) > v.sweepAfter()
+	}
+	for id := range v.nodes {
+		if gone(id) {
+			keys = append(keys, heartbeatKey(id))
+		}
+	}
+	for user, es := range v.users {
+		for i := range es {
+			if e := &es[i]; e.node != self && now.Sub(e.at) > v.sweepAfter() && (gone(e.node) || v.nodes[e.node].boot != e.boot) {
+				keys = append(keys, userKey(user, e.node))
+			}
+		}
+	}
+	return keys
 }
 
 // alive reports whether e's node is alive in the run that wrote e; the caller holds v.mu.
