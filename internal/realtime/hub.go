@@ -55,6 +55,12 @@ type HubConfig struct {
 	// once per batch of events, so that one write carries every frame a connection got in the
 	// batch. The Kafka consumer calls Flush after each poll. False: every Publish wakes writers.
 	Batched bool
+	// Presence is told of every change of a user's connection counts on this hub (package
+	// presence); nil tells nobody.
+	Presence PresenceSink
+	// Receipts is told of every live event written to a connection and of every event a client
+	// read (package receipts); nil, the default, tells nobody and costs delivery nothing.
+	Receipts ReceiptSink
 	// Now is the clock that decides whether an event has expired (notification.Event.ExpiresAt);
 	// nil is time.Now. Tests set it.
 	Now func() time.Time
@@ -180,6 +186,7 @@ func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Posit
 		return nil, nil, ErrTooManyConnections
 	}
 	s.users[o.User] = append(s.users[o.User], c)
+	h.presenceLocked(o.User, s.users[o.User])
 	s.mu.Unlock()
 	at := h.pos.snapshot()
 	h.pubMu.Unlock()
@@ -251,6 +258,7 @@ func (h *Hub) closed(c *Conn, d Disconnect) {
 	} else {
 		s.users[c.user] = conns
 	}
+	h.presenceLocked(c.user, conns)
 	s.mu.Unlock()
 	h.m.connections.WithLabelValues(formatName(c.format)).Dec()
 	h.m.disconnects.WithLabelValues(disconnectName(d)).Inc()
