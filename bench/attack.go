@@ -72,7 +72,7 @@ func startVictim(ctx context.Context, st *stack, rate float64) (*victim, error) 
 	for i := range v.hists {
 		v.hists[i] = new(hist)
 	}
-	toks, err := tokens(st.secret, []string{v.user}, 2*time.Hour)
+	toks, err := st.tokens([]string{v.user}, 2*time.Hour)
 	if err != nil {
 		return nil, err
 	}

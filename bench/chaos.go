@@ -466,7 +466,7 @@ func chaosRun(ctx context.Context, st *stack, cfg chaosConfig, stderr io.Writer)
 	mon := startLoadMonitor(map[string]int{"node-1": st.nodePID, "node-2": st2.nodePID, "broker": st.broker.cmd.Process.Pid, "tool": os.Getpid()})
 	defer mon.stop()
 
-	toks, err := tokens(st.secret, p.users, 2*time.Hour)
+	toks, err := st.tokens(p.users, 2*time.Hour)
 	if err != nil {
 		return nil, nil, nil, err
 	}

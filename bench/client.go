@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/realtime-service/realtime-service/internal/auth"
 )
 
 // frameConn is one client connection to the node.
@@ -377,18 +375,4 @@ func closeReason(err error) string {
 		return "eof"
 	}
 	return "error"
-}
-
-// tokens signs one client token per user with the node's secret (internal/auth.Issue).
-func tokens(secret []byte, users []string, ttl time.Duration) ([]string, error) {
-	now := time.Now()
-	out := make([]string, len(users))
-	for i, u := range users {
-		t, err := auth.Issue(secret, u, ttl, now)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = t
-	}
-	return out, nil
 }

@@ -122,7 +122,7 @@ func deliveryRun(ctx context.Context, st *stack, c *common, dc deliveryConfig, r
 	for i := range users {
 		users[i] = prefix + strconv.Itoa(i)
 	}
-	toks, err := tokens(st.secret, users, 2*time.Hour)
+	toks, err := st.tokens(users, 2*time.Hour)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type common struct {
 	selfProfile string // the load tool's own CPU profile
 
 	transport  string        // ws, ws-gorilla, sse, socketio
+	tokenAlg   string        // HS256, RS256, ES256: how client tokens are signed (see tokenSigner)
 	quiet      time.Duration // before each run, wait up to this long for the machine to be idle
 	rerunNoisy int           // run up to this many more times when a run was noisy
 }
@@ -62,6 +64,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTransport string) {
 	fs.StringVar(&c.selfProfile, "selfprofile", "", "write a CPU profile of the load tool itself to this file")
 	fs.DurationVar(&c.quiet, "wait-quiet", 0, "before each run, wait up to this long until the machine is idle (under 0.15 busy cores over 3 s), so that other processes do not skew it")
 	fs.IntVar(&c.rerunNoisy, "rerun-noisy", 0, "when a run is noisy (other processes used more than 0.25 cores), run up to this many more; the summary leaves noisy runs out")
+	fs.StringVar(&c.tokenAlg, "token-alg", "HS256", "how client tokens are signed: HS256 (the node's REALTIME_JWT_SECRET), RS256 (RSA-2048) or ES256 (P-256); RS256 and ES256 make a key pair per stack and start the node with REALTIME_JWKS_URL, a JWK Set this tool serves on loopback, and no secret")
 	fs.StringVar(&c.transport, "transport", defaultTransport, "client transport: ws (/v1/ws, the tool's own lean RFC 6455 client), ws-gorilla (/v1/ws with gorilla/websocket), sse (/v1/events) or socketio (/socket.io/, Engine.IO v4 WebSocket transport)")
 }
 
@@ -76,6 +79,12 @@ func (c *common) check() error {
 	}
 	if c.partitions > 0 && c.target != "" {
 		return fmt.Errorf("-partitions sets up the owned broker's topics; with -target the broker is not ours")
+	}
+	if !slices.Contains(tokenAlgs, c.tokenAlg) {
+		return fmt.Errorf("-token-alg %q: want one of %v", c.tokenAlg, tokenAlgs)
+	}
+	if c.target != "" && c.tokenAlg != "HS256" {
+		return fmt.Errorf("-token-alg %s needs an owned stack (the node must trust this tool's key); -target signs HS256 with -jwt-secret", c.tokenAlg)
 	}
 	if c.runs < 1 || c.rerunNoisy < 0 {
 		return fmt.Errorf("-runs %d -rerun-noisy %d: want at least 1 and at least 0", c.runs, c.rerunNoisy)

@@ -124,7 +124,7 @@ func idleRun(ctx context.Context, st *stack, c *common, levels []int, settle, ho
 		for i := range users {
 			users[i] = "idle" + strconv.Itoa(len(clients)+i)
 		}
-		toks, err := tokens(st.secret, users, 2*time.Hour)
+		toks, err := st.tokens(users, 2*time.Hour)
 		if err != nil {
 			return nil, nil, mon.stop(), err
 		}

@@ -47,7 +47,8 @@ modes:
   idle      N idle connections; RSS, heap and goroutines per connection (-conns 1000,10000)
   produce   HTTP load on one produce endpoint (-endpoint notification|session|record|batch -conns -duration)
   wrk       wrk (Debian package wrk) against POST /v1/notifications/concept-mastered (-conns -duration)
-  storm     N clients reconnect at once after a server restart (-conns)
+  storm     N clients reconnect at once after a server restart (-conns; -token-alg RS256|ES256: tokens
+            verified with a JWK Set); reports connections/s and the new node's CPU
   chaos     2 nodes, K users' clients drop and resume at random, a node is SIGKILLed and restarted;
             asserts every client holds exactly its user's records, none misrouted, no resync (-users -events)
   resume    a client misses M records (-missed 100) and resumes with its cursor, -iterations times;

@@ -155,7 +155,7 @@ func resumeOnce(ctx context.Context, d *dialer, token, cursor string, rc *replay
 func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stderr io.Writer) ([]figure, any, *loadReport, error) {
 	run := randomHex(3)
 	userA, userB := "rb-a-"+run, "rb-b-"+run
-	toks, err := tokens(st.secret, []string{userA, userB}, 2*time.Hour)
+	toks, err := st.tokens([]string{userA, userB}, 2*time.Hour)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -281,7 +281,7 @@ func resumeRun(ctx context.Context, st *stack, transport string, cfg resumeConfi
 	for i := range cfg.noiseUsers {
 		s.noise = append(s.noise, "rn-"+s.run+"-"+strconv.Itoa(i))
 	}
-	toks, err := tokens(st.secret, []string{s.user}, 2*time.Hour)
+	toks, err := st.tokens([]string{s.user}, 2*time.Hour)
 	if err != nil {
 		return nil, nil, nil, err
 	}

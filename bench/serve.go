@@ -39,19 +39,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.close()
-	tok, _ := tokens(st.secret, []string{"alice"}, *duration+time.Hour)
+	tok, err := st.tokens([]string{"alice"}, *duration+time.Hour)
+	if err != nil {
+		return err
+	}
+	keys := "JWT secret  " + string(st.secret)
+	hint := fmt.Sprintf("  go run ./bench latency -target %s -brokers %s -jwt-secret %s -api-key %s -debug-addr %s -pid %d\n",
+		st.url, strings.Join(st.brokers, ","), st.secret, st.apiKey, st.debugAddr, st.nodePID)
+	if u := st.signer.jwksURL(); u != "" {
+		keys = fmt.Sprintf("JWKS        %s (%s; the node has no secret, and -target modes sign HS256 only)", u, st.signer.alg)
+		hint = ""
+	}
 	fmt.Fprintf(stdout, `stack up for %v (Ctrl-C stops it):
   node        %s   (pid %d, file limit %s)
   pprof       http://%s/debug/pprof/
   brokers     %s
   API key     %s
-  JWT secret  %s
+  %s
   token(alice) %s
 
   API_KEY=%s wrk -t2 -c64 -d30s --latency -s bench/wrk/concept-mastered.lua %s/v1/notifications/concept-mastered
-  go run ./bench latency -target %s -brokers %s -jwt-secret %s -api-key %s -debug-addr %s -pid %d
-`, *duration, st.url, st.nodePID, procFileLimit(st.nodePID), st.debugAddr, strings.Join(st.brokers, ","), st.apiKey, st.secret, tok[0],
-		st.apiKey, st.url, st.url, strings.Join(st.brokers, ","), st.secret, st.apiKey, st.debugAddr, st.nodePID)
+%s`, *duration, st.url, st.nodePID, procFileLimit(st.nodePID), st.debugAddr, strings.Join(st.brokers, ","), st.apiKey, keys, tok[0],
+		st.apiKey, st.url, hint)
 	select {
 	case <-ctx.Done():
 	case <-time.After(*duration):

@@ -21,13 +21,13 @@ func TestSocketIOClient(t *testing.T) {
 	h := socketio.NewHandler(hub, socketio.Config{Verifier: auth.NewVerifier(secret)})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	tok, err := tokens(secret, []string{"u1"}, time.Hour)
+	tok, err := auth.Issue(secret, "u1", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	fc, err := newDialer("socketio", srv.URL, 4096).dial(ctx, tok[0], "")
+	fc, err := newDialer("socketio", srv.URL, 4096).dial(ctx, tok, "")
 	if err != nil {
 		t.Fatal(err)
 	}

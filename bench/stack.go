@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -29,7 +30,8 @@ import (
 type stack struct {
 	url       string // http://127.0.0.1:port
 	brokers   []string
-	secret    []byte
+	secret    []byte       // REALTIME_JWT_SECRET (HS256 tokens only)
+	signer    *tokenSigner // signs client tokens (tokens); an owned stack's closes with it
 	apiKey    string
 	debugAddr string // host:port of pprof, or ""
 	nodePID   int    // 0 when unknown
@@ -103,6 +105,7 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 		s := &stack{
 			url:       strings.TrimRight(c.target, "/"),
 			secret:    []byte(c.secret),
+			signer:    &tokenSigner{alg: "HS256", method: jwt.SigningMethodHS256, key: []byte(c.secret)},
 			apiKey:    c.apiKey,
 			debugAddr: c.debugAddr,
 			nodePID:   c.pid,
@@ -159,15 +162,22 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 	s.url = "http://" + httpAddr
 	s.secret = []byte(randomHex(24))
 	s.apiKey = "bench-" + randomHex(16)
+	tokenAlg := c.tokenAlg
+	if tokenAlg == "" {
+		tokenAlg = "HS256"
+	}
+	if s.signer, err = newTokenSigner(tokenAlg, s.secret); err != nil {
+		return nil, err
+	}
 	s.nodeEnv = append(os.Environ(),
 		"KAFKA_BROKERS="+brokerAddr,
 		"HTTP_ADDR="+httpAddr,
 		"DEBUG_ADDR="+s.debugAddr,
 		"REALTIME_API_KEYS="+s.apiKey,
-		"REALTIME_JWT_SECRET="+string(s.secret),
 		"KAFKA_NODE_ID=bench-"+randomHex(4), // a new group: the node starts at the end of each partition
 		"LOG_LEVEL=warn",
 	)
+	s.nodeEnv = append(s.nodeEnv, s.signer.env()...)
 	s.nodeEnv = append(s.nodeEnv, c.env...)
 	if err := s.startNode(ctx); err != nil {
 		return nil, err
@@ -178,6 +188,12 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 
 // startNode starts the node and waits until /health/ready answers 200.
 func (s *stack) startNode(ctx context.Context) error {
+	return s.startNodeThen(ctx, nil)
+}
+
+// startNodeThen starts the node, calls started (if not nil) with its process ID, then waits
+// until /health/ready answers 200.
+func (s *stack) startNodeThen(ctx context.Context, started func(pid int)) error {
 	var err error
 	logName := s.logName
 	if logName == "" {
@@ -188,6 +204,9 @@ func (s *stack) startNode(ctx context.Context) error {
 		return err
 	}
 	s.nodePID = s.node.cmd.Process.Pid
+	if started != nil {
+		started(s.nodePID)
+	}
 	if err := waitReadyChild(ctx, s.url, s.node, 60*time.Second); err != nil {
 		return err
 	}
@@ -261,7 +280,7 @@ func (s *stack) sibling(nodeID, logName string) (*stack, error) {
 		return nil, err
 	}
 	o := &stack{
-		url: "http://" + httpAddr, brokers: s.brokers, secret: s.secret, apiKey: s.apiKey,
+		url: "http://" + httpAddr, brokers: s.brokers, secret: s.secret, signer: s.signer, apiKey: s.apiKey,
 		debugAddr: debugAddr, bin: s.bin, dir: s.dir, logName: logName, stderr: s.stderr,
 	}
 	for _, kv := range s.nodeEnv {
@@ -279,7 +298,7 @@ func (s *stack) sibling(nodeID, logName string) (*stack, error) {
 }
 
 // close stops what the stack owns: the node first (it flushes and leaves its group), then the
-// broker; then it removes the temp dir.
+// broker and the JWK Set server; then it removes the temp dir.
 func (s *stack) close() {
 	if !s.owned {
 		return
@@ -289,6 +308,7 @@ func (s *stack) close() {
 		s.broker.stop(10 * time.Second)
 		s.broker = nil
 	}
+	s.signer.close()
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
@@ -484,4 +504,9 @@ func moduleRoot() (string, error) {
 		return "", errors.New("not inside the realtime-service module: run from the repository")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// tokens signs one client token per user, valid for ttl, that the node accepts (-token-alg).
+func (s *stack) tokens(users []string, ttl time.Duration) ([]string, error) {
+	return s.signer.tokens(users, ttl)
 }

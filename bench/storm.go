@@ -18,22 +18,37 @@ import (
 )
 
 type stormResult struct {
-	Transport      string            `json:"transport"`
-	Conns          int               `json:"conns"`
-	Resume         bool              `json:"resume"`
-	StopS          float64           `json:"stop_s"`             // SIGTERM -> old node exited
-	ReadyS         float64           `json:"ready_s"`            // SIGTERM -> new node ready
-	BackAfterReady float64           `json:"back_after_ready_s"` // new node ready -> all clients connected
-	OutageS        float64           `json:"outage_s"`           // SIGTERM -> all clients connected
-	Reconnected    int               `json:"reconnected"`
-	Verified       int               `json:"verified"` // clients that got a record produced after the storm
-	Attempts       int64             `json:"attempts"` // dials after the restart began
-	ErrorsDown     map[string]int    `json:"errors_while_down"`
-	ErrorsUp       map[string]int    `json:"errors_after_ready"`
-	ErrorSamples   map[string]string `json:"error_samples"` // the first error of each kind
-	Resyncs        int64             `json:"resyncs"`
-	ResyncSample   string            `json:"resync_sample,omitempty"` // one resync frame as received
-	Server         nodeStats         `json:"server"`
+	Transport      string  `json:"transport"`
+	TokenAlg       string  `json:"token_alg"` // how the clients' tokens are signed (-token-alg)
+	Conns          int     `json:"conns"`
+	Resume         bool    `json:"resume"`
+	StopS          float64 `json:"stop_s"`             // SIGTERM -> old node exited
+	ReadyS         float64 `json:"ready_s"`            // SIGTERM -> new node ready
+	FirstBackS     float64 `json:"first_back_s"`       // SIGTERM -> first client connected to the new node
+	LastBackS      float64 `json:"last_back_s"`        // SIGTERM -> the last client connected to it
+	BackAfterReady float64 `json:"back_after_ready_s"` // new node ready -> all clients connected
+	OutageS        float64 `json:"outage_s"`           // SIGTERM -> all clients connected
+	// ConnsPerS is the new node's accept rate during the storm: clients reconnected / the time
+	// from the first client connected to it to the last (first_back_s to last_back_s). Each
+	// connection is a handshake: token verification, upgrade, hub insert, the resume.
+	ConnsPerS float64 `json:"conns_per_s"`
+	// ConnsPerSOutage is clients reconnected / last_back_s (SIGTERM to the last client back).
+	ConnsPerSOutage float64 `json:"conns_per_s_outage"`
+	// NodeCPUS is the new node's CPU time (user + system, s) from its start to the last client
+	// back: its start-up plus every reconnection's handshake (10 ms resolution).
+	NodeCPUS float64 `json:"node_cpu_s"`
+	// NodeCPUStormS is the new node's CPU time from the first client back to the last
+	// (first_back_s to last_back_s): the reconnections' handshakes, tokens verified.
+	NodeCPUStormS float64           `json:"node_cpu_storm_s"`
+	Reconnected   int               `json:"reconnected"`
+	Verified      int               `json:"verified"` // clients that got a record produced after the storm
+	Attempts      int64             `json:"attempts"` // dials after the restart began
+	ErrorsDown    map[string]int    `json:"errors_while_down"`
+	ErrorsUp      map[string]int    `json:"errors_after_ready"`
+	ErrorSamples  map[string]string `json:"error_samples"` // the first error of each kind
+	Resyncs       int64             `json:"resyncs"`
+	ResyncSample  string            `json:"resync_sample,omitempty"` // one resync frame as received
+	Server        nodeStats         `json:"server"`
 }
 
 func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,7 +131,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	for i := range users {
 		users[i] = "s" + strconv.Itoa(i)
 	}
-	toks, err := tokens(st.secret, users, 2*time.Hour)
+	toks, err := st.tokens(users, 2*time.Hour)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -131,6 +146,12 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 		connected  atomic.Int64
 		attempts   atomic.Int64
 		restarting atomic.Bool
+		oldGone    atomic.Bool  // the old node has exited: a connection now is to the new node
+		firstBack  atomic.Int64 // time.Now().UnixNano() of the first connection to the new node
+		lastBack   atomic.Int64 // the same when every client was first connected again
+		newPID     atomic.Int64 // the new node's process ID, once started
+		cpuFirst   atomic.Int64 // its CPU time at firstBack, clock ticks + 1 (0: not read)
+		cpuLast    atomic.Int64 // the same at lastBack
 		ready      atomic.Bool
 		stop       = make(chan struct{})
 		wg         sync.WaitGroup
@@ -196,6 +217,9 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 					continue
 				}
 				first = false
+				if oldGone.Load() && firstBack.CompareAndSwap(0, time.Now().UnixNano()) {
+					cpuFirst.Store(nodeCPUTicks(newPID.Load()))
+				}
 				liveMu.Lock()
 				if closedAll {
 					liveMu.Unlock()
@@ -204,7 +228,9 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 				}
 				live[sc] = fc
 				liveMu.Unlock()
-				connected.Add(1)
+				if connected.Add(1) == int64(cfg.conns) && oldGone.Load() && lastBack.CompareAndSwap(0, time.Now().UnixNano()) {
+					cpuLast.Store(nodeCPUTicks(newPID.Load()))
+				}
 				fc.read(onFrame)
 				fc.close() // release the socket now, not when a GC finalizes it
 				connected.Add(-1)
@@ -253,7 +279,8 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	restarting.Store(true)
 	mon.exited("server", st.stopNode(30*time.Second))
 	stopped := time.Since(t0)
-	if err := st.startNode(ctx); err != nil {
+	oldGone.Store(true)
+	if err := st.startNodeThen(ctx, func(pid int) { newPID.Store(int64(pid)) }); err != nil {
 		return nil, nil, mon.stop(), err
 	}
 	mon.started("server", st.nodePID)
@@ -261,10 +288,12 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	ready.Store(true)
 	back := waitUntilFine(ctx, cfg.limit, all)
 	backAt := time.Since(t0)
+	nodeCPU, _ := procCPU(st.nodePID)
 	load := mon.stop()
 
 	res := stormResult{
 		Transport:   c.transport,
+		TokenAlg:    st.signer.alg,
 		Conns:       cfg.conns,
 		Resume:      cfg.resume,
 		StopS:       stopped.Seconds(),
@@ -275,6 +304,16 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	if back {
 		res.BackAfterReady = (backAt - readyAt).Seconds()
 		res.OutageS = backAt.Seconds()
+		res.NodeCPUS = float64(nodeCPU) / clockTicks
+		if fb, lb := firstBack.Load(), lastBack.Load(); fb != 0 && lb > fb {
+			res.FirstBackS = time.Unix(0, fb).Sub(t0).Seconds()
+			res.LastBackS = time.Unix(0, lb).Sub(t0).Seconds()
+			res.ConnsPerS = float64(res.Reconnected) / (res.LastBackS - res.FirstBackS)
+			res.ConnsPerSOutage = float64(res.Reconnected) / res.LastBackS
+		}
+		if f, l := cpuFirst.Load(), cpuLast.Load(); f > 0 && l >= f {
+			res.NodeCPUStormS = float64(l-f) / clockTicks
+		}
 	}
 	res.Verified = probeAll(ctx, cl, runID, 2, users, clients, 30*time.Second)
 	res.Server, _ = scrapeMetrics(ctx, st)
@@ -295,8 +334,14 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	figs := []figure{
 		{"old node stopped", "s", res.StopS},
 		{"new node ready", "s", res.ReadyS},
+		{"first client back", "s", res.FirstBackS},
+		{"last client back", "s", res.LastBackS},
 		{"all back after ready", "s", res.BackAfterReady},
 		{"outage (SIGTERM to all back)", "s", res.OutageS},
+		{"connections/s (first to last back)", "1/s", res.ConnsPerS},
+		{"connections/s (SIGTERM to last back)", "1/s", res.ConnsPerSOutage},
+		{"new node CPU (start to all back)", "s", res.NodeCPUS},
+		{"new node CPU (first to last back)", "s", res.NodeCPUStormS},
 		{"reconnected", "clients", float64(res.Reconnected)},
 		{"verified delivery after", "clients", float64(res.Verified)},
 		{"dial attempts", "", float64(res.Attempts)},
@@ -375,4 +420,17 @@ func dialErrKind(err error) string {
 		return "eof"
 	}
 	return "other"
+}
+
+// nodeCPUTicks is the CPU time of process pid in clock ticks plus 1, or 0 when unknown (pid 0,
+// or the process gone).
+func nodeCPUTicks(pid int64) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	t, err := procCPU(int(pid))
+	if err != nil {
+		return 0
+	}
+	return int64(t) + 1
 }

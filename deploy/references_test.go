@@ -229,3 +229,44 @@ func TestMarkdownLinksResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestTestsCiteNoFileOutsideTheRepository: test comments, which repoFiles leaves out, cite the
+// contracts in docs/ too, never a file a reader of a clone cannot open.
+func TestTestsCiteNoFileOutsideTheRepository(t *testing.T) {
+	outside := []string{"DESIGN" + ".md", "../" + "shared"} // split so this file does not cite them
+	checked := 0
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "vendor", "artifacts":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(d.Name(), "_test.go") || d.Name() == "references_test.go" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		for i, line := range strings.Split(string(data), "\n") {
+			for _, o := range outside {
+				if strings.Contains(line, o) {
+					t.Errorf("%s:%d cites a file outside the repository: %s", path, i+1, strings.TrimSpace(line))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 50 {
+		t.Errorf("checked %d test files; the walk no longer finds them", checked)
+	}
+}

@@ -28,7 +28,7 @@ import (
 // End-to-end tests of "Realtime delivery" with independent clients: KafkaJS (the original
 // service's Kafka library) produces straight to the topics, and the node `ws` and `eventsource`
 // clients are the users' connections. The scripts are in test/interop/e2e; they report what they
-// produced and every frame they received, and these tests check it against DESIGN.md ("Topics and
+// produced and every frame they received, and these tests check it against docs/design.md ("Topics and
 // records", "Delivery semantics", "Client frames").
 
 // e2eConn is one client connection of a deliver.mjs plan.
@@ -116,7 +116,7 @@ func deliver(t *testing.T, s *service, plan e2ePlan) e2eResult {
 	return res
 }
 
-// frameFields are the keys of a client frame (DESIGN.md, "Client frames"), exactly.
+// frameFields are the keys of a client frame (docs/design.md, "Client frames"), exactly.
 var frameFields = []string{"cursor", "data", "event", "id", "time"}
 
 // clientFrame is a decoded client frame.

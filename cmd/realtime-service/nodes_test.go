@@ -24,7 +24,7 @@ import (
 )
 
 // Several nodes: separate service processes on loopback sharing one broker, as in production
-// (DESIGN.md "Many nodes"): each consumes with its own group, so every node sees every record,
+// (docs/design.md "Many nodes"): each consumes with its own group, so every node sees every record,
 // and a cursor from one node is honoured by another.
 
 var buildOnce struct {

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// frame is a client frame of DESIGN.md "Client frames".
+// frame is a client frame of docs/design.md "Client frames".
 type frame struct {
 	ID     string          `json:"id"`
 	Event  string          `json:"event"`

@@ -101,7 +101,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	if err != nil {
 		return err
 	}
-	hub := realtime.NewHub(realtime.HubConfig{
+	pr, err := newPresence(cfg, brokers, client, reg, log)
+	if err != nil {
+		return err
+	}
+	defer pr.close()
+	hcfg := realtime.HubConfig{
 		Batched:         true,
 		SendQueueBytes:  cfg.Realtime.SendQueueBytes,
 		MaxConnsPerUser: cfg.Realtime.MaxConnectionsPerUser,
@@ -111,7 +116,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		History: realtime.HistoryConfig{PerUser: cfg.Realtime.HistorySize, TTL: cfg.Realtime.HistoryTTL,
 			MaxBytes: cfg.Realtime.HistoryMaxBytes},
 		Replayer: replayer,
-	})
+	}
+	if pr.tracker != nil {
+		hcfg.Presence = pr.tracker
+	}
+	if pr.receipts != nil {
+		hcfg.Receipts = pr.receipts
+	}
+	hub := realtime.NewHub(hcfg)
 	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, dups, hub, reg, log, tr)
 	if err != nil {
 		return err
@@ -193,9 +205,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		Users:      users,
 		WebSocket:  realtime.NewWebSocketHandler(hub, endpoints),
 		SSE:        realtime.NewSSEHandler(hub, endpoints),
+		Receipts:   hub,
 		SocketIO:   sio,
 		Web:        web.Handler(),
 		Status:     sampler,
+	}
+
+	if pr.view != nil {
+		deps.Presence = pr.view
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -259,6 +276,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 	})
 	wg.Go(func() { watchCluster(ctx, client, hub, cfg.Kafka.TopicNames(), log) })
 	wg.Go(func() { sampler.Run(ctx) })
+	pr.run(ctx, &wg, errc)
 	if jwks != nil {
 		wg.Go(func() { jwks.Run(ctx) })
 	}
@@ -307,6 +325,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		}
 	})
 	sg.Wait()
+	pr.stop(sctx) // after the hub closed every connection: their tombstones, then the node's
 	wg.Wait()
 	log.Info("stopped")
 	return runErr

@@ -297,7 +297,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // waitConsuming waits until the service's consumers have fixed where they start: its group and
 // the dead-letter duty's have a committed offset on every partition of the notification topics
 // (on a first start, the end of each). Every record produced from then on is delivered; one produced earlier may be skipped as
-// old history (DESIGN.md, "Delivery semantics"). topics default to the two notification topics.
+// old history (docs/design.md, "Delivery semantics"). topics default to the two notification topics.
 func (s *service) waitConsuming(topics ...string) {
 	s.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Broker))

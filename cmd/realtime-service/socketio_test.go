@@ -20,7 +20,7 @@ import (
 // End-to-end tests of the Socket.IO endpoint with npm socket.io-client@4 (test/interop pins
 // 4.8.4): the scripts in test/interop/e2e (socketio.mjs, socketio-recovery.mjs) connect to the
 // whole service, KafkaJS produces the records, and these tests check every event each socket
-// received against what was produced (DESIGN.md "Client frames": Socket.IO clients receive
+// received against what was produced (docs/design.md "Client frames": Socket.IO clients receive
 // socket.emit(event, data) exactly as the NestJS gateway sent it, plus the trailing cursor that
 // connection state recovery uses).
 
@@ -526,8 +526,8 @@ func TestSocketIORecoveryGetsExactlyWhatWasMissed(t *testing.T) {
 // cursor of another cluster, a cursor whose missed records Kafka has deleted — connect with
 // socket.recovered false and a new pid, and get a "resync" event (data {reason, message}, then a
 // cursor) before anything else, then live events:
-// README, "Socket.IO": "When they cannot be had it connects fresh and gets a resync event", and
-// DESIGN.md: "a cursor the server cannot honour yields an explicit resync event, never silence".
+// docs/design.md, "Delivery semantics" (never silence): a cursor the server cannot honour gets
+// an explicit resync event, and the connection goes on fresh.
 func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
 	nodeModules(t)
 	s := startService(t, map[string]string{"REALTIME_HISTORY_SIZE": "0"}) // missed events come from Kafka

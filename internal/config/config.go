@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +74,12 @@ type Kafka struct {
 	// DLQTopic receives records that fail to decode or validate
 	// (REALTIME_DLQ_TOPIC, default "realtime-service.dlq").
 	DLQTopic string
+	// PresenceTopic is the compacted topic of presence records and node heartbeats
+	// (REALTIME_PRESENCE_TOPIC, default "realtime-service.presence"; docs/presence-and-receipts.md).
+	PresenceTopic string
+	// ReceiptsTopic receives delivery and read receipts (REALTIME_RECEIPTS_TOPIC); empty (the
+	// default) produces none.
+	ReceiptsTopic string
 }
 
 // SASL mechanisms accepted in KAFKA_SASL_MECHANISM.
@@ -248,6 +255,22 @@ type Realtime struct {
 	// partitions together (REALTIME_IDEMPOTENCY_MAX_KEYS, default 100000); past it the oldest are
 	// forgotten early (realtime_idempotency_keys_evicted_total).
 	IdempotencyMaxKeys int
+	// PresenceHeartbeat is the interval of a node's heartbeat records on the presence topic
+	// (REALTIME_PRESENCE_HEARTBEAT, ms, default 10000).
+	PresenceHeartbeat time.Duration
+	// PresenceTimeout is how old a node's last heartbeat may be before the node counts as gone
+	// and its users offline (REALTIME_PRESENCE_TIMEOUT, ms, default 30000; more than
+	// PresenceHeartbeat).
+	PresenceTimeout time.Duration
+	// PresenceQueryMaxUsers bounds the user IDs of one POST /v1/presence/query
+	// (REALTIME_PRESENCE_QUERY_MAX_USERS, default 1000); more get 400.
+	PresenceQueryMaxUsers int
+	// ReceiptQueue bounds the receipts a node holds for Kafka; past it new ones are dropped and
+	// counted (REALTIME_RECEIPT_QUEUE, records, default 65536).
+	ReceiptQueue int
+	// ReadMaxIDs bounds the event IDs of one POST /v1/events/read (REALTIME_READ_MAX_IDS,
+	// default 100); more get 400.
+	ReadMaxIDs int
 	// ReplayConcurrency bounds the Kafka reads of all resumes at a time on a node
 	// (REALTIME_REPLAY_CONCURRENCY, default 4).
 	ReplayConcurrency int
@@ -291,6 +314,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.Kafka.NodeID = host
 	}
+	if strings.Contains(c.Kafka.NodeID, "/") {
+		r.fail("KAFKA_NODE_ID", c.Kafka.NodeID, "a node name without / (presence record keys are <user ID>/<node ID>)")
+	}
 	if c.Kafka.NodeID == "dlq" {
 		r.fail("KAFKA_NODE_ID", c.Kafka.NodeID, "a node name other than dlq (<KAFKA_GROUP_ID>.dlq is the dead-letter duty's shared group)")
 	}
@@ -300,6 +326,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Kafka.Topics = r.topics("REALTIME_TOPICS",
 		"session-notifications=session-starting-soon,concept-notifications=concept-mastered")
 	c.Kafka.DLQTopic = r.topicName("REALTIME_DLQ_TOPIC", "realtime-service.dlq")
+	c.Kafka.PresenceTopic = r.topicName("REALTIME_PRESENCE_TOPIC", "realtime-service.presence")
+	c.Kafka.ReceiptsTopic = r.topicName("REALTIME_RECEIPTS_TOPIC", "")
 
 	c.HTTP.Addr = r.listenAddr("HTTP_ADDR", "127.0.0.1:3000")
 	c.HTTP.MaxBodyBytes = int64(r.intRange("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30))
@@ -342,6 +370,14 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Realtime.ReplayMaxRecords = r.intRange("REALTIME_REPLAY_MAX_RECORDS", 100000, 1, 100000000)
 	c.Realtime.IdempotencyWindow = r.millis("REALTIME_IDEMPOTENCY_WINDOW", 300000)
 	c.Realtime.IdempotencyMaxKeys = r.intRange("REALTIME_IDEMPOTENCY_MAX_KEYS", 100000, 1, 100000000)
+	c.Realtime.PresenceHeartbeat = r.millis("REALTIME_PRESENCE_HEARTBEAT", 10000)
+	c.Realtime.PresenceTimeout = r.millis("REALTIME_PRESENCE_TIMEOUT", 30000)
+	if c.Realtime.PresenceTimeout <= c.Realtime.PresenceHeartbeat {
+		r.fail("REALTIME_PRESENCE_TIMEOUT", r.get("REALTIME_PRESENCE_TIMEOUT"), "more milliseconds than REALTIME_PRESENCE_HEARTBEAT ("+strconv.FormatInt(c.Realtime.PresenceHeartbeat.Milliseconds(), 10)+"), e.g. three heartbeats")
+	}
+	c.Realtime.PresenceQueryMaxUsers = r.intRange("REALTIME_PRESENCE_QUERY_MAX_USERS", 1000, 1, 100000)
+	c.Realtime.ReceiptQueue = r.intRange("REALTIME_RECEIPT_QUEUE", 65536, 1, 10_000_000)
+	c.Realtime.ReadMaxIDs = r.intRange("REALTIME_READ_MAX_IDS", 100, 1, 10000)
 	c.HTTP.IdempotencyCacheSize = r.intRange("HTTP_IDEMPOTENCY_CACHE_SIZE", 10000, 1, 10000000)
 	c.Realtime.ReplayConcurrency = r.intRange("REALTIME_REPLAY_CONCURRENCY", 4, 1, 1000)
 	c.Realtime.ReplayPerUser = r.intRange("REALTIME_REPLAY_PER_USER", 1, 1, 1000)

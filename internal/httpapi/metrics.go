@@ -26,6 +26,10 @@ import (
 //	                                             result is first, replayed, mismatch or in-progress
 //	http_idempotency_cache_evictions_total       counter: first answers forgotten before their
 //	                                             window ended (HTTP_IDEMPOTENCY_CACHE_SIZE)
+//	http_presence_queries_refused_total          counter: presence queries over
+//	                                             REALTIME_PRESENCE_QUERY_MAX_USERS (400)
+//	http_read_receipts_refused_total             counter: POST /v1/events/read over
+//	                                             REALTIME_READ_MAX_IDS (400)
 type metrics struct {
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
@@ -34,6 +38,9 @@ type metrics struct {
 
 	idempotent           *prometheus.CounterVec
 	idempotencyEvictions prometheus.Counter
+
+	presenceRefused prometheus.Counter
+	readRefused     prometheus.Counter
 }
 
 // Values of the result label of http_produced_records_total.
@@ -78,6 +85,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		idempotencyEvictions: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "http_idempotency_cache_evictions_total",
 			Help: "First answers to Idempotency-Key requests forgotten before their window ended, HTTP_IDEMPOTENCY_CACHE_SIZE being reached.",
+		})),
+		presenceRefused: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "http_presence_queries_refused_total",
+			Help: "POST /v1/presence/query requests refused (400) for asking about more than REALTIME_PRESENCE_QUERY_MAX_USERS users.",
+		})),
+		readRefused: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "http_read_receipts_refused_total",
+			Help: "POST /v1/events/read requests refused (400) for carrying more than REALTIME_READ_MAX_IDS event IDs.",
 		})),
 	}
 	for _, r := range []string{resultProduced, resultInvalid, resultFailed} {

@@ -35,6 +35,8 @@ import (
 	"github.com/realtime-service/realtime-service/internal/httpapi"
 	"github.com/realtime-service/realtime-service/internal/kafka"
 	"github.com/realtime-service/realtime-service/internal/notification"
+	"github.com/realtime-service/realtime-service/internal/presence"
+	"github.com/realtime-service/realtime-service/internal/realtime"
 	"github.com/realtime-service/realtime-service/internal/status"
 )
 
@@ -72,6 +74,8 @@ func newConformance(t *testing.T, configure ...func(*config.Config)) *conformanc
 		d.SSE = marker("sse")
 		d.SocketIO = marker("socket.io")
 		d.DevToken = httpapi.DevTokenHandler([]byte(userSecret))
+		d.Presence = presence.NewView(presence.ViewConfig{})
+		d.Receipts = realtime.NewHub(realtime.HubConfig{})
 		withStatus(time.UnixMilli(1_700_000_000_000))(cfg, d)
 	})
 	c.health = checker
@@ -313,6 +317,29 @@ func apiCases() []apiCase {
 		apiCase{name: "events without token", method: "GET", path: "/v1/events", noKey: true, status: 401, code: "user-unauthorized"},
 		apiCase{name: "events foreign origin", method: "GET", path: "/v1/events?access_token=" + userToken, noKey: true, header: map[string]string{"Origin": "https://evil.example"}, status: 403, code: "forbidden-origin"},
 	)
+
+	const read = "/v1/events/read?access_token="
+	cases = append(cases,
+		apiCase{name: "presence", method: "GET", path: "/v1/users/alice/presence", status: 200},
+		apiCase{name: "presence id too long", method: "GET", path: "/v1/users/" + strings.Repeat("u", 257) + "/presence", status: 400, code: "validation-error", badRequest: true},
+		apiCase{name: "presence no key", method: "GET", path: "/v1/users/alice/presence", noKey: true, status: 401, code: "unauthorized", badRequest: true},
+		apiCase{name: "presence query", method: "POST", path: "/v1/presence/query", body: `{"userIds":["alice","bob"]}`, status: 200},
+		apiCase{name: "presence query over the limit", method: "POST", path: "/v1/presence/query", body: `{"userIds":["a","b","c"]}`,
+			config: func(c *config.Config) { c.Realtime.PresenceQueryMaxUsers = 2 }, status: 400, code: "validation-error"},
+		apiCase{name: "presence query without ids", method: "POST", path: "/v1/presence/query", body: `{}`, status: 400, code: "validation-error", badRequest: true},
+		apiCase{name: "presence query invalid json", method: "POST", path: "/v1/presence/query", body: `{"userIds":[`, status: 400, code: "invalid-json", badRequest: true},
+		apiCase{name: "presence query no key", method: "POST", path: "/v1/presence/query", body: `{"userIds":[]}`, noKey: true, status: 401, code: "unauthorized", badRequest: true},
+		apiCase{name: "presence query too large", method: "POST", path: "/v1/presence/query", body: `{"userIds":["` + strings.Repeat("u", 5000) + `"]}`, status: 413, code: "body-too-large", badRequest: true},
+		apiCase{name: "presence query not json", method: "POST", path: "/v1/presence/query", body: `{"userIds":[]}`, contentType: "text/plain", status: 415, code: "unsupported-media-type", badRequest: true},
+		apiCase{name: "read", method: "POST", path: read + userToken, body: `{"ids":["concept-notifications:0:42"]}`, noKey: true, status: 204},
+		apiCase{name: "read bad id", method: "POST", path: read + userToken, body: `{"ids":["not an id"]}`, noKey: true, status: 400, code: "validation-error"},
+		apiCase{name: "read too many", method: "POST", path: read + userToken, body: `{"ids":["t:0:1","t:0:2"]}`, noKey: true,
+			config: func(c *config.Config) { c.Realtime.ReadMaxIDs = 1 }, status: 400, code: "validation-error"},
+		apiCase{name: "read without token", method: "POST", path: "/v1/events/read", body: `{"ids":["t:0:1"]}`, noKey: true, status: 401, code: "user-unauthorized"},
+		apiCase{name: "read foreign origin", method: "POST", path: read + userToken, body: `{"ids":["t:0:1"]}`, noKey: true, header: map[string]string{"Origin": "https://evil.example"}, status: 403, code: "forbidden-origin"},
+		apiCase{name: "read too large", method: "POST", path: read + userToken, body: `{"ids":["` + strings.Repeat("u", 5000) + `"]}`, noKey: true, status: 413, code: "body-too-large", badRequest: true},
+		apiCase{name: "read not json", method: "POST", path: read + userToken, body: `{"ids":["t:0:1"]}`, contentType: "text/plain", noKey: true, status: 415, code: "unsupported-media-type", badRequest: true},
+	)
 	return cases
 }
 
@@ -469,7 +496,8 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		Kafka: &fakeKafka{}, Health: health.New(0), Gatherer: newServer(t).reg,
 		Users: auth.NewVerifier([]byte(userSecret)), WebSocket: marker("ws"), SSE: marker("sse"),
 		SocketIO: marker("socket.io"), DevToken: marker("dev-token"), Web: marker("web"),
-		Status: status.New(status.Config{Gatherer: prometheus.NewRegistry()}),
+		Status:   status.New(status.Config{Gatherer: prometheus.NewRegistry()}),
+		Presence: presence.NewView(presence.ViewConfig{}), Receipts: realtime.NewHub(realtime.HubConfig{}),
 	}
 	routes := httpapi.Routes(testConfig(), deps)
 	if len(routes) < 10 {

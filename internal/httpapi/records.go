@@ -54,7 +54,8 @@ type recordError struct {
 // topic must already exist: producing never creates it. Kafka's internal topics (names starting
 // with "__", such as __consumer_offsets and __transaction_state) and the dead-letter topic
 // (settings.dlqTopic) are refused with 403 internal-topic: a dead letter would then be
-// indistinguishable from a forged one. Reading (GET /v1/topics/{topic}) and creating
+// indistinguishable from a forged one; so are the presence and receipts topics
+// (settings.internalTopics), for the same reason. Reading (GET /v1/topics/{topic}) and creating
 // (POST /v1/topics, e.g. to give it its own partitions and retention) the dead-letter topic are allowed.
 //
 // With an Idempotency-Key request header (see answers.idempotent), the record carries it in its
@@ -174,6 +175,10 @@ func handleProduceRecords(log *slog.Logger, v *notification.Validator, p produce
 		}
 		if topic == s.dlqTopic {
 			writeProblem(w, r, newProblem(codeInternalTopic, fmt.Sprintf("Topic %q is this service's dead-letter topic (REALTIME_DLQ_TOPIC): only its consumer writes there.", topic)))
+			return
+		}
+		if slices.Contains(s.internalTopics, topic) {
+			writeProblem(w, r, newProblem(codeInternalTopic, fmt.Sprintf("Topic %q is this service's presence or receipts topic (REALTIME_PRESENCE_TOPIC, REALTIME_RECEIPTS_TOPIC): only its nodes write there, so that nobody can forge presence or receipts.", topic)))
 			return
 		}
 		data, err := readBody(w, r, s.maxBodyBytes, s.requestTimeout)

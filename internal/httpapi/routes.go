@@ -29,6 +29,11 @@ func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) 
 	mux.Handle("GET /v1/topics/{topic}", key(handleDescribeTopic(log, deps.Kafka, s)))
 	mux.Handle("POST /v1/topics", key(handleCreateTopic(log, v, deps.Kafka, s)))
 
+	if deps.Presence != nil {
+		mux.Handle("GET /v1/users/{id}/presence", key(handleUserPresence(deps.Presence)))
+		mux.Handle("POST /v1/presence/query", key(handlePresenceQuery(log, deps.Presence, s, m)))
+	}
+
 	mux.Handle("GET /health", handleHealth(deps.Health))
 	mux.Handle("GET /health/live", handleLive(deps.Health))
 	mux.Handle("GET /health/ready", handleReady(deps.Health))
@@ -40,6 +45,9 @@ func addRoutes(mux router, log *slog.Logger, s settings, deps Deps, m *metrics) 
 	user := requireUser(deps.Users, s.origins)
 	mountIf(mux, "GET /v1/ws", guard(user, deps.WebSocket))
 	mountIf(mux, "GET /v1/events", guard(user, deps.SSE))
+	if deps.Receipts != nil {
+		mux.Handle("POST /v1/events/read", user(handleRead(log, deps.Receipts, s, m)))
+	}
 	mountIf(mux, socketIORoute, deps.SocketIO)
 	mountIf(mux, "GET /v1/dev/token", deps.DevToken)
 }

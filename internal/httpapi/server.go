@@ -112,6 +112,12 @@ type Deps struct {
 	WebSocket http.Handler
 	// SSE serves GET /v1/events.
 	SSE http.Handler
+	// Presence answers GET /v1/users/{id}/presence and POST /v1/presence/query (behind the API
+	// key); nil leaves both unmounted (404).
+	Presence Presence
+	// Receipts takes the read receipts of POST /v1/events/read (behind the client token); nil
+	// leaves it unmounted (404).
+	Receipts Receipts
 	// SocketIO serves /socket.io/ (every method: Engine.IO polls with GET and POST).
 	SocketIO http.Handler
 	// Web serves the demo page: every GET or HEAD request that matches no route, "/" included,
@@ -167,6 +173,10 @@ type settings struct {
 
 	idempotencyWindow    time.Duration // how long a first answer is kept for a retry
 	idempotencyCacheSize int           // how many first answers are kept
+
+	internalTopics   []string // presence and receipts topics: the records API does not write to them
+	presenceMaxUsers int      // user IDs per presence query
+	readMaxIDs       int      // event IDs per POST /v1/events/read
 }
 
 // Defaults for zero fields of config.Config; they equal config.Load's defaults.
@@ -187,6 +197,20 @@ func settingsFrom(cfg config.Config) settings {
 
 		idempotencyWindow:    cfg.Realtime.IdempotencyWindow,
 		idempotencyCacheSize: cfg.HTTP.IdempotencyCacheSize,
+
+		presenceMaxUsers: cfg.Realtime.PresenceQueryMaxUsers,
+		readMaxIDs:       cfg.Realtime.ReadMaxIDs,
+	}
+	for _, t := range []string{cfg.Kafka.PresenceTopic, cfg.Kafka.ReceiptsTopic} {
+		if t != "" {
+			s.internalTopics = append(s.internalTopics, t)
+		}
+	}
+	if s.presenceMaxUsers <= 0 {
+		s.presenceMaxUsers = 1000
+	}
+	if s.readMaxIDs <= 0 {
+		s.readMaxIDs = 100
 	}
 	if s.idempotencyCacheSize <= 0 {
 		s.idempotencyCacheSize = 10000

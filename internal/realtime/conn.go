@@ -40,12 +40,15 @@ type Conn struct {
 	format    Format
 	maxQueued int // bytes
 
-	mu      sync.Mutex
-	queue   [][]byte
-	spare   [][]byte // the previous batch's backing array, reused
-	queued  int      // bytes in queue
-	writing bool     // a writer goroutine runs (or Close owns the finish)
-	holds   int      // frames wait while > 0: the transport is not ready, or a replay runs
+	mu     sync.Mutex
+	queue  [][]byte
+	spare  [][]byte // the previous batch's backing array, reused
+	queued int      // bytes in queue
+	// ids are the IDs of the live events whose frames are in queue (HubConfig.Receipts only):
+	// once the writer wrote them, they are delivered. spareIDs is the previous batch's array.
+	ids, spareIDs []string
+	writing       bool // a writer goroutine runs (or Close owns the finish)
+	holds         int  // frames wait while > 0: the transport is not ready, or a replay runs
 	// replaying: a resume's replay is pending. The live frames queued meanwhile come after
 	// the events being replayed, so they must never reach the client without them: a close
 	// then drops them (the client keeps its old cursor), and no cursor frame is queued.
@@ -112,7 +115,11 @@ func (c *Conn) deliver(ev *Event, deferWake bool) (queued, overflow, wake bool) 
 	if (c.skip != nil || c.skipIDs != nil) && c.skips(ev) {
 		return false, false, false
 	}
-	queued, overflow, wake = c.push(ev.Frame(c.format), deferWake)
+	id := ""
+	if c.hub.cfg.Receipts != nil {
+		id = ev.id
+	}
+	queued, overflow, wake = c.push(ev.Frame(c.format), id, deferWake)
 	if queued {
 		c.sinceCursor++
 		if c.sinceCursor >= c.hub.cfg.CursorEvery {
@@ -132,13 +139,14 @@ func (c *Conn) skips(ev *Event) bool {
 }
 
 func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
-	queued, overflow, _ = c.push(frame, false)
+	queued, overflow, _ = c.push(frame, "", false)
 	return queued, overflow
 }
 
 // push queues frame and starts the writer if none runs, or with deferWake leaves that to the
 // caller (wake): the writer is then reserved, and its frames wait for the caller's go writeLoop.
-func (c *Conn) push(frame []byte, deferWake bool) (queued, overflow, wake bool) {
+// id, when not empty, is the ID of the live event frame carries, for its delivery receipt.
+func (c *Conn) push(frame []byte, id string, deferWake bool) (queued, overflow, wake bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -153,6 +161,12 @@ func (c *Conn) push(frame []byte, deferWake bool) (queued, overflow, wake bool) 
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
+	if id != "" {
+		if c.ids == nil {
+			c.ids, c.spareIDs = c.spareIDs, nil
+		}
+		c.ids = append(c.ids, id)
+	}
 	start := !c.writing && c.holds == 0
 	if start {
 		c.writing = true
@@ -186,14 +200,23 @@ func (c *Conn) writeLoop() {
 		}
 		c.queue, c.spare = c.spare, nil
 		c.queued = 0
+		ids := c.ids
+		c.ids = nil
 		c.mu.Unlock()
 
 		err := c.t.WriteFrames(batch)
 		clear(batch)
+		if err == nil && len(ids) > 0 {
+			c.hub.cfg.Receipts.Delivered(c.user, formatName(c.format), ids)
+		}
 
 		c.mu.Lock()
 		if cap(batch) <= 64 {
 			c.spare = batch[:0]
+		}
+		if cap(ids) <= 64 {
+			clear(ids)
+			c.spareIDs = ids[:0]
 		}
 		c.mu.Unlock()
 		if err != nil {
@@ -219,7 +242,7 @@ func (c *Conn) Close(d Disconnect) {
 	c.closing, c.reason = true, d
 	if !d.flush || c.replaying {
 		clear(c.queue)
-		c.queue, c.queued = c.queue[:0], 0
+		c.queue, c.queued, c.ids = c.queue[:0], 0, nil
 	}
 	if f := c.t.CloseFrame(d); f != nil {
 		c.queue = append(c.queue, f)
@@ -249,7 +272,7 @@ func (c *Conn) forceClose() {
 func (c *Conn) closeNow(d Disconnect) {
 	c.mu.Lock()
 	already := c.closing
-	c.closing, c.queue, c.queued = true, nil, 0
+	c.closing, c.queue, c.queued, c.ids = true, nil, 0, nil
 	if !already {
 		c.reason = d
 	}

@@ -61,6 +61,12 @@ type HubConfig struct {
 	// CursorEvery-1 events twice (docs/design.md, "Cursor"). A cursor frame is O(partitions)
 	// bytes; one every 32 events costs under 30 bytes an event at 200 partitions.
 	CursorEvery int
+	// Presence is told of every change of a user's connection counts on this hub (package
+	// presence); nil tells nobody.
+	Presence PresenceSink
+	// Receipts is told of every live event written to a connection and of every event a client
+	// read (package receipts); nil, the default, tells nobody and costs delivery nothing.
+	Receipts ReceiptSink
 	// Now is the clock that decides whether an event has expired (notification.Event.ExpiresAt);
 	// nil is time.Now. Tests set it.
 	Now func() time.Time
@@ -198,6 +204,7 @@ func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Posit
 		return nil, nil, ErrTooManyConnections
 	}
 	s.users[o.User] = append(s.users[o.User], c)
+	h.presenceLocked(o.User, s.users[o.User])
 	s.mu.Unlock()
 	at := h.pos.snapshot()
 	// The opening cursor: a client that drops before its first event resumes from here. A
@@ -275,6 +282,7 @@ func (h *Hub) closed(c *Conn, d Disconnect) {
 	} else {
 		s.users[c.user] = conns
 	}
+	h.presenceLocked(c.user, conns)
 	s.mu.Unlock()
 	h.m.connections.WithLabelValues(formatName(c.format)).Dec()
 	h.m.disconnects.WithLabelValues(disconnectName(d)).Inc()
@@ -503,7 +511,7 @@ func (h *Hub) queueCursorLocked(c *Conn, why string) (queued, overflow bool) {
 		c.skip, c.skipIDs = nil, nil // caught up: nothing below the client's cursor can come any more
 		c.mu.Unlock()
 	}
-	queued, overflow, _ = c.push(Control{Event: cursorEvent, Cursor: cursor}.Frame(c.format), false)
+	queued, overflow, _ = c.push(Control{Event: cursorEvent, Cursor: cursor}.Frame(c.format), "", false)
 	if queued {
 		c.cursorSeq, c.sinceCursor = h.posSeq, 0
 		h.m.cursorFrames.WithLabelValues(why).Inc()

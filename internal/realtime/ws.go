@@ -294,6 +294,7 @@ func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
 type clientFrame struct {
 	Type  string          `json:"type"`
 	Token json.RawMessage `json:"token"` // refresh: the new token, a string
+	ID    json.RawMessage `json:"id"`    // read: the event's ID, a string
 }
 
 // onMessage acts on a client's text message (docs/client-protocol.md, "Refresh in place"):
@@ -301,7 +302,8 @@ type clientFrame struct {
 // answered in order with the events by a "refreshed" or "refresh-error" control frame; a
 // refresh for another user closes the connection with DisconnectOtherUser and onMessage reports
 // false (the reader stops). {"type":"cursor"} asks for a cursor frame (Conn.RequestCursor).
-// Any other message, JSON or not, is ignored, as before client frames
+// {"type":"read","id":"<event id>"} records a read receipt (Conn.Read;
+// docs/presence-and-receipts.md), unanswered. Any other message, JSON or not, is ignored, as before client frames
 // existed: a newer client may send frames this server does not know.
 func (t *wsTransport) onMessage(c *Conn, msg []byte) bool {
 	var f clientFrame
@@ -320,6 +322,10 @@ func (t *wsTransport) onMessage(c *Conn, msg []byte) bool {
 		c.Send(refreshAnswer(c.format, expires, err))
 	case clientCursor:
 		c.RequestCursor()
+	case clientRead: // a read receipt (docs/client-protocol.md, "Read receipts"); a bad ID is ignored
+		var id string
+		json.Unmarshal(f.ID, &id) // not a string: "", an invalid ID
+		c.Read(id)
 	}
 	return true
 }

@@ -103,6 +103,8 @@ func (s *session) handle(p sioPacket) error {
 	}
 	if name, isString, _ := eventName(p.data); isString && name == eventRefresh {
 		s.refresh(p)
+	} else if isString && name == eventRead {
+		s.read(p)
 	} else if p.hasID {
 		s.ack(p)
 	}
@@ -348,6 +350,31 @@ func (s *session) refresh(p sioPacket) {
 	if errors.Is(err, realtime.ErrOtherUser) {
 		c.Send(messagePacket(sioPacket{typ: sioDisconnect, nsp: defaultNamespace}))
 		c.Close(realtime.DisconnectOtherUser)
+	}
+}
+
+// eventRead is the client event of a read receipt (docs/presence-and-receipts.md, "Receipts").
+const eventRead = "read"
+
+// read handles `socket.emit("read", idOrCursor)` (or emitWithAck): the argument, a string, is
+// the event's ID or, since Socket.IO events carry no ID, the cursor argument the event came with
+// (realtime.Conn.Read finds its event in the user's history on this node). The ack, if asked
+// for, is [{"ok":true}] or [{"error":"bad-event-id"}].
+func (s *session) read(p sioPacket) {
+	c := s.conn.Load()
+	var args []json.RawMessage
+	json.Unmarshal(p.data, &args) // valid: decodeSIO checked it
+	id := ""
+	if len(args) > 1 {
+		id = jsonString(args[1])
+	}
+	err := c.Read(id)
+	if p.hasID {
+		payload := []byte(`[{"ok":true}]`)
+		if err != nil {
+			payload = []byte(`[{"error":"bad-event-id"}]`)
+		}
+		c.Send(messagePacket(sioPacket{typ: sioAck, nsp: defaultNamespace, hasID: true, id: p.id, data: payload}))
 	}
 }
 
