@@ -235,12 +235,13 @@ func btoi(b bool) int {
 // Resume releases one hold of a paused connection (ConnOptions.Paused, and one more while a
 // resume replay runs: see Attach); frames (a replay) go out before the live events queued since
 // Register. Frames flow once every hold is released.
-func (c *Conn) Resume(frames [][]byte) { c.release(frames, false) }
+func (c *Conn) Resume(frames [][]byte) { c.release(frames, nil, false) }
 
-// resumeReplay releases the replay's hold (see register) with the replayed frames.
-func (c *Conn) resumeReplay(frames [][]byte) { c.release(frames, true) }
+// resumeReplay releases the replay's hold (see register) with the replayed frames; ids are the
+// replayed events' IDs, delivered receipts once the frames are written (see Conn.push).
+func (c *Conn) resumeReplay(frames [][]byte, ids []string) { c.release(frames, ids, true) }
 
-func (c *Conn) release(frames [][]byte, replay bool) {
+func (c *Conn) release(frames [][]byte, ids []string, replay bool) {
 	c.mu.Lock()
 	if replay {
 		c.replaying = false
@@ -253,6 +254,9 @@ func (c *Conn) release(frames [][]byte, replay bool) {
 		c.queued += len(f)
 	}
 	c.queue = append(frames[:len(frames):len(frames)], c.queue...)
+	if len(ids) > 0 {
+		c.ids = append(ids[:len(ids):len(ids)], c.ids...)
+	}
 	c.holds--
 	start := c.holds == 0 && !c.writing && len(c.queue) > 0
 	if start {

@@ -154,3 +154,38 @@ func TestReadFrameOnWebSocket(t *testing.T) {
 
 // TestReadByCursor: a client without event IDs (Socket.IO) names the event by the cursor it came
 // with; the user's history on this node finds it, another user's cursor finds nothing.
+
+// TestDeliveredReceiptsForReplayedEvents: a client that resumes gets a delivered receipt for each
+// replayed event once it is written, in the order written, then for the live ones; none again for
+// the event it already had (listed in its resume token) nor for cursor frames.
+func TestDeliveredReceiptsForReplayedEvents(t *testing.T) {
+	s := &sinks{}
+	h := NewHub(HubConfig{Receipts: s, History: HistoryConfig{PerUser: 10}})
+	cc, err := NewCursorCodec("cluster", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetCursorCodec(cc)
+	h.Assigned(map[string]map[int32]int64{"t": {0: 0}})
+	first := newFake(FormatWebSocket, false)
+	c := register(t, h, "alice", first)
+	h.Publish(event("t", 0, 0, "alice"))
+	waitFor(t, "the first event", func() bool { return len(first.got()) == 2 }) // opening cursor, event
+	cursor := holding(frames(t, first), true)
+	c.Close(DisconnectClientGone)
+	for i := int64(1); i <= 3; i++ {
+		h.Publish(event("t", 0, i, "alice"))
+	}
+	back := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(t.Context(), ConnOptions{User: "alice", Transport: back}, cursor); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replay", func() bool { return len(back.got()) == 4 }) // t:0:1-3, cursor
+	h.Publish(event("t", 0, 4, "alice"))
+	waitFor(t, "the receipts", func() bool { _, d, _ := s.snapshot(); return len(d) == 5 })
+	_, got, _ := s.snapshot()
+	want := []string{"alice websocket t:0:0", "alice websocket t:0:1", "alice websocket t:0:2", "alice websocket t:0:3", "alice websocket t:0:4"}
+	if !slices.Equal(got, want) {
+		t.Errorf("delivered = %q, want %q", got, want)
+	}
+}
