@@ -190,7 +190,7 @@ func TestResume(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.close()
-			for _, transport := range []string{"ws", "sse"} {
+			for _, transport := range []string{"ws", "sse", "socketio"} {
 				_, result, _, err := resumeRun(ctx, st, transport, cfg, &log)
 				if err != nil {
 					t.Fatalf("%s: %v", transport, err)
