@@ -28,7 +28,7 @@ import (
 // (WebSocket resuming with ?cursor=, SSE with Last-Event-ID, Socket.IO with connection state
 // recovery: pid and offset in CONNECT), records produced with franz-go at a rate, each naming
 // random users. While records flow, every client drops its connection at random moments (a TCP
-// close, no close frame) and resumes with its last cursor on a random node that is up; one node
+// close, no close frame) and resumes with its resume token on a random node that is up; one node
 // is killed with SIGKILL mid-run and restarted with the same node ID (its clients resume on the
 // other node, or on it once it is ready again). After producing stops, the clients reconnect
 // for good, and the run waits until every client holds everything or the drain bound passes.
@@ -41,10 +41,11 @@ import (
 // set of records addressed to its user, all produced after the client first connected (every
 // client connects, and receives a probe record, before the first record is produced); nothing
 // addressed to another user; every event carries the ID Kafka gave the record, and no record
-// comes under two IDs; no frame carries the recipient list; no resync. Events dropped as
-// duplicates (on ID) are counted. It reports resumes (to the
-// same node or the other one), Socket.IO recoveries, resume times (dial to connected) and
-// catch-up times (dial to the last event the client had missed delivered).
+// comes under two IDs, nor again after the client sent back its ID (the client would drop it
+// on ID); no frame carries the recipient list; no resync. It reports resumes (to the same node
+// or the other one), Socket.IO recoveries, resume times (dial to connected) and catch-up times
+// (dial to the last event the client had missed delivered). -partitions sets the topics'
+// partition count, and with it the cursor's length.
 
 type chaosConfig struct {
 	users          int
@@ -176,6 +177,7 @@ type chaosResult struct {
 	Produced       int64          `json:"produced"`
 	ProduceErrors  int64          `json:"produce_errors"`
 	ProduceSeconds float64        `json:"produce_s"`
+	Partitions     int            `json:"partitions"` // partitions the acknowledged records went to
 
 	Expected   int64 `json:"expected"`   // deliveries: records x clients of their users
 	Received   int64 `json:"received"`   // of those, received at least once
@@ -648,6 +650,7 @@ func chaosRun(ctx context.Context, st *stack, cfg chaosConfig, stderr io.Writer)
 	figs := []figure{
 		{"clients", "", float64(res.Clients)},
 		{"records produced", "", float64(res.Produced)},
+		{"partitions they went to", "", float64(res.Partitions)},
 		{"expected deliveries", "", float64(res.Expected)},
 		{"missing", "", float64(res.Missing)},
 		{"misrouted", "", float64(res.Misrouted)},
@@ -681,6 +684,11 @@ func chaosRun(ctx context.Context, st *stack, cfg chaosConfig, stderr io.Writer)
 	}
 	if res.Resyncs > 0 {
 		failures = append(failures, fmt.Sprintf("%d resyncs", res.Resyncs))
+	}
+	if res.Duplicates > 0 {
+		// Every client sends back the IDs it got after its cursor: the server owes it nothing
+		// twice (docs/client-protocol.md, "Cursor").
+		failures = append(failures, fmt.Sprintf("%d events came again although the client had sent back their IDs", res.Duplicates))
 	}
 	if res.BadIDs > 0 || res.LeakedIDs > 0 || res.Foreign > 0 || res.Unexpected > 0 {
 		failures = append(failures, fmt.Sprintf("%d frames with a wrong id, %d with userIds, %d unparsable, %d unexpected", res.BadIDs, res.LeakedIDs, res.Foreign, res.Unexpected))
@@ -967,6 +975,13 @@ func (s *chaosState) onEvent(cl *chaosClient, cc *chaosConn, name string, data [
 func (s *chaosState) account(res *chaosResult, clients []*chaosClient) {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
+	parts := map[string]bool{}
+	for _, id := range s.ids {
+		if i := strings.LastIndexByte(id, ':'); i > 0 {
+			parts[id[:i]] = true
+		}
+	}
+	res.Partitions = len(parts)
 	acked := make([]map[int64]bool, len(s.acked))
 	for u, seqs := range s.acked {
 		acked[u] = make(map[int64]bool, len(seqs))
