@@ -273,7 +273,7 @@ func TestReceiver(t *testing.T) {
 	p := &plan{run: "abc", users: 4, fanout: 1, total: 8, base: time.Now()}
 	r := newReceiver(p, 1)
 	frame := func(s string) []byte {
-		return []byte(`{"id":"x","event":"concept-mastered","data":{"bench":"` + s + `","conceptId":"c"},"cursor":"z"}`)
+		return []byte(`{"id":"x","event":"concept-mastered","data":{"bench":"` + s + `","conceptId":"c"}}`)
 	}
 	r.onFrame(frame("abc.1.5")) // seq 1 -> user 1: delivered
 	r.onFrame(frame("abc.1.5")) // duplicate
