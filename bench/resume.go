@@ -27,10 +27,9 @@ import (
 // Measured: from the start of the dial to the M-th missed event received. Checked, every
 // iteration: exactly the M missed events arrive, each once (none dropped as a duplicate either:
 // the client sent back every ID it had), in partition order, each under the ID Kafka gave it, no
-// resync; then a
-// record produced after the catch-up arrives live, next. The node's realtime_replays_total says
-// where each replay came from: -source memory (the default history) or kafka (the node's
-// REALTIME_HISTORY_SIZE below M, so that its history cannot serve the range).
+// resync; then a record produced after the catch-up arrives live, next. The node's
+// realtime_replays_total says where each replay came from: -source memory (the default history)
+// or kafka (the node's REALTIME_HISTORY_SIZE below M, so that its history cannot serve the range).
 
 type resumeConfig struct {
 	source       string // memory or kafka: where the replays must come from

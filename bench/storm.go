@@ -47,7 +47,7 @@ type stormResult struct {
 	ErrorsUp      map[string]int    `json:"errors_after_ready"`
 	ErrorSamples  map[string]string `json:"error_samples"` // the first error of each kind
 	Resyncs       int64             `json:"resyncs"`
-	ResyncSample  string            `json:"resync_sample,omitempty"` // one resync frame as received
+	ResyncSample  string            `json:"resync_sample,omitempty"` // the data of one resync frame
 	Server        nodeStats         `json:"server"`
 }
 
@@ -97,7 +97,7 @@ type stormClient struct {
 	cur         *clientCursor // owned by the client's goroutine
 	probe       atomic.Int64  // last probe phase received
 	resyncs     atomic.Int64
-	resyncFrame atomic.Pointer[string] // the first resync frame, cut to 400 bytes
+	resyncFrame atomic.Pointer[string] // the data of the first resync frame, cut to 400 bytes
 }
 
 func (sc *stormClient) onEvent(run string) func(name string, data []byte, id string) {
