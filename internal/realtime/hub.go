@@ -95,6 +95,9 @@ type Hub struct {
 	// assignedc is closed (and replaced) at each Assigned: resumes waiting for a partition wake.
 	assignedc chan struct{}
 	codec     atomic.Pointer[CursorCodec]
+	// codecSet is closed by the first SetCursorCodec: resumes that came earlier wait for it.
+	codecSet  chan struct{}
+	codecOnce sync.Once
 }
 
 type shard struct {
@@ -120,7 +123,7 @@ func NewHub(cfg HubConfig) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics), assignedc: make(chan struct{})}
+	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics), assignedc: make(chan struct{}), codecSet: make(chan struct{})}
 	h.hist = newHistory(cfg.History, h.m)
 	for i := range h.shards {
 		h.shards[i].users = make(map[string][]*Conn)
@@ -133,8 +136,12 @@ func (h *Hub) shard(user string) *shard {
 }
 
 // SetCursorCodec sets the codec for the Kafka cluster the hub's events come from; until it is set
-// events carry no cursor and cursors sent by clients get a resync.
-func (h *Hub) SetCursorCodec(cc *CursorCodec) { h.codec.Store(cc) }
+// connections get no cursor frame, and resumes wait for it (within HubConfig.AssignWait, then a
+// resync "unavailable").
+func (h *Hub) SetCursorCodec(cc *CursorCodec) {
+	h.codec.Store(cc)
+	h.codecOnce.Do(func() { close(h.codecSet) })
+}
 
 // Codec is the cursor codec, or nil before SetCursorCodec.
 func (h *Hub) Codec() *CursorCodec { return h.codec.Load() }

@@ -92,12 +92,18 @@ func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c
 // client, so that what lies between the cursor and that position can be replayed. The error is
 // a *ResyncError.
 func (h *Hub) resumeFrom(ctx context.Context, token string) (from []Position, have map[Position]bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
+	defer cancel()
+	// A node that has just started may not know its cluster yet: the cursor waits for it as for
+	// its partitions below.
+	select {
+	case <-h.codecSet:
+	case <-ctx.Done():
+	}
 	from, have, err = h.decodeResume(token)
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
-	defer cancel()
 	if err := h.awaitPartitions(ctx, from); err != nil {
 		return nil, nil, err
 	}
