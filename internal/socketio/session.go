@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -245,7 +246,24 @@ func (s *session) Format() realtime.Format {
 // upgraded and wrote them over WebSocket); a client that stops polling makes it fail after
 // WriteTimeout (errPollTimeout), so the Conn's bounded queue fills meanwhile and a client that
 // stopped reading is closed as slow. errSessionClosed once the session is closed.
+//
+// A batch that ends with the close packet (see CloseFrame) after other frames is written in two
+// steps, the close packet once the frames before it are taken: over long-polling they then come
+// in two payloads. socket.io-client handles a payload's close packet at once but its messages a
+// tick later, when the socket is disconnected already, so a final cursor packet sharing the
+// close's payload would not become its recovery offset (docs/socketio-conformance.md, "The
+// cursor"). engine.io likewise drains its write buffer before it sends the close packet.
 func (s *session) WriteFrames(frames [][]byte) error {
+	if n := len(frames); n > 1 && bytes.Equal(frames[n-1], closePacket) {
+		if err := s.writeFrames(frames[:n-1]); err != nil {
+			return err
+		}
+		frames = frames[n-1:]
+	}
+	return s.writeFrames(frames)
+}
+
+func (s *session) writeFrames(frames [][]byte) error {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()

@@ -482,6 +482,31 @@ func TestSIO_Disconnect_FromTheServerIsAnEngineIOClose(t *testing.T) {
 	}
 }
 
+// Disconnection from a namespace (our rule): over long-polling the final cursor and the close
+// packet come in two payloads. socket.io-client handles a payload's close packet at once but its
+// messages a tick later (Manager.ondecoded), when the socket is disconnected already: a cursor
+// packet sharing the close's payload would not become its recovery offset. engine.io likewise
+// drains its write buffer before it sends the close packet.
+func TestSIO_Disconnect_FinalCursorAndTheClosePacketInTwoPayloadsOverPolling(t *testing.T) {
+	s := newSIOServer(t, Config{})
+	sid := s.pollHandshake()
+	s.post(sid, `40{"token":"`+testToken(t, "alice")+`"}`)
+	if p := s.poll(sid, 2); !strings.HasPrefix(p[0], "40{") || cursorOf(p[1], false) == "" {
+		t.Fatalf("CONNECT: %q, want the reply and the opening cursor packet", p)
+	}
+	s.waitAttached(sid)
+	s.publish("bob", 1) // moves the hub's cursor past alice's
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go s.hub.Shutdown(ctx)
+	if p := s.poll(sid, 1); len(p) != 1 || cursorOf(p[0], false) == "" {
+		t.Errorf("first payload %q, want the final cursor alone", p)
+	}
+	if p := s.poll(sid, 1); len(p) != 1 || p[0] != "1" {
+		t.Errorf("then %q, want the Engine.IO close packet alone", p)
+	}
+}
+
 // Connection state recovery (socket.io v4.6): CONNECT with the pid of the previous connection and
 // the offset socket.io-client keeps (the last string argument it got: here the opening cursor,
 // events ending with an {"id"} object): the same pid back (socket.recovered), every event since
