@@ -34,6 +34,13 @@ type sioServer struct {
 
 func newSIOServer(t *testing.T, cfg Config) *sioServer {
 	t.Helper()
+	return newSIOServerAt(t, cfg, map[string]map[int32]int64{notification.TopicConcepts: {0: 0}, notification.TopicSessions: {0: 0}})
+}
+
+// newSIOServerAt is newSIOServer whose hub consumes the partitions of start from its offsets,
+// where publishTo's events of each partition begin.
+func newSIOServerAt(t *testing.T, cfg Config, start map[string]map[int32]int64) *sioServer {
+	t.Helper()
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval, cfg.PongTimeout = time.Minute, time.Minute
 	}
@@ -44,8 +51,14 @@ func newSIOServer(t *testing.T, cfg Config) *sioServer {
 		t.Fatal(err)
 	}
 	s.hub.SetCursorCodec(codec)
-	s.hub.Assigned(map[string]map[int32]int64{notification.TopicConcepts: {0: 0}, notification.TopicSessions: {0: 0}})
-	return &sioServer{server: s, replay: rep, offsets: map[string]int64{}}
+	s.hub.Assigned(start)
+	offsets := map[string]int64{}
+	for topic, parts := range start {
+		for p, off := range parts {
+			offsets[topic+":"+itoa(int(p))] = off
+		}
+	}
+	return &sioServer{server: s, replay: rep, offsets: offsets}
 }
 
 // publish publishes {"n":<n>} to user as a concept-mastered event and returns its ID.
@@ -56,10 +69,16 @@ func (s *sioServer) publish(user string, n int) string {
 // publishTo publishes {"n":<n>} to user as a concept-mastered event of topic's partition at
 // its next offset and returns its ID.
 func (s *sioServer) publishTo(topic string, partition int32, user string, n int) string {
+	return s.publishData(topic, partition, user, []byte(`{"n":`+itoa(n)+`}`))
+}
+
+// publishData publishes data to user as a concept-mastered event of topic's partition at its
+// next offset and returns its ID.
+func (s *sioServer) publishData(topic string, partition int32, user string, data []byte) string {
 	key := topic + ":" + itoa(int(partition))
 	e := &notification.Event{
 		Name: notification.EventConceptMastered, Topic: topic, Partition: partition, Offset: s.offsets[key],
-		Time: time.Now(), UserIDs: []string{user}, Data: []byte(`{"n":` + itoa(n) + `}`),
+		Time: time.Now(), UserIDs: []string{user}, Data: data,
 	}
 	s.offsets[key]++
 	s.replay.add(e)
