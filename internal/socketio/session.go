@@ -61,8 +61,8 @@ type session struct {
 
 	closed atomic.Bool
 	authed atomic.Bool // the client's token was verified (a CONNECT to "/")
-	// plain: events go without the trailing cursor argument (FormatSocketIOPlain); set by
-	// connect before the hub connection exists.
+	// plain: events go without the trailing {"id"} argument, which follows in a `cursor` packet
+	// (FormatSocketIOPlain); set by connect before the hub connection exists.
 	plain atomic.Bool
 	conn  atomic.Pointer[realtime.Conn] // the hub connection, once connected to "/"
 	// hubCode is the WebSocket close code for a close the hub starts (CloseFrame records it).
@@ -230,9 +230,9 @@ func (s *session) writeDirect(packets ...[]byte) bool {
 }
 
 // Format implements realtime.Transport: event frames are Socket.IO EVENT packets in Engine.IO
-// message packets, `42["<event>",<data>,"<cursor>"]`, or without the cursor argument (each
-// event then followed by a `cursor` packet) when the client turned it off (see connect); shared
-// by every Socket.IO connection of that format.
+// message packets, `42["<event>",<data>,{"id":"<id>"}]`, or without the trailing argument (each
+// event then followed by `42["cursor",{"id":"<id>"}]`) when the client turned it off (see
+// connect); shared by every Socket.IO connection of that format.
 func (s *session) Format() realtime.Format {
 	if s.plain.Load() {
 		return realtime.FormatSocketIOPlain
