@@ -624,8 +624,8 @@ func TestSIO_Resume_AuthCursorReplaysExactlyWhatWasMissed(t *testing.T) {
 	}
 }
 
-// Resume without recovery: a cursor the server cannot honour gets a resync event (and, without
-// the cursor argument, the cursor to continue from in a cursor packet).
+// Resume without recovery: a cursor the server cannot honour gets a resync event (and, plain,
+// the cursor to continue from in a cursor packet `42["cursor","<cursor>"]`).
 func TestSIO_Resume_UnusableAuthCursorGetsResync(t *testing.T) {
 	s := newSIOServer(t, Config{})
 	c, _ := s.connect("alice", map[string]any{"cursorArg": false, "cursor": "not-a-cursor"})
