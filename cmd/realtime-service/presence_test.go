@@ -210,29 +210,30 @@ func (c *sioPolling) post(packet string) {
 	resp.Body.Close()
 }
 
-// events polls until it has n events and returns their cursors (the trailing argument).
+// events polls until it has n events and returns their IDs (the trailing {"id"} argument),
+// passing over cursor packets `42["cursor",null,"<cursor>"]`.
 func (c *sioPolling) events(n int) []string {
 	c.t.Helper()
-	var cursors []string
-	for len(cursors) < n {
+	var ids []string
+	for len(ids) < n {
 		for _, p := range c.poll() {
-			if rest, ok := strings.CutPrefix(p, "42"); ok {
+			if rest, ok := strings.CutPrefix(p, "42"); ok && !strings.HasPrefix(rest, `["cursor",`) {
 				var args []json.RawMessage
-				var cursor string
-				if json.Unmarshal([]byte(rest), &args) != nil || len(args) != 3 || json.Unmarshal(args[2], &cursor) != nil {
+				var meta struct{ ID string }
+				if json.Unmarshal([]byte(rest), &args) != nil || len(args) != 3 || json.Unmarshal(args[2], &meta) != nil || meta.ID == "" {
 					c.t.Fatalf("event packet %q", p)
 				}
-				cursors = append(cursors, cursor)
+				ids = append(ids, meta.ID)
 			}
 		}
 	}
-	return cursors
+	return ids
 }
 
 // TestReceiptsForEveryDeliveryAndRead: 100 notifications to a connected WebSocket client give
 // exactly 100 delivered receipts, one per event; the events it acknowledges with a read frame,
-// those an SSE client POSTs and the one a Socket.IO client sends the cursor of give read
-// receipts, each for its own user, node and transport.
+// those an SSE client POSTs and the one a Socket.IO client sends the ID of give read receipts,
+// each for its own user, node and transport.
 func TestReceiptsForEveryDeliveryAndRead(t *testing.T) {
 	broker := startBroker(t)
 	env := []string{"REALTIME_RECEIPTS_TOPIC=receipts"}
@@ -273,8 +274,11 @@ func TestReceiptsForEveryDeliveryAndRead(t *testing.T) {
 	}
 
 	carolIDs := []string{p.send("carol"), p.send("carol")}
-	cursors := sio.events(2)
-	sio.post(`421["read",` + mustJSON(cursors[1]) + `]`)
+	sioIDs := sio.events(2)
+	if !slices.Contains(sioIDs, carolIDs[0]) || !slices.Contains(sioIDs, carolIDs[1]) {
+		t.Errorf("Socket.IO events %q, want %q", sioIDs, carolIDs)
+	}
+	sio.post(`421["read",` + mustJSON(carolIDs[1]) + `]`)
 	if acks := sio.poll(); !slices.Contains(acks, `431[{"ok":true}]`) {
 		t.Fatalf("read ack %q, want 431[{\"ok\":true}]", acks)
 	}
