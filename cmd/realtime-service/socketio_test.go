@@ -21,8 +21,8 @@ import (
 // 4.8.4): the scripts in test/interop/e2e (socketio.mjs, socketio-recovery.mjs) connect to the
 // whole service, KafkaJS produces the records, and these tests check every event each socket
 // received against what was produced (docs/design.md "Client frames": Socket.IO clients receive
-// socket.emit(event, data) exactly as the NestJS gateway sent it, plus the trailing cursor that
-// connection state recovery uses).
+// socket.emit(event, data) exactly as the NestJS gateway sent it, plus a trailing {"id"}, and
+// `cursor` events whose cursor connection state recovery keeps as its offset).
 
 // sioEvent is one event a socket received: socket.onAny(event, ...args).
 type sioEvent struct {
@@ -51,6 +51,16 @@ type sioSocket struct {
 	InitialTransport string              `json:"initialTransport"` // socketio.mjs: the engine's first transport
 	Transport        []string            `json:"transport"`        // socketio.mjs: the transport at the end of each round
 	Acks             [][]json.RawMessage `json:"acks"`             // socketio.mjs: [whoami, unknown event] per round
+}
+
+// reconnectedBetween reports whether the socket connected again between its events i and j.
+func (s sioSocket) reconnectedBetween(i, j int) bool {
+	for _, c := range s.Connects[min(1, len(s.Connects)):] {
+		if c.AtEvent > i && c.AtEvent <= j {
+			return true
+		}
+	}
+	return false
 }
 
 // recovered reports whether the socket's i-th connect was a recovery (socket.recovered === true).
@@ -104,11 +114,19 @@ type sioPlace struct {
 	offset    int64
 }
 
-// checkSIOEvents checks the events one socket of user received: exactly the records naming user
-// (each at most once, with the expected event name, data deep-equal to the record value, and a
-// trailing string argument, the cursor) plus every sentinel, in offset order within each
-// partition. places maps record keys to where KafkaJS put them. It returns the keys of the
-// non-sentinel events in the order received.
+// cursorEvery is REALTIME_CURSOR_EVERY's default: a socket.io-client socket, whose recovery sends
+// only its offset (the cursor of the last cursor packet), gets at most cursorEvery-1 events again
+// after a recovery (docs/socketio-conformance.md, "The cursor").
+const cursorEvery = 32
+
+// checkSIOEvents checks the events one socket of user received: cursor packets
+// `42["cursor",null,"<cursor>"]` (the opening one at least), and exactly the records naming user
+// (with the expected event name, data deep-equal to the record value, and a trailing argument
+// {"id":"<topic>:<partition>:<offset>"} naming where KafkaJS put the record) plus every
+// sentinel, in offset order within each partition. An event comes once, or again with the same
+// ID after a recovery (the replay starts at the client's last cursor; at most cursorEvery-1 of
+// them): the client de-duplicates on ID. places maps record keys to where KafkaJS put them. It
+// returns the keys of the non-sentinel events in the order first received.
 func checkSIOEvents(t *testing.T, s sioSocket, user string, records []sioRecord, places map[string]sioPlace, sentinels []string) []string {
 	t.Helper()
 	byKey := map[string]sioRecord{}
@@ -119,23 +137,34 @@ func checkSIOEvents(t *testing.T, s sioSocket, user string, records []sioRecord,
 	for _, k := range sentinels {
 		isSentinel[k] = true
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{} // key -> index of its first event
+	ids := map[string]string{}
 	last := map[string]int64{}
 	var got []string
-	for _, e := range s.Events {
-		if len(e.Args) != 2 {
-			t.Errorf("%s: event %s has %d arguments, want 2 (data, cursor): %s", s.Name, e.Event, len(e.Args), mustJSON(e.Args))
+	cursors, again := 0, 0
+	for i, e := range s.Events {
+		if e.Event == "cursor" {
+			var cursor string
+			if len(e.Args) != 2 || string(e.Args[0]) != "null" || json.Unmarshal(e.Args[1], &cursor) != nil || cursor == "" {
+				t.Errorf("%s: cursor packet %s, want [null, <cursor>]", s.Name, mustJSON(e.Args))
+			}
+			cursors++
 			continue
 		}
-		var cursor string
-		if json.Unmarshal(e.Args[1], &cursor) != nil || cursor == "" {
-			t.Errorf("%s: event %s's last argument %s is not a cursor (a non-empty string)", s.Name, e.Event, e.Args[1])
+		var meta struct{ ID string }
+		if len(e.Args) != 2 || json.Unmarshal(e.Args[1], &meta) != nil || meta.ID == "" {
+			t.Errorf("%s: event %s %s, want 2 arguments: data, {\"id\"}", s.Name, e.Event, mustJSON(e.Args))
+			continue
 		}
 		k := dataKey(e.Args[0])
-		if seen[k] {
-			t.Errorf("%s: event %s %s received twice", s.Name, e.Event, e.Args[0])
+		if first, ok := seen[k]; ok {
+			if ids[k] != meta.ID || !s.reconnectedBetween(first, i) {
+				t.Errorf("%s: event %s %s (%s) received twice, not as a replay after a reconnection", s.Name, e.Event, e.Args[0], meta.ID)
+			}
+			again++
+			continue
 		}
-		seen[k] = true
+		seen[k], ids[k] = i, meta.ID
 		if isSentinel[k] {
 			continue
 		}
@@ -158,11 +187,23 @@ func checkSIOEvents(t *testing.T, s sioSocket, user string, records []sioRecord,
 			t.Errorf("%s: %s data %s, want the record value without userIds %s", s.Name, k, e.Args[0], r.Value)
 		}
 		if p, ok := places[k]; ok {
+			if want := fmt.Sprintf("%s:%d", p.partition, p.offset); meta.ID != want {
+				t.Errorf("%s: %s has ID %s, want %s", s.Name, k, meta.ID, want)
+			}
 			if prev, ok := last[p.partition]; ok && p.offset <= prev {
 				t.Errorf("%s: %s (%s@%d) after offset %d of the same partition", s.Name, k, p.partition, p.offset, prev)
 			}
 			last[p.partition] = p.offset
 		}
+	}
+	if cursors == 0 {
+		t.Errorf("%s: no cursor packet (the opening one comes right after the CONNECT)", s.Name)
+	}
+	if again > 0 {
+		t.Logf("%s: %d events again after a recovery (the client de-duplicates them on ID)", s.Name, again)
+	}
+	if again > (len(s.Connects)-1)*(cursorEvery-1) {
+		t.Errorf("%s: %d events again after %d reconnections, want at most %d each", s.Name, again, len(s.Connects)-1, cursorEvery-1)
 	}
 	var want []string
 	for _, r := range records {
@@ -171,7 +212,7 @@ func checkSIOEvents(t *testing.T, s sioSocket, user string, records []sioRecord,
 		}
 	}
 	for _, k := range sentinels {
-		if !seen[k] {
+		if _, ok := seen[k]; !ok {
 			t.Errorf("%s: sentinel %s missing", s.Name, k)
 		}
 	}
@@ -227,7 +268,7 @@ func runSteps(t *testing.T, script string, env map[string]string, steps map[stri
 // TestSocketIOClientsGetKafkaJSRecords: socket.io-client@4 sockets (token in the handshake's
 // auth) in the three transport setups — the default (long-polling, then the upgrade to
 // WebSocket), WebSocket only and long-polling only — get the records KafkaJS produces as
-// socket.emit(event, data, cursor): session-starting-soon and concept-mastered, and a custom
+// socket.emit(event, data, {id}): session-starting-soon and concept-mastered, and a custom
 // event named by an event-type header under that name, data deep-equal to the record value,
 // each once, in partition order; bob's sockets get only bob's. A missing, an expired and a
 // wrongly signed token get connect_error with a message a UI can show and data {code:
@@ -463,9 +504,10 @@ func metric(t *testing.T, url, name, labels string) float64 {
 // network under it (socketio-recovery.mjs's proxy destroys its TCP connections and refuses new
 // ones); KafkaJS produces records meanwhile (to both topics and several partitions, some for
 // others) and the service publishes them; the proxy lets connections through again, and the
-// socket reconnects by itself, sending its pid and offset: socket.recovered is true (same pid)
-// and it gets exactly the events it missed, in partition order, then live ones, with no
-// duplicate — from the node's memory, and from Kafka when the history is off.
+// socket reconnects by itself, sending its pid and offset (the cursor of its last cursor packet):
+// socket.recovered is true (same pid) and it gets exactly the events it missed, in partition
+// order, then live ones, none twice once de-duplicated on ID (those it had since its last cursor
+// may come again) — from the node's memory, and from Kafka when the history is off.
 func TestSocketIORecoveryGetsExactlyWhatWasMissed(t *testing.T) {
 	nodeModules(t)
 	for _, tc := range []struct {
@@ -536,13 +578,25 @@ func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An offset the server wrote, whose missed records retention has deleted since: erin got an
-	// event, then missed two, then Kafka deleted everything up to the end of the partition.
+	// An offset the server wrote, whose missed records retention has deleted since: erin's
+	// opening cursor, then three events she missed, then Kafka deleted everything up to the end
+	// of the partition.
 	p := newProducer(t, s.Broker)
 	_, frames := openWS(t, s, "erin", "")
 	waitConnected(t, s, 1)
-	expiredOffset := expectIDs(t, frames, p.send("erin")).Cursor
-	expectIDs(t, frames, p.send("erin"), p.send("erin")) // consumed: the node's position is past them
+	opening := next(t, frames)
+	if opening.Event != "cursor" || opening.Cursor == "" {
+		t.Fatalf("first frame %+v, want the opening cursor", opening)
+	}
+	expiredOffset := opening.Cursor
+	for range 3 {
+		p.send("erin")
+	}
+	for got := 0; got < 3; { // consumed: the node's position is past them
+		if f := next(t, frames); f.Event != "cursor" {
+			got++
+		}
+	}
 	p.deleteAll(0)
 
 	resync := []struct {
@@ -570,6 +624,7 @@ func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
 			t.Errorf("%s: connects %+v, want one connect that did not recover (socket.recovered false, a new pid)", r.name, sock.Connects)
 		}
 		var names []string
+		sock.Events = slices.DeleteFunc(sock.Events, func(e sioEvent) bool { return e.Event == "cursor" }) // a ping's
 		for _, e := range sock.Events {
 			names = append(names, e.Event)
 		}
@@ -601,7 +656,8 @@ func TestSocketIOUnusableOffsetGetsResync(t *testing.T) {
 // sends new connections to node 2. The first socket reconnects by itself through the balancer,
 // the second is replaced by a new io() to node 2 carrying its pid and offset (socket.io-client
 // keeps them on the Socket: _pid, _lastOffset). Both recover (socket.recovered, the same pid)
-// and get exactly the missed events, read from Kafka by node 2, then live ones, no duplicate.
+// and get exactly the missed events, read from Kafka by node 2, then live ones, none twice once
+// de-duplicated on ID.
 func TestSocketIORecoveryOnAnotherNode(t *testing.T) {
 	nodeModules(t)
 	broker := startBroker(t)
@@ -640,6 +696,9 @@ func TestSocketIORecoveryOnAnotherNode(t *testing.T) {
 	direct, moved := res.socket(t, "direct"), res.socket(t, "moved")
 	if len(direct.Connects) != 1 || len(moved.Connects) != 1 || moved.Connects[0].PID != direct.Connects[0].PID {
 		t.Errorf("direct socket connects %+v, moved socket connects %+v: want the moved one to keep the direct one's pid", direct.Connects, moved.Connects)
+	}
+	for i := range moved.Connects { // counted from the moved socket's first event
+		moved.Connects[i].AtEvent += len(direct.Events)
 	}
 	moved.Events = slices.Concat(direct.Events, moved.Events) // one client's view across the move
 	moved.Connects = slices.Concat(direct.Connects, moved.Connects)

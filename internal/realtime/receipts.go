@@ -105,13 +105,10 @@ func (h *Hub) Read(user, transport string, ids ...string) error {
 	return nil
 }
 
-// Read records that the connection's client read the event id (see Hub.Read); an id that is not
-// an event ID ("<topic>:<partition>:<offset>", which every event frame carries on every
-// transport) is ErrBadEventID.
+// Read records that the connection's client read the event id, "<topic>:<partition>:<offset>"
+// (see Hub.Read): every transport's events carry their ID (docs/presence-and-receipts.md,
+// "Receipts"). It returns ErrBadEventID for anything else, a cursor included.
 func (c *Conn) Read(id string) error {
-	if !ValidEventID(id) {
-		return ErrBadEventID
-	}
 	return c.hub.Read(c.user, formatName(c.format), id)
 }
 

@@ -152,8 +152,31 @@ func TestReadFrameOnWebSocket(t *testing.T) {
 	}
 }
 
-// TestReadByCursor: a client without event IDs (Socket.IO) names the event by the cursor it came
-// with; the user's history on this node finds it, another user's cursor finds nothing.
+// TestReadTakesTheEventIDNotACursor: a Socket.IO client names the event it read by the ID its
+// frame carries ({"id"}), like every other client; a cursor is not an event ID (events no longer
+// carry one to look up).
+func TestReadTakesTheEventIDNotACursor(t *testing.T) {
+	s := &sinks{}
+	h := NewHub(HubConfig{Receipts: s, History: HistoryConfig{PerUser: 10}})
+	cc, err := NewCursorCodec("cluster", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetCursorCodec(cc)
+	h.Assigned(map[string]map[int32]int64{"t": {0: 0}})
+	c := register(t, h, "alice", newFake(FormatSocketIO, false))
+	first := h.Publish(event("t", 0, 0, "alice"))
+	h.Publish(event("t", 0, 1, "alice"))
+	if err := c.Read(first.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Read(cc.Encode(h.Position())); err != ErrBadEventID {
+		t.Errorf("a cursor: %v, want ErrBadEventID", err)
+	}
+	if _, _, r := s.snapshot(); !slices.Equal(r, []string{"alice socketio t:0:0"}) {
+		t.Errorf("read = %q", r)
+	}
+}
 
 // TestDeliveredReceiptsForReplayedEvents: a client that resumes gets a delivered receipt for each
 // replayed event once it is written, in the order written, then for the live ones; none again for

@@ -60,12 +60,13 @@ type Config struct {
 	// token. It is not announced (a client sends only its CONNECT before then); above MaxPayload
 	// it is lowered to MaxPayload.
 	PreAuthMaxPayload int
-	// NoCursorArg sends events without the trailing cursor argument to clients whose CONNECT
+	// NoCursorArg sends events without the trailing {"id"} argument to clients whose CONNECT
 	// does not say (auth "cursorArg"): `42["<event>",<data>]`, each followed by
-	// `42["cursor","<cursor>"]`, for handlers that take exactly the event's arguments
-	// (python-socketio, Swift, Kotlin, Dart). False (REALTIME_SOCKETIO_CURSOR_ARG=true, the
-	// default) keeps `42["<event>",<data>,"<cursor>"]`, which socket.io-client's connection state
-	// recovery needs.
+	// `42["cursor",{"id":"<id>"}]`, and cursor packets as `42["cursor","<cursor>"]`, for handlers
+	// that take exactly the event's arguments (python-socketio, Swift, Kotlin, Dart). False
+	// (REALTIME_SOCKETIO_CURSOR_ARG=true, the default) keeps `42["<event>",<data>,{"id":"<id>"}]`
+	// and `42["cursor",null,"<cursor>"]`, whose trailing string socket.io-client's connection
+	// state recovery keeps as its offset (docs/socketio-conformance.md, "The cursor").
 	NoCursorArg bool
 	// Log receives per-session problems at debug level and unexpected ones at warn; nil
 	// discards them.

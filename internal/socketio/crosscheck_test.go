@@ -77,16 +77,17 @@ func crossCheckSIO() []sioPacket {
 	}
 }
 
-// hubFrames are real event frames of the hub (FormatSocketIO), cursor included.
+// hubFrames are real frames of the hub (FormatSocketIO): events, each with its {"id"}, and a
+// cursor packet.
 func hubFrames() [][]byte {
 	codec, _ := realtime.NewCursorCodec("x", testTopics)
 	var frames [][]byte
 	for i, data := range []string{`{"conceptId":"c1","userIds":["u1"],"conceptName":"Fractions","masteryLevel":0.9}`, `{"message":"Starts in 5′ — 🚀","scheduledTime":"2026-11-29T10:00:00Z"}`} {
 		ev := realtime.NewEvent(&notification.Event{Name: notification.EventConceptMastered, Topic: testTopics[0], Offset: int64(i), Time: time.Unix(1700000000, 0), UserIDs: []string{"u1"}, Data: []byte(data)})
-		ev.Cursor = codec.Encode([]realtime.Position{{Topic: testTopics[0], Offset: int64(i + 1)}})
 		frames = append(frames, ev.Frame(realtime.FormatSocketIO))
 	}
-	return frames
+	cursor := codec.Encode([]realtime.Position{{Topic: testTopics[0], Offset: 2}})
+	return append(frames, realtime.Control{Event: "cursor", Cursor: cursor}.Frame(realtime.FormatSocketIO))
 }
 
 func crossCheckTable() xTable {

@@ -5,10 +5,16 @@
 //
 // A browser that used to talk to the NestJS Socket.IO gateway changes only the URL and passes its
 // JWT as `io(url, { auth: { token } })`; it then receives `socket.on(event, data => ...)` exactly
-// as before, plus a trailing cursor argument that socket.io-client's connection state recovery
-// (socket.io v4.6) keeps and sends back on reconnect, so that missed events are replayed. Clients
+// as before, plus a trailing argument {"id":"<topic>:<partition>:<offset>"} to de-duplicate on.
+// The resume position, the cursor, comes in `cursor` packets of its own (right after the CONNECT
+// reply, after a resume's replay, every REALTIME_CURSOR_EVERY events, at a ping when the node
+// moved, at shutdown): `42["cursor",null,"<cursor>"]`, whose trailing string socket.io-client's
+// connection state recovery (socket.io v4.6) keeps as its offset and sends back on reconnect, so
+// that missed events are replayed; an event's trailing object leaves that offset alone. Clients
 // whose handlers take every argument (python-socketio) connect with auth `cursorArg: false`: they
-// get exactly the payload, then a `cursor` event, and resume with auth `cursor` (see connect).
+// get exactly the payload, then `42["cursor",{"id":"<id>"}]`, cursors as `42["cursor","<cursor>"]`,
+// and resume with auth `cursor` "<cursor>~<id>,<id>" (see connect). The shapes and their tests
+// are listed in the repository's docs/socketio-conformance.md, "The cursor".
 //
 // Layers, one file each: eio.go (Engine.IO packet and payload codec), sio.go (Socket.IO packet
 // codec), session.go (one Engine.IO session, its heartbeat and its realtime.Transport side),

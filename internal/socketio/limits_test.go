@@ -176,7 +176,10 @@ func TestAuthTimeoutClosesSessionsWithoutConnect(t *testing.T) {
 	if st := s.post(sid, `40{"token":"`+testToken(t, "bob")+`"}`); st != http.StatusBadRequest {
 		t.Errorf("CONNECT after the auth timeout: %d, want 400 (session unknown)", st)
 	}
-	if got := value(s.h.m.protocolErrors.WithLabelValues("auth_timeout")); got != 3 {
+	// Counted once closeWith returns, a moment after the session leaves the table.
+	authTimeouts := func() float64 { return value(s.h.m.protocolErrors.WithLabelValues("auth_timeout")) }
+	waitFor(t, "three auth timeouts counted", func() bool { return authTimeouts() >= 3 })
+	if got := authTimeouts(); got != 3 {
 		t.Errorf("auth_timeout protocol errors = %v, want 3", got)
 	}
 	connected.send(`421["whoami"]`)

@@ -99,7 +99,7 @@ func newPyEnv(t *testing.T) *pyEnv {
 	return e
 }
 
-// handlePublish publishes {"userIds", "data"} as a concept-mastered event; answers {"cursor"}.
+// handlePublish publishes {"userIds", "data"} as a concept-mastered event; answers {"id"}.
 func (e *pyEnv) handlePublish(w http.ResponseWriter, r *http.Request) {
 	var req publishRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.UserIDs) == 0 {
@@ -114,7 +114,7 @@ func (e *pyEnv) handlePublish(w http.ResponseWriter, r *http.Request) {
 	e.offset++
 	e.mu.Unlock()
 	e.replay.add(ev)
-	json.NewEncoder(w).Encode(map[string]string{"cursor": e.hub.Publish(ev).Cursor})
+	json.NewEncoder(w).Encode(map[string]string{"id": e.hub.Publish(ev).ID()})
 }
 
 // handleDrop closes every TCP connection of the Socket.IO server, WebSockets included.
@@ -129,12 +129,13 @@ func (e *pyEnv) drop() {
 	}
 }
 
-// TestPythonSocketIOClientResumesWithoutTheCursorArgument runs test/interop/python/resume_client.py
+// TestPythonSocketIOClientResumesFromItsCursorAndIDs runs test/interop/python/resume_client.py
 // (python-socketio's threaded Client, Debian's python3-socketio) on each transport: a one-argument
-// handler `def on_cm(data)` gets exactly each payload (auth cursorArg false), the client resumes
-// after a network drop from the last `cursor` packet (auth cursor): the events published while it
-// was away come, none twice; whoami is acknowledged; the disconnect leaves no session behind.
-func TestPythonSocketIOClientResumesWithoutTheCursorArgument(t *testing.T) {
+// handler `def on_cm(data)` gets exactly each payload (auth cursorArg false), its `cursor` handler
+// the opening cursor, then each event's {"id"}; after a network drop the client resumes with
+// auth cursor "<last cursor>~<IDs since>": the events published while it was away come, none
+// twice, then a cursor past them; whoami is acknowledged; the disconnect leaves no session behind.
+func TestPythonSocketIOClientResumesFromItsCursorAndIDs(t *testing.T) {
 	python := requirePythonSocketIO(t)
 	script := filepath.Join(interopDir, "python", "resume_client.py")
 	for _, mode := range []string{"polling", "websocket", "upgrade"} {
@@ -151,12 +152,14 @@ func TestPythonSocketIOClientResumesWithoutTheCursorArgument(t *testing.T) {
 				t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", script, mode, err, out, stderr.String())
 			}
 			var r struct {
-				Received  []int
-				Cursors   []string
-				Published []string
-				Connects  int
-				Transport string
-				Whoami    map[string]string
+				Received    []int
+				Cursors     []string
+				IDs         []string
+				ResumedWith string `json:"resumed_with"`
+				Published   []string
+				Connects    int
+				Transport   string
+				Whoami      map[string]string
 			}
 			if err := json.Unmarshal(out, &r); err != nil {
 				t.Fatalf("output %q: %v", out, err)
@@ -166,9 +169,19 @@ func TestPythonSocketIOClientResumesWithoutTheCursorArgument(t *testing.T) {
 			if !slices.Equal(got, []int{1, 2, 3, 4}) {
 				t.Errorf("received %v, want 1, 2, 3, 4 once each", r.Received)
 			}
-			for i, c := range r.Published {
-				if !slices.Contains(r.Cursors, c) {
-					t.Errorf("event %d's cursor never came in a cursor event", i+1)
+			for i, id := range r.Published {
+				if !slices.Contains(r.IDs, id) {
+					t.Errorf("event %d's ID %s never came in a cursor event (got %q)", i+1, id, r.IDs)
+				}
+			}
+			// The opening cursor and event 1's ID, or a cursor a ping brought after event 1.
+			cursor, ids, _ := strings.Cut(r.ResumedWith, "~")
+			if !slices.Contains(r.Cursors, cursor) || ids != "" && !slices.Contains(r.Published, ids) {
+				t.Errorf("resumed with %q, want a cursor it got (%q) and the IDs since", r.ResumedWith, r.Cursors)
+			}
+			for _, c := range r.Cursors {
+				if _, err := e.hub.Codec().Decode(c); err != nil {
+					t.Errorf("cursor %q: %v", c, err)
 				}
 			}
 			wantTransport := map[string]string{"polling": "polling", "websocket": "websocket", "upgrade": "websocket"}[mode]

@@ -31,8 +31,8 @@ func (r *readSink) got() []string {
 }
 
 // TestSocketIOReadEvent: `emit("read", id)` records a read receipt of the session's user;
-// emitWithAck answers {"ok":true}, or {"error":"bad-event-id"} for something that is neither an
-// event ID nor a cursor of the user's events.
+// emitWithAck answers {"ok":true}, or {"error":"bad-event-id"} for something that is not an event
+// ID "<topic>:<partition>:<offset>".
 func TestSocketIOReadEvent(t *testing.T) {
 	t.Parallel()
 	sink := &readSink{}

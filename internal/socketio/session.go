@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -60,8 +61,8 @@ type session struct {
 
 	closed atomic.Bool
 	authed atomic.Bool // the client's token was verified (a CONNECT to "/")
-	// plain: events go without the trailing cursor argument (FormatSocketIOPlain); set by
-	// connect before the hub connection exists.
+	// plain: events go without the trailing {"id"} argument, which follows in a `cursor` packet
+	// (FormatSocketIOPlain); set by connect before the hub connection exists.
 	plain atomic.Bool
 	conn  atomic.Pointer[realtime.Conn] // the hub connection, once connected to "/"
 	// hubCode is the WebSocket close code for a close the hub starts (CloseFrame records it).
@@ -229,9 +230,9 @@ func (s *session) writeDirect(packets ...[]byte) bool {
 }
 
 // Format implements realtime.Transport: event frames are Socket.IO EVENT packets in Engine.IO
-// message packets, `42["<event>",<data>,"<cursor>"]`, or without the cursor argument (each
-// event then followed by a `cursor` packet) when the client turned it off (see connect); shared
-// by every Socket.IO connection of that format.
+// message packets, `42["<event>",<data>,{"id":"<id>"}]`, or without the trailing argument (each
+// event then followed by `42["cursor",{"id":"<id>"}]`) when the client turned it off (see
+// connect); shared by every Socket.IO connection of that format.
 func (s *session) Format() realtime.Format {
 	if s.plain.Load() {
 		return realtime.FormatSocketIOPlain
@@ -245,7 +246,24 @@ func (s *session) Format() realtime.Format {
 // upgraded and wrote them over WebSocket); a client that stops polling makes it fail after
 // WriteTimeout (errPollTimeout), so the Conn's bounded queue fills meanwhile and a client that
 // stopped reading is closed as slow. errSessionClosed once the session is closed.
+//
+// A batch that ends with the close packet (see CloseFrame) after other frames is written in two
+// steps, the close packet once the frames before it are taken: over long-polling they then come
+// in two payloads. socket.io-client handles a payload's close packet at once but its messages a
+// tick later, when the socket is disconnected already, so a final cursor packet sharing the
+// close's payload would not become its recovery offset (docs/socketio-conformance.md, "The
+// cursor"). engine.io likewise drains its write buffer before it sends the close packet.
 func (s *session) WriteFrames(frames [][]byte) error {
+	if n := len(frames); n > 1 && bytes.Equal(frames[n-1], closePacket) {
+		if err := s.writeFrames(frames[:n-1]); err != nil {
+			return err
+		}
+		frames = frames[n-1:]
+	}
+	return s.writeFrames(frames)
+}
+
+func (s *session) writeFrames(frames [][]byte) error {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()

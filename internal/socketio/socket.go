@@ -121,10 +121,11 @@ type connectPayload struct {
 	Token  json.RawMessage `json:"token"`
 	PID    json.RawMessage `json:"pid"`
 	Offset json.RawMessage `json:"offset"`
-	// CursorArg, a boolean, says whether events carry the trailing cursor argument (absent:
-	// Config.NoCursorArg decides).
+	// CursorArg, a boolean, says whether events carry the trailing {"id"} argument (absent:
+	// Config.NoCursorArg decides); false is the plain shape (realtime.FormatSocketIOPlain).
 	CursorArg json.RawMessage `json:"cursorArg"`
-	// Cursor, a string, is a cursor to resume from, for clients without socket.io's recovery.
+	// Cursor, a string, is a resume token, "<cursor>" or "<cursor>~<id>,<id>,..."
+	// (realtime.ParseResume), for clients without socket.io's recovery.
 	Cursor json.RawMessage `json:"cursor"`
 }
 
@@ -134,8 +135,8 @@ const (
 	authCursor    = "cursor"
 )
 
-// cursorOptions reads cp's cursorArg and cursor: whether events go without the cursor argument
-// (plain), and the cursor to resume from ("" for none). A cursorArg that is not a boolean or a
+// cursorOptions reads cp's cursorArg and cursor: whether events go without the trailing argument
+// (plain), and the resume token ("" for none). A cursorArg that is not a boolean or a
 // cursor that is not a string is an error, whose text is the CONNECT_ERROR message.
 func (cp connectPayload) cursorOptions(noCursorArg bool) (plain bool, cursor string, err error) {
 	plain = noCursorArg
@@ -163,18 +164,23 @@ func (cp connectPayload) cursorOptions(noCursorArg bool) (plain bool, cursor str
 // reply {"sid","pid"} precedes every event (see attach).
 //
 // Recovery (socket.io v4.6 connection state recovery): a client that sends back its pid and an
-// offset (the cursor of the last event it got) gets what it missed replayed from that cursor. If
-// the hub honours the cursor the client keeps its pid, so socket.io-client reports
-// `socket.recovered`; if not (malformed, from another cluster, expired, too far behind) it gets
-// a new pid and a "resync" event, never silence. A client without socket.io's recovery resumes
-// the same way with auth "cursor": <the last cursor it got> (pid and offset win when both are
-// sent); it always gets a new pid. Without either it gets only live events.
+// offset (the cursor of the last cursor packet it got, at least the opening one) gets what it
+// missed replayed from that cursor, then a cursor packet past it. If the hub honours the cursor
+// the client keeps its pid, so socket.io-client reports `socket.recovered`; if not (malformed,
+// from another cluster, expired, too far behind) it gets a new pid and a "resync" event, never
+// silence. A client without socket.io's recovery resumes the same way with auth "cursor": <the
+// last cursor it got>, optionally followed by "~" and the IDs of the events it got after it,
+// which the replay leaves out (realtime.ParseResume; an offset may be such a token too); pid and
+// offset win when both are sent; it always gets a new pid. Without either it gets the opening
+// cursor packet, then live events.
 //
-// The cursor argument: every event is `42["<event>",<data>,"<cursor>"]` (socket.io-client's
-// recovery keeps the last argument as its offset), unless auth "cursorArg" is false, or absent
-// with Config.NoCursorArg: then `42["<event>",<data>]`, each event followed by
-// `42["cursor","<cursor>"]` (realtime.FormatSocketIOPlain). A cursorArg that is not a boolean
-// or a cursor that is not a string gets CONNECT_ERROR with data.code "bad-request".
+// The shapes (docs/socketio-conformance.md, "The cursor"): every event is
+// `42["<event>",<data>,{"id":"<id>"}]` and a cursor packet `42["cursor",null,"<cursor>"]`
+// (socket.io-client's recovery keeps the last string argument as its offset: the cursor, never
+// an ID), unless auth "cursorArg" is false, or absent with Config.NoCursorArg: then
+// `42["<event>",<data>]`, each event followed by `42["cursor",{"id":"<id>"}]`, and a cursor
+// packet is `42["cursor","<cursor>"]` (realtime.FormatSocketIOPlain). A cursorArg that is not a
+// boolean or a cursor that is not a string gets CONNECT_ERROR with data.code "bad-request".
 //
 // A verified token ends the session's pending admission (Ticket.Authenticated) even if the hub
 // then refuses the connection: the client is known, and the auth timeout still closes a session
@@ -356,10 +362,10 @@ func (s *session) refresh(p sioPacket) {
 // eventRead is the client event of a read receipt (docs/presence-and-receipts.md, "Receipts").
 const eventRead = "read"
 
-// read handles `socket.emit("read", idOrCursor)` (or emitWithAck): the argument, a string, is
-// the event's ID or, since Socket.IO events carry no ID, the cursor argument the event came with
-// (realtime.Conn.Read finds its event in the user's history on this node). The ack, if asked
-// for, is [{"ok":true}] or [{"error":"bad-event-id"}].
+// read handles `socket.emit("read", id)` (or emitWithAck): the argument, a string, is the
+// event's ID, the "id" of its trailing {"id"} argument (or of the `cursor` packet after a plain
+// event), passed to realtime.Conn.Read. The ack, if asked for, is [{"ok":true}] or
+// [{"error":"bad-event-id"}].
 func (s *session) read(p sioPacket) {
 	c := s.conn.Load()
 	var args []json.RawMessage

@@ -228,7 +228,7 @@ type publishRequest struct {
 }
 
 // handlePublish publishes {"topic"?, "event"?, "userIds", "data"} through the hub, as the Kafka
-// consumer would, and answers {"id","cursor"}.
+// consumer would, and answers {"id"}, the event's ID.
 func (n *node) handlePublish(w http.ResponseWriter, r *http.Request) {
 	var req publishRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.UserIDs) == 0 || !json.Valid(req.Data) {
@@ -236,7 +236,7 @@ func (n *node) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := n.publish(req)
-	json.NewEncoder(w).Encode(map[string]string{"id": ev.ID(), "cursor": ev.Cursor})
+	json.NewEncoder(w).Encode(map[string]string{"id": ev.ID()})
 }
 
 func (n *node) publish(req publishRequest) *realtime.Event {

@@ -1,8 +1,9 @@
 // Socket.IO connection state recovery end to end ("Nothing missed"): a socket.io-client@4 socket
 // gets events, loses its connection, misses events that KafkaJS produces meanwhile, reconnects by
-// itself (sending back the pid and the offset of the last event it got) and must report
-// socket.recovered and get exactly the events it missed, then live ones. The Go test
-// (socketio_test.go) checks the report.
+// itself (sending back the pid and the offset: the cursor of its last cursor event) and must report
+// socket.recovered and get exactly the events it missed (and again at most those it got after
+// its last cursor, which it de-duplicates on id), then live ones. The Go test (socketio_test.go)
+// checks the report.
 //
 // The client reaches the service through a TCP proxy (siolib.mjs, tcpProxy) that plays the
 // network, or the load balancer in front of several nodes: while the proxy refuses connections

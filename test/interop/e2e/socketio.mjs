@@ -1,6 +1,6 @@
 // Socket.IO delivery end to end: socket.io-client connections (token in the handshake's auth, as
 // the original NestJS gateway's clients send it) get the records KafkaJS produces as
-// socket.emit(event, data, cursor). The Go test (delivery_test.go) checks the report.
+// socket.emit(event, data, {id}), and `cursor` events. The Go test (socketio_test.go) checks the report.
 //
 // E2E_PLAN (JSON):
 //   connections: [{name, token (null: none), transports? (omitted: socket.io-client's default,

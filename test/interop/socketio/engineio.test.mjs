@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   URL, WS_URL, ORIGIN, SEP, T, PING_INTERVAL, PING_TIMEOUT, MAX_PAYLOAD, PREAUTH_MAX_PAYLOAD,
   SLOW, FAST, closeAll, uid, token, publish, until, eioURL, RawWS, wsSession, wsConnected, pollSession, pollConnected, get, post, pollPackets,
+  cursorOf,
 } from "./helpers.mjs";
 
 after(closeAll);
@@ -103,9 +104,10 @@ describe("Engine.IO over long-polling", () => {
     assert.equal(r.status, 200);
     assert.equal(r.text, "ok");
     assert.equal(r.headers.get("content-type"), "text/html");
-    const { packets } = await pollPackets(sid, 3);
+    const { packets } = await pollPackets(sid, 4);
     assert.equal(packets[0].slice(0, 3), '40{');
-    assert.deepEqual(packets.slice(1), [`431[{"userId":"${user}"}]`, '432[{"error":"unknown-event"}]']);
+    assert.ok(cursorOf(packets[1]), `${packets[1]}: the opening cursor packet`);
+    assert.deepEqual(packets.slice(2), [`431[{"userId":"${user}"}]`, '432[{"error":"unknown-event"}]']);
   });
 
   test("the server's packets come in one GET payload, joined by the record separator", T, async () => {

@@ -44,7 +44,7 @@ export async function token(user, opts = {}) {
   return res.text();
 }
 
-/** Publishes data to userIds through the hub, as the Kafka consumer would. Returns {id, cursor}. */
+/** Publishes data to userIds through the hub, as the Kafka consumer would. Returns {id} (the event ID). */
 export async function publish(userIds, data, { event, topic, aux } = {}) {
   const res = await fetch(`${URL}/control/${aux ? "aux/" : ""}publish`, {
     method: "POST",
@@ -156,13 +156,31 @@ export async function wsSession(query = {}, path = "/socket.io/", opts = {}) {
   return { ws, open: JSON.parse(first.slice(1)) };
 }
 
-/** Opens a WebSocket session and connects it to "/" as user; returns {ws, open, connect}. */
+/**
+ * The cursor of a cursor packet: `42["cursor",null,"<cursor>"]` (events end with {"id"}) or
+ * `42["cursor","<cursor>"]` (auth cursorArg false); null for any other packet.
+ */
+export function cursorOf(packet) {
+  if (typeof packet !== "string" || !packet.startsWith('42["cursor",')) return null;
+  const args = JSON.parse(packet.slice(2));
+  const last = args.at(-1);
+  const shape = args.length === 3 ? args[1] === null : args.length === 2;
+  return shape && typeof last === "string" && last !== "" ? last : null;
+}
+
+/**
+ * Opens a WebSocket session and connects it to "/" as user; returns {ws, open, connect, cursor}
+ * where cursor is the opening cursor (the cursor packet that follows the CONNECT reply).
+ */
 export async function wsConnected(user, path = "/socket.io/", opts = {}) {
   const s = await wsSession({}, path, opts);
   s.ws.send("40" + JSON.stringify({ token: await token(user) }));
   const reply = await s.ws.next();
   if (!reply?.startsWith("40{")) throw new Error(`CONNECT refused: ${reply}`);
-  return { ...s, connect: JSON.parse(reply.slice(2)) };
+  const opening = await s.ws.next();
+  const cursor = cursorOf(opening);
+  if (!cursor) throw new Error(`after the CONNECT reply ${opening}, want the opening cursor packet`);
+  return { ...s, connect: JSON.parse(reply.slice(2)), cursor };
 }
 
 /** Opens a long-polling Engine.IO session; returns {sid, open}. */
@@ -205,12 +223,17 @@ export async function pollPackets(sid, count = 1, path = "/socket.io/") {
   }
 }
 
-/** Opens a long-polling session connected to "/" as user; returns {sid, open, connect}. */
+/**
+ * Opens a long-polling session connected to "/" as user; returns {sid, open, connect, cursor}
+ * where cursor is the opening cursor (the cursor packet that follows the CONNECT reply).
+ */
 export async function pollConnected(user, path = "/socket.io/") {
   const s = await pollSession({}, path);
   const r = await post(s.sid, "40" + JSON.stringify({ token: await token(user) }), path);
   if (r.status !== 200) throw new Error(`POST CONNECT: ${r.status}`);
-  const { packets } = await pollPackets(s.sid, 1, path);
+  const { packets } = await pollPackets(s.sid, 2, path);
   if (!packets[0]?.startsWith("40{")) throw new Error(`CONNECT refused: ${packets}`);
-  return { ...s, connect: JSON.parse(packets[0].slice(2)) };
+  const cursor = cursorOf(packets[1]);
+  if (!cursor || packets.length !== 2) throw new Error(`after the CONNECT reply ${packets.slice(1)}, want the opening cursor packet`);
+  return { ...s, connect: JSON.parse(packets[0].slice(2)), cursor };
 }
