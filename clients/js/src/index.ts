@@ -119,7 +119,7 @@ interface Frame {
 // token for another user (docs/client-protocol.md, "Close codes").
 const FINAL = [1002, 1009, 4003];
 // A resume token lists at most this many ids; past it, the last id of each partition (the
-// server moves the cursor past it, docs/client-protocol.md "Cursor": nothing is lost).
+// server moves the cursor past it, docs/client-protocol.md, "Cursor": nothing is lost).
 const MAX_IDS = 100;
 
 /** Connects to realtime-service and keeps connected until close(). */
