@@ -24,8 +24,8 @@ export type WebSocketConstructor = new (url: string, protocols?: string[]) => We
 
 export type Transport = "websocket" | "sse";
 
-/** connecting: an attempt runs; connected: frames flow; disconnected: waiting to reconnect
- * (or given up after a close code that says reconnecting is useless); closed: close() ran. */
+/** connecting: an attempt runs; connected: frames flow; disconnected: waiting to reconnect;
+ * closed: close() ran, or a close code said reconnecting is useless (1002, 1009, 4003). */
 export type State = "connecting" | "connected" | "disconnected" | "closed";
 
 export interface ClientOptions {
