@@ -34,7 +34,7 @@ func requireTool(t *testing.T, name, install string) string {
 // TestJSClient builds the client (tsc and esbuild, `npm run build`), checks the bundle's size
 // budget, builds the service binary and runs the client's suite against it: scenario (a)
 // resume.test.mjs, (b) browser.test.mjs in Chromium, (c) refresh.test.mjs, (d)
-// fallback.test.mjs. The suite starts the binary's embedded broker on its own
+// fallback.test.mjs, and unit.test.mjs against a scripted WebSocket. The suite starts the binary's embedded broker on its own
 // (`realtime-service broker`) and service nodes on loopback ports, and stops them.
 func TestJSClient(t *testing.T) {
 	if testing.Short() {
@@ -84,8 +84,8 @@ func TestJSClient(t *testing.T) {
 	// --test-force-exit: a file ends when its tests do; --test-timeout bounds each test file's
 	// tests (each sets its own, lower, timeout too).
 	files, _ := filepath.Glob(filepath.Join("test", "*.test.mjs"))
-	if len(files) < 4 {
-		t.Fatalf("test files %v, want the four scenarios", files)
+	if len(files) < 5 {
+		t.Fatalf("test files %v, want the four scenarios and the unit tests", files)
 	}
 	args := append([]string{"--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=300000"}, files...)
 	cmd := exec.CommandContext(ctx, node, args...)

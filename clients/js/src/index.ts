@@ -146,6 +146,7 @@ export function createClient(o: ClientOptions): RealtimeClient {
   let fails = 0; // attempts of transports[ti] that failed before opening
   let stale = false; // fetch a new token before the next attempt
   let gen = 0; // the current attempt; callbacks of older ones are ignored
+  let unavailable = 0; // resumes answered resync "unavailable" in a row
   let tok = "";
   let tokDue = 0; // ms epoch to refresh tok at; 0: never (no exp)
   let end: ((code: number, reason: string, reconnect?: boolean, delay?: number) => void) | undefined;
@@ -217,9 +218,12 @@ export function createClient(o: ClientOptions): RealtimeClient {
       try {
         conn?.close();
       } catch {}
+      // A transport that never opened is left after one failed attempt (WebSocket blocked on
+      // the way: SSE next); one that worked after eight in a row (an outage of the server
+      // fails every transport alike; the eighth comes some 30 s into it with the defaults).
       if (!opened) {
         stale = true;
-        if (++fails >= (worked[t] ? 3 : 1)) ti++, (fails = 0);
+        if (++fails >= (worked[t] ? 8 : 1)) ti++, (fails = 0);
       }
       if (code == 4001) stale = true;
       const again = reconnect && !closed && !FINAL.includes(code);
@@ -249,7 +253,9 @@ export function createClient(o: ClientOptions): RealtimeClient {
     };
     const schedule = (ms = tokDue - Date.now()) => {
       clearTimeout(refreshT);
-      if (tokDue) refreshT = setTimeout(refresh, Math.max(0, ms));
+      // At least 1 s apart: a token function that keeps returning the same token must not
+      // make a refresh loop (the server closes the connection with 4001 at its exp).
+      if (tokDue) refreshT = setTimeout(refresh, Math.max(1e3, ms));
     };
     const refresh = async () => {
       let t2: string;
@@ -285,11 +291,15 @@ export function createClient(o: ClientOptions): RealtimeClient {
       const d = f.data || {};
       switch (f.event) {
         case "cursor":
-          attempt = 0;
+          attempt = unavailable = 0;
           setCursor(f.cursor || sseId);
           break;
         case "resync":
-          seen.clear();
+          // "unavailable" is passing (a node starting, Kafka out of reach, the user's resumes
+          // queued): keep the position and try again, three times, before accepting the gap.
+          if (d.reason == "unavailable" && unavailable++ < 3) return done(1013, "resume unavailable: " + d.message);
+          unavailable = 0;
+          if (f.cursor || sseId) seen.clear(); // a new position: ids may start over (topic recreated)
           setCursor(f.cursor || sseId);
           emit("resync", d);
           break;

@@ -31,6 +31,7 @@ const rt = createClient({ url: ${JSON.stringify(serviceURL)}, token: async () =>
 rt.on("concept-mastered", (_, meta) => localStorage.setItem("got", (localStorage.getItem("got") || "") + meta.id + " "));
 rt.on("resync", (r) => localStorage.setItem("resyncs", (localStorage.getItem("resyncs") || "") + JSON.stringify(r)));
 rt.on("cursor", () => (window.hasCursor = true));
+rt.on("state", (s) => (window.rtState = s));
 </script>`);
   });
   await new Promise((r) => site.listen(0, "127.0.0.1", r));
@@ -86,6 +87,7 @@ rt.on("cursor", () => (window.hasCursor = true));
   const plan = { ...PLAN, 500: "leave", 525: "back", 600: "reload" };
   const { sent, restartMs } = await sendWithDisruptions({
     total: 1000, producer, user, node, proxy, plan, steps, received: async () => (await got()).length,
+    connected: () => page.evaluate(() => window.rtState === "connected").catch(() => false),
   });
   await until(async () => (await got()).length >= sent.length, "every notification in the page");
   await sleep(500);

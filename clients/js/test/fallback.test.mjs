@@ -31,7 +31,7 @@ test("WebSocket refused: the client falls back to SSE and still receives everyth
   assert.equal(rt.transport, "sse");
 
   const plan = { 100: "cut", 200: "stop", 250: "start", 350: "cut" };
-  const { sent } = await sendWithDisruptions({ total: 500, producer, user, node, proxy, plan, received: () => got.length });
+  const { sent } = await sendWithDisruptions({ total: 500, producer, user, node, proxy, plan, received: () => got.length, connected: () => rt.state === "connected" });
   const start = Date.now();
   while (got.length < sent.length && Date.now() - start < 60000) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 300));

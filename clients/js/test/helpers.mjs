@@ -230,15 +230,17 @@ export function next(rt, name, pred = () => true) {
  * Sends total notifications to user through producer, 25 at a time, and between two batches
  * does what plan says at that count: "cut" (proxy.cut()), "stop" or "start" (the node the client
  * uses; the notifications between a stop and a start are sent while it is down), or any other
- * step given in steps (e.g. "reload"). Returns the ids in the order sent, and for each start the
- * ms from the restart's beginning until received() grows again (restartMs).
+ * step given in steps (e.g. "reload"). A cut or a stop waits until connected() holds first, so
+ * that each one ends a live connection. Returns the ids in the order sent, and for each start
+ * the ms from the restart's beginning until received() grows again (restartMs).
  */
-export async function sendWithDisruptions({ total, producer, user, node, proxy, plan, steps = {}, received }) {
+export async function sendWithDisruptions({ total, producer, user, node, proxy, plan, steps = {}, received, connected }) {
   const sent = [];
   const restartMs = [];
   const waits = [];
   for (let i = 0; i < total; i += 25) {
     const what = plan[i];
+    if (what === "cut" || what === "stop") await until(connected, "the client connected before the " + what);
     if (what === "cut") proxy.cut();
     else if (what === "stop") await node.stop();
     else if (what === "start") {
