@@ -90,9 +90,9 @@ func startVictim(ctx context.Context, st *stack, rate float64) (*victim, error) 
 			v.readErr = err
 		}
 	}()
-	pctx, cancel := context.WithCancel(ctx)
+	loop, cancel := context.WithCancel(ctx)
 	v.stopProd = cancel
-	go v.produceLoop(pctx)
+	go v.produceLoop(loop, ctx)
 	select {
 	case <-v.first:
 		v.phase.Store(phaseBaseline)
@@ -110,14 +110,18 @@ func startVictim(ctx context.Context, st *stack, rate float64) (*victim, error) 
 
 func (v *victim) now() int64 { return int64(time.Since(v.base)) }
 
-func (v *victim) produceLoop(ctx context.Context) {
+// produceLoop produces the victim's records until loop ends. Each record is counted as produced
+// before it is handed to the client, so it is produced under ctx (the run's), not loop: drain
+// ends loop and then flushes, and a record whose context ends before it is sent fails instead of
+// reaching Kafka, which would leave it counted but never sent.
+func (v *victim) produceLoop(loop, ctx context.Context) {
 	defer close(v.prodDone)
 	users := usersJSON([]string{v.user})
 	interval := time.Duration(float64(time.Second) / v.rate)
 	start := time.Now()
 	for seq := int64(0); ; seq++ {
 		select {
-		case <-ctx.Done():
+		case <-loop.Done():
 			return
 		case <-time.After(time.Until(start.Add(time.Duration(seq) * interval))):
 		}

@@ -28,19 +28,24 @@ import (
 // (WebSocket resuming with ?cursor=, SSE with Last-Event-ID, Socket.IO with connection state
 // recovery: pid and offset in CONNECT), records produced with franz-go at a rate, each naming
 // random users. While records flow, every client drops its connection at random moments (a TCP
-// close, no close frame) and resumes with its last cursor on a random node that is up; one node
+// close, no close frame) and resumes with its resume token on a random node that is up; one node
 // is killed with SIGKILL mid-run and restarted with the same node ID (its clients resume on the
 // other node, or on it once it is ready again). After producing stops, the clients reconnect
 // for good, and the run waits until every client holds everything or the drain bound passes.
 //
-// What it asserts, per client: the set of records received (de-duplicated by event ID; Socket.IO
-// events carry no ID, so by the record's sequence number, which maps to one event ID) equals the
+// Every client keeps what docs/client-protocol.md ("Cursor") asks of clients (see clientCursor):
+// the cursor of its last cursor frame and the IDs of the events it got after it, which it sends
+// back as its resume token, and the IDs it got, to drop an event it has already.
+//
+// What it asserts, per client: the set of records received (de-duplicated by event ID) equals the
 // set of records addressed to its user, all produced after the client first connected (every
 // client connects, and receives a probe record, before the first record is produced); nothing
-// addressed to another user; every frame's ID is the ID Kafka gave the record; no frame carries
-// the recipient list; no resync. Duplicates are allowed and counted. It reports resumes (to the
-// same node or the other one), Socket.IO recoveries, resume times (dial to connected) and
-// catch-up times (dial to the last event the client had missed delivered).
+// addressed to another user; every event carries the ID Kafka gave the record, and no record
+// comes under two IDs, nor again after the client sent back its ID (the client would drop it
+// on ID); no frame carries the recipient list; no resync. It reports resumes (to the same node
+// or the other one), Socket.IO recoveries, resume times (dial to connected) and catch-up times
+// (dial to the last event the client had missed delivered). -partitions sets the topics'
+// partition count, and with it the cursor's length.
 
 type chaosConfig struct {
 	users          int
@@ -172,11 +177,12 @@ type chaosResult struct {
 	Produced       int64          `json:"produced"`
 	ProduceErrors  int64          `json:"produce_errors"`
 	ProduceSeconds float64        `json:"produce_s"`
+	Partitions     int            `json:"partitions"` // partitions the acknowledged records went to
 
 	Expected   int64 `json:"expected"`   // deliveries: records x clients of their users
 	Received   int64 `json:"received"`   // of those, received at least once
 	Missing    int64 `json:"missing"`    // expected, never received
-	Duplicates int64 `json:"duplicates"` // frames of a record the client had already
+	Duplicates int64 `json:"duplicates"` // events dropped on ID: the client had them already
 	Misrouted  int64 `json:"misrouted"`  // records addressed to other users
 	Unexpected int64 `json:"unexpected"` // this run's records the client was not expecting otherwise (unacknowledged)
 	BadIDs     int64 `json:"bad_ids"`    // frames whose id is not the record's event ID
@@ -305,8 +311,8 @@ type chaosClient struct {
 	probe     atomic.Bool
 
 	// Owned by the client's goroutine; read by others only after it ended.
-	cursor         string // ws, sse: the last cursor; socketio: the last offset
-	pid            string // socketio
+	cur            *clientCursor // the last cursor and the IDs after it; every ID received
+	pid            string        // socketio
 	seen           map[int64]int32
 	ids            map[int64]string
 	conns          []chaosConn
@@ -488,6 +494,7 @@ func chaosRun(ctx context.Context, st *stack, cfg chaosConfig, stderr io.Writer)
 				home:          (u + j) % 2,
 				rng:           rand.New(rand.NewPCG(cfg.seed, uint64(id)+1)),
 				seen:          map[int64]int32{},
+				cur:           newClientCursor(),
 				ids:           map[int64]string{},
 				serverEnds:    map[string]int{},
 				dialErrs:      map[string]int{},
@@ -643,6 +650,7 @@ func chaosRun(ctx context.Context, st *stack, cfg chaosConfig, stderr io.Writer)
 	figs := []figure{
 		{"clients", "", float64(res.Clients)},
 		{"records produced", "", float64(res.Produced)},
+		{"partitions they went to", "", float64(res.Partitions)},
 		{"expected deliveries", "", float64(res.Expected)},
 		{"missing", "", float64(res.Missing)},
 		{"misrouted", "", float64(res.Misrouted)},
@@ -676,6 +684,11 @@ func chaosRun(ctx context.Context, st *stack, cfg chaosConfig, stderr io.Writer)
 	}
 	if res.Resyncs > 0 {
 		failures = append(failures, fmt.Sprintf("%d resyncs", res.Resyncs))
+	}
+	if res.Duplicates > 0 {
+		// Every client sends back the IDs it got after its cursor: the server owes it nothing
+		// twice (docs/client-protocol.md, "Cursor").
+		failures = append(failures, fmt.Sprintf("%d events came again although the client had sent back their IDs", res.Duplicates))
 	}
 	if res.BadIDs > 0 || res.LeakedIDs > 0 || res.Foreign > 0 || res.Unexpected > 0 {
 		failures = append(failures, fmt.Sprintf("%d frames with a wrong id, %d with userIds, %d unparsable, %d unexpected", res.BadIDs, res.LeakedIDs, res.Foreign, res.Unexpected))
@@ -770,7 +783,7 @@ func (s *chaosState) runClient(ctx context.Context, cl *chaosClient) {
 			}
 		}
 		node := s.nodes[ni]
-		cc := chaosConn{Node: node.name, DialS: s.since(), Cursor: describeCursor(cl.cursor)}
+		cc := chaosConn{Node: node.name, DialS: s.since(), Cursor: describeCursor(cl.cur.token())}
 		var missing map[int64]struct{}
 		if !first {
 			missing = s.missing(cl)
@@ -858,19 +871,22 @@ func (s *chaosState) runClient(ctx context.Context, cl *chaosClient) {
 	}
 }
 
-// dial opens cl's next connection to node, resuming with what cl holds.
+// dial opens cl's next connection to node, resuming with what cl holds: its resume token
+// (WebSocket ?cursor=, SSE Last-Event-ID; Socket.IO the recovery offset, with the pid of its last
+// session).
 func (s *chaosState) dial(ctx context.Context, cl *chaosClient, node *chaosNode, cc *chaosConn) (frameConn, error) {
 	d := node.dialer(cl.transport, s.cfg.readBuf, s.cfg.dialTimeout)
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.dialTimeout)
 	defer cancel()
+	resume := cl.cur.token()
 	if cl.transport != "socketio" {
-		return d.dial(dctx, cl.token, cl.cursor)
+		return d.dial(dctx, cl.token, resume)
 	}
-	fc, pid, err := d.dialSocketIOWith(dctx, cl.token, cl.pid, cl.cursor)
+	fc, pid, err := d.dialSocketIOWith(dctx, cl.token, cl.pid, resume)
 	if err != nil {
 		return nil, err
 	}
-	if cl.pid != "" && cl.cursor != "" {
+	if cl.pid != "" && resume != "" {
 		if pid == cl.pid {
 			cl.sioRecovered++
 			cc.Recovered = "yes"
@@ -883,72 +899,10 @@ func (s *chaosState) dial(ctx context.Context, cl *chaosClient, node *chaosNode,
 	return fc, nil
 }
 
-// chaosFrame is the JSON frame of WebSocket and SSE.
-type chaosFrame struct {
-	ID     string          `json:"id"`
-	Event  string          `json:"event"`
-	Data   json.RawMessage `json:"data"`
-	Cursor string          `json:"cursor"`
-}
-
-// read reads fc until it ends, keeping cl's cursor (see readClientEvents).
+// read reads fc until it ends, keeping cl's cursor and IDs and dropping the events it has (see
+// readClientEvents).
 func (s *chaosState) read(cl *chaosClient, fc frameConn, onEvent func(name string, data []byte, id string)) error {
-	return readClientEvents(fc, &cl.cursor, &cl.foreign, onEvent)
-}
-
-// readClientEvents reads fc until it ends, keeping *cursor as a client of its transport does
-// (ws, sse: the last cursor; socketio: the last offset) and handing each event (name, data, id;
-// no id on Socket.IO) to onEvent; unparsable frames are counted in *foreign. SSE cursor-only
-// frames (an id line alone) only move the cursor; WebSocket and Socket.IO cursor frames reach
-// onEvent as events named "cursor".
-func readClientEvents(fc frameConn, cursor *string, foreign *int64, onEvent func(name string, data []byte, id string)) error {
-	switch c := fc.(type) {
-	case *sseConn:
-		return c.readEvents(*cursor, func(lastID string, data []byte) {
-			*cursor = lastID // EventSource sends its last event ID back as Last-Event-ID
-			if len(data) == 0 {
-				return // an id line alone: a cursor frame
-			}
-			var f chaosFrame
-			if json.Unmarshal(data, &f) != nil {
-				(*foreign)++
-				return
-			}
-			onEvent(f.Event, f.Data, f.ID)
-		})
-	case *sioConn:
-		return c.read(func(b []byte) {
-			var args []json.RawMessage
-			var name string
-			if json.Unmarshal(b, &args) != nil || len(args) == 0 || json.Unmarshal(args[0], &name) != nil {
-				(*foreign)++
-				return
-			}
-			// socket.io-client keeps the last argument of every event as its recovery offset
-			// when it is a string.
-			var off string
-			if len(args) > 1 && json.Unmarshal(args[len(args)-1], &off) == nil {
-				*cursor = off
-			}
-			var data []byte
-			if len(args) > 1 {
-				data = args[1]
-			}
-			onEvent(name, data, "")
-		})
-	default:
-		return fc.read(func(b []byte) {
-			var f chaosFrame
-			if json.Unmarshal(b, &f) != nil {
-				(*foreign)++
-				return
-			}
-			if f.Cursor != "" {
-				*cursor = f.Cursor
-			}
-			onEvent(f.Event, f.Data, f.ID)
-		})
-	}
+	return readClientEvents(fc, cl.cur, &cl.foreign, onEvent)
 }
 
 // onEvent accounts for one event a client received.
@@ -1002,14 +956,15 @@ func (s *chaosState) onEvent(cl *chaosClient, cc *chaosConn, name string, data [
 			s.logf("%s delivered its first record since its restart (%.2fs after it was ready)", n.name, float64(n.firstAt.Load()-n.readyAt.Load())/1e9)
 		}
 	}
+	if id == "" {
+		cl.badIDs++ // every event carries its ID, on every transport
+	}
 	cl.seen[seq]++
 	if cl.seen[seq] == 1 {
 		cl.uniq.Add(1)
-		if id != "" {
-			cl.ids[seq] = id
-		}
-	} else if id != "" && cl.ids[seq] != "" && cl.ids[seq] != id {
-		cl.badIDs++ // the same record under two IDs
+		cl.ids[seq] = id
+	} else {
+		cl.badIDs++ // the same record again under another ID: de-duplication cannot catch it
 	}
 	if missing != nil {
 		delete(missing, seq)
@@ -1020,6 +975,13 @@ func (s *chaosState) onEvent(cl *chaosClient, cc *chaosConn, name string, data [
 func (s *chaosState) account(res *chaosResult, clients []*chaosClient) {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
+	parts := map[string]bool{}
+	for _, id := range s.ids {
+		if i := strings.LastIndexByte(id, ':'); i > 0 {
+			parts[id[:i]] = true
+		}
+	}
+	res.Partitions = len(parts)
 	acked := make([]map[int64]bool, len(s.acked))
 	for u, seqs := range s.acked {
 		acked[u] = make(map[int64]bool, len(seqs))
@@ -1039,8 +1001,7 @@ func (s *chaosState) account(res *chaosResult, clients []*chaosClient) {
 				res.Received++
 			}
 		}
-		for seq, n := range cl.seen {
-			res.Duplicates += int64(n - 1)
+		for seq := range cl.seen {
 			if !acked[cl.user][seq] {
 				res.Unexpected++
 				fail.Other = append(fail.Other, fmt.Sprintf("unexpected seq %d", seq))
@@ -1051,6 +1012,7 @@ func (s *chaosState) account(res *chaosResult, clients []*chaosClient) {
 			}
 		}
 		res.BadIDs += cl.badIDs
+		res.Duplicates += cl.cur.dups
 		res.Misrouted += int64(len(cl.misrouted))
 		for _, seq := range cl.misrouted {
 			fail.Other = append(fail.Other, fmt.Sprintf("misrouted seq %d (for %v)", seq, s.plan.recipients[seq]))

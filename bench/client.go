@@ -74,17 +74,18 @@ func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, e
 	return nd.DialContext(ctx, network, addr)
 }
 
-// dial connects one client with token; cursor, when set, resumes after it.
-func (d *dialer) dial(ctx context.Context, token, cursor string) (frameConn, error) {
+// dial connects one client with token; resume, a resume token (see clientCursor) when set,
+// resumes after it: WebSocket ?cursor=, SSE Last-Event-ID, Socket.IO auth cursor.
+func (d *dialer) dial(ctx context.Context, token, resume string) (frameConn, error) {
 	switch d.transport {
 	case "sse":
-		return d.dialSSE(ctx, token, cursor)
+		return d.dialSSE(ctx, token, resume)
 	case "socketio":
-		return d.dialSocketIO(ctx, token)
+		return d.dialSocketIO(ctx, token, resume)
 	case "ws-gorilla":
-		return d.dialWS(ctx, token, cursor)
+		return d.dialWS(ctx, token, resume)
 	}
-	return d.dialRawWS(ctx, token, cursor)
+	return d.dialRawWS(ctx, token, resume)
 }
 
 func (d *dialer) wsDialer() *websocket.Dialer {
@@ -223,12 +224,12 @@ func (s *sseConn) readLine(long *[]byte) ([]byte, error) {
 
 // readEvents reads the stream as EventSource does (WHATWG HTML, "Server-sent events", "Event
 // stream interpretation"): field lines build an event and a blank line dispatches it. onDispatch
-// gets the last event ID, which every id line sets (also an id line alone, as the server's
-// cursor frames are), and the event's data, empty for a block without a data line. The last
-// event ID starts at lastID, the one of the previous connection: as in browsers (Chromium seeds
-// each new stream's parser with it), only an id line changes it.
-func (s *sseConn) readEvents(lastID string, onDispatch func(lastID string, data []byte)) error {
+// gets whether the block had an id line and its value (the server's cursor and resync frames
+// have one, events do not), and the event's data, empty for a block without a data line.
+func (s *sseConn) readEvents(onDispatch func(idLine bool, id string, data []byte)) error {
 	var long, data []byte
+	var id string
+	idLine := false
 	for {
 		line, err := s.readLine(&long)
 		if err != nil {
@@ -236,8 +237,8 @@ func (s *sseConn) readEvents(lastID string, onDispatch func(lastID string, data 
 		}
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
 		if len(line) == 0 {
-			onDispatch(lastID, bytes.TrimSuffix(data, []byte("\n")))
-			data = data[:0]
+			onDispatch(idLine, id, bytes.TrimSuffix(data, []byte("\n")))
+			data, id, idLine = data[:0], "", false
 			continue
 		}
 		if line[0] == ':' {
@@ -248,7 +249,7 @@ func (s *sseConn) readEvents(lastID string, onDispatch func(lastID string, data 
 		switch string(field) {
 		case "id":
 			if bytes.IndexByte(value, 0) < 0 {
-				lastID = string(value)
+				id, idLine = string(value), true
 			}
 		case "data":
 			data = append(append(data, value...), '\n')
@@ -263,9 +264,10 @@ func (s *sseConn) close() {
 
 // dialSocketIO opens an Engine.IO v4 WebSocket session at /socket.io/ and connects to the
 // default namespace with the token in the CONNECT packet, as io(url, {auth: {token},
-// transports: ["websocket"]}) does.
-func (d *dialer) dialSocketIO(ctx context.Context, token string) (frameConn, error) {
-	c, _, err := d.dialSocketIOWith(ctx, token, "", "")
+// transports: ["websocket"]}) does; a resume token, when set, goes in auth "cursor"
+// (docs/client-protocol.md, "Socket.IO: coming from the NestJS gateway").
+func (d *dialer) dialSocketIO(ctx context.Context, token, resume string) (frameConn, error) {
+	c, _, err := d.dialSocketIOWith(ctx, token, "", resume)
 	if err != nil {
 		return nil, err
 	}
@@ -274,8 +276,9 @@ func (d *dialer) dialSocketIO(ctx context.Context, token string) (frameConn, err
 
 // dialSocketIOWith is dialSocketIO with connection state recovery (socket.io v4.6): with pid and
 // offset set, the CONNECT packet carries them as socket.io-client sends its _pid and _lastOffset
-// after a lost connection. It returns the pid of the CONNECT reply: the same pid means the server
-// recovered the session (socket.recovered), another one that it did not.
+// after a lost connection; with offset alone, it goes as auth "cursor". It returns the pid of the
+// CONNECT reply: the same pid means the server recovered the session (socket.recovered), another
+// one that it did not.
 func (d *dialer) dialSocketIOWith(ctx context.Context, token, pid, offset string) (*sioConn, string, error) {
 	c, resp, err := d.wsDialer().DialContext(ctx, wsBase(d.base)+"/socket.io/?EIO=4&transport=websocket", nil)
 	if err != nil {
@@ -298,8 +301,11 @@ func (d *dialer) dialSocketIOWith(ctx context.Context, token, pid, offset string
 		return fail(fmt.Errorf("socket.io: want an open packet, got %q", open))
 	}
 	connect := `40{"token":` + strconv.Quote(token)
-	if pid != "" && offset != "" {
+	switch {
+	case pid != "" && offset != "":
 		connect += `,"pid":` + strconv.Quote(pid) + `,"offset":` + strconv.Quote(offset)
+	case offset != "":
+		connect += `,"cursor":` + strconv.Quote(offset)
 	}
 	if err := c.WriteMessage(websocket.TextMessage, []byte(connect+"}")); err != nil {
 		return fail(err)

@@ -312,6 +312,12 @@ produce:
 			figure{"tool read syscalls/s", "1/s", load.ReadsPS["tool"]},
 		)
 	}
+	if srv.Receipts != nil || srv.ReceiptsDropped > 0 {
+		figs = append(figs,
+			figure{"delivered receipts produced", "", srv.Receipts["delivered"]},
+			figure{"receipts dropped", "", srv.ReceiptsDropped},
+		)
+	}
 	if res.Received > 0 && res.Produced > 0 {
 		// What the cursor design is judged by: the bytes the node writes (to clients, mostly:
 		// its Kafka fetch requests and logs are a few KB/s) per delivery, and its CPU per record.

@@ -50,9 +50,11 @@ modes:
   storm     N clients reconnect at once after a server restart (-conns; -token-alg RS256|ES256: tokens
             verified with a JWK Set); reports connections/s and the new node's CPU
   chaos     2 nodes, K users' clients drop and resume at random, a node is SIGKILLed and restarted;
-            asserts every client holds exactly its user's records, none misrouted, no resync (-users -events)
-  resume    a client misses M records (-missed 100) and resumes with its cursor, -iterations times;
-            time from the dial to the last missed event, replayed from -source memory or kafka;
+            asserts every client holds exactly its user's records, none twice, none misrouted, no resync
+            (-users -events -partitions)
+  resume    a client misses M records (-missed 100) and resumes with its cursor and the IDs it got
+            after it, -iterations times; time from the dial to the last missed event, replayed from
+            -source memory or kafka;
             asserts exactly the missed events arrive, in partition order, then a live one
   flood     -handshakes N unauthenticated Engine.IO handshakes (GET /socket.io/?EIO=4&transport=polling,
             no token) spread over -duration from -addresses source addresses 127.1.x.y (1: a single

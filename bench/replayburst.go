@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +22,8 @@ import (
 // connections) beyond the node's memory history (the owned node gets REALTIME_HISTORY_SIZE=10),
 // so that every resume replays from Kafka. Then, -iterations times: B resumes alone from its old
 // cursor; then A opens -resumes simultaneous resumes from its old cursor and B resumes once
-// meanwhile. Measured: B's resume time (dial to its last missed event) alone and during A's
+// meanwhile. A resume sends the client's resume token (its cursor and the IDs of the hello
+// records it got; see clientCursor) and fails on any event it had already. Measured: B's resume time (dial to its last missed event) alone and during A's
 // burst, and their ratio; A's resumes must all succeed too.
 
 type replayBurstConfig struct {
@@ -85,39 +85,41 @@ func runReplayBurst(ctx context.Context, args []string, stdout, stderr io.Writer
 	})
 }
 
-// replayClient is one resuming connection: it counts the distinct missed records of its user.
+// replayClient is one connection of A or B: the hello connection (want 0) waits for a hello
+// record; a resume counts the distinct missed records of its user.
 type replayClient struct {
-	prefix []byte // `"bench":"<run>.<a|b>.`
+	prefix []byte // `"bench":"<run>.<a|b|h>`
 	want   int
 	seen   map[int64]bool
+	twice  int // a missed record again under another ID (de-duplication on ID cannot drop it)
 	resync bool
 	done   chan struct{}
-	cursor string // the cursor of the first record, for the hello connection
 }
 
-func (rc *replayClient) onFrame(b []byte) {
-	if bytes.Contains(b, []byte(`"event":"resync"`)) {
+func (rc *replayClient) onEvent(name string, data []byte, id string) {
+	switch {
+	case name == "resync":
 		rc.resync = true
 		return
+	case id == "":
+		return // a cursor frame: the reader keeps it
 	}
-	if rc.want == 0 { // the hello connection: keep the record's cursor
-		if rc.cursor == "" && bytes.Contains(b, rc.prefix) {
-			var f struct {
-				Cursor string `json:"cursor"`
-			}
-			if json.Unmarshal(b, &f) == nil && f.Cursor != "" {
-				rc.cursor = f.Cursor
-				close(rc.done)
-			}
+	i := bytes.Index(data, rc.prefix)
+	if i < 0 {
+		return // a hello record the client had not got before it disconnected
+	}
+	if rc.want == 0 {
+		if !isClosed(rc.done) {
+			close(rc.done)
 		}
 		return
 	}
-	i := bytes.Index(b, rc.prefix)
-	if i < 0 {
+	seq, _, ok := parseInt(data[i+len(rc.prefix):])
+	if !ok {
 		return
 	}
-	seq, _, ok := parseInt(b[i+len(rc.prefix):])
-	if !ok || rc.seen[seq] {
+	if rc.seen[seq] {
+		rc.twice++
 		return
 	}
 	rc.seen[seq] = true
@@ -126,30 +128,40 @@ func (rc *replayClient) onFrame(b []byte) {
 	}
 }
 
-// resumeOnce dials with cursor and waits until rc has every missed record; it returns the time
-// from the dial.
-func resumeOnce(ctx context.Context, d *dialer, token, cursor string, rc *replayClient, limit time.Duration) (time.Duration, error) {
+// resumeOnce dials with the resume token of k (a copy of what the client held when it
+// disconnected) and waits until rc has every missed record; it returns the time from the dial.
+// An event the client had (dropped on ID: the token listed it), a missed record twice, or a
+// frame it cannot parse fails the resume.
+func resumeOnce(ctx context.Context, d *dialer, token string, k *clientCursor, rc *replayClient, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
-	fc, err := d.dial(ctx, token, cursor)
+	fc, err := d.dial(ctx, token, k.token())
 	if err != nil {
 		return 0, err
 	}
+	var foreign int64
 	ended := make(chan error, 1)
-	go func() { ended <- fc.read(rc.onFrame) }()
-	defer func() {
-		fc.close()
-		<-ended
-	}()
+	go func() { ended <- readClientEvents(fc, k, &foreign, rc.onEvent) }()
+	var took time.Duration
 	select {
 	case <-rc.done:
-		return time.Since(start), nil
+		took = time.Since(start)
 	case err := <-ended:
+		fc.close()
 		return 0, fmt.Errorf("connection ended after %d of %d records: %v", len(rc.seen), rc.want, err)
 	case <-time.After(limit):
-		return 0, fmt.Errorf("%d of %d records after %v (resync %v)", len(rc.seen), rc.want, limit, rc.resync)
+		err = fmt.Errorf("%d of %d records after %v (resync %v)", len(rc.seen), rc.want, limit, rc.resync)
 	case <-ctx.Done():
-		return 0, context.Cause(ctx)
+		err = context.Cause(ctx)
 	}
+	fc.close()
+	<-ended
+	if err == nil && (k.dups > 0 || rc.twice > 0 || foreign > 0) {
+		err = fmt.Errorf("%d events the client had sent back the IDs of, %d missed records twice, %d unparsable frames", k.dups, rc.twice, foreign)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return took, nil
 }
 
 func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stderr io.Writer) ([]figure, any, *loadReport, error) {
@@ -166,21 +178,23 @@ func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stder
 	defer cl.Close()
 	d := newDialer("ws", st.url, 64<<10)
 	d.timeout = 30 * time.Second
-	// Cursors: both connect, a record naming both arrives, both disconnect.
-	cursors := make([]string, 2)
+	// Cursors: both connect (each gets its opening cursor), a record naming both arrives, both
+	// disconnect, holding their cursor and the IDs of the hello records they got.
+	cursors := []*clientCursor{newClientCursor(), newClientCursor()}
 	hello := []*replayClient{
 		{prefix: []byte(`"bench":"` + run + `.h`), done: make(chan struct{})},
 		{prefix: []byte(`"bench":"` + run + `.h`), done: make(chan struct{})},
 	}
 	var conns []frameConn
 	var readers sync.WaitGroup
+	var foreign [2]int64
 	for i, tok := range toks {
 		fc, err := d.dial(ctx, tok, "")
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("hello connection: %w", err)
 		}
 		conns = append(conns, fc)
-		readers.Go(func() { fc.read(hello[i].onFrame) })
+		readers.Go(func() { readClientEvents(fc, cursors[i], &foreign[i], hello[i].onEvent) })
 	}
 	closeAll := func() {
 		for _, fc := range conns {
@@ -206,7 +220,9 @@ func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stder
 		}
 	}
 	closeAll()
-	cursors[0], cursors[1] = hello[0].cursor, hello[1].cursor
+	if cursors[0].token() == "" || cursors[1].token() == "" || foreign[0]+foreign[1] > 0 {
+		return nil, nil, nil, fmt.Errorf("the hello connections got no cursor (A %q, B %q) or %d unparsable frames", cursors[0].token(), cursors[1].token(), foreign[0]+foreign[1])
+	}
 	start, err := scrapeMetrics(ctx, st)
 	if err != nil {
 		return nil, nil, nil, err
@@ -265,7 +281,7 @@ func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stder
 	}
 	var runErr error
 	for it := 0; it < cfg.iterations && runErr == nil; it++ {
-		t, err := resumeOnce(ctx, d, toks[1], cursors[1], newB(), cfg.timeout)
+		t, err := resumeOnce(ctx, d, toks[1], cursors[1].clone(), newB(), cfg.timeout)
 		if err != nil {
 			runErr = fmt.Errorf("B alone, iteration %d: %w", it+1, err)
 			break
@@ -279,7 +295,7 @@ func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stder
 			wg.Go(func() {
 				<-go1
 				rc := &replayClient{prefix: []byte(`"bench":"` + run + `.a.`), want: cfg.missedA, seen: map[int64]bool{}, done: make(chan struct{})}
-				t, err := resumeOnce(ctx, d, toks[0], cursors[0], rc, cfg.timeout)
+				t, err := resumeOnce(ctx, d, toks[0], cursors[0].clone(), rc, cfg.timeout)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -291,7 +307,7 @@ func replayBurstRun(ctx context.Context, st *stack, cfg replayBurstConfig, stder
 		}
 		close(go1)
 		time.Sleep(time.Millisecond) // A's dials are under way
-		t, err = resumeOnce(ctx, d, toks[1], cursors[1], newB(), cfg.timeout)
+		t, err = resumeOnce(ctx, d, toks[1], cursors[1].clone(), newB(), cfg.timeout)
 		wg.Wait()
 		if err != nil {
 			runErr = fmt.Errorf("B during A's burst, iteration %d: %w", it+1, err)

@@ -22,12 +22,14 @@ import (
 // cursor; it disconnects; M records for that user are produced (interleaved with -noise records
 // per missed one for other users, who have no connection), acknowledged by the broker and
 // published by the node (its realtime_events_published_total says so); the client reconnects
-// with its cursor (WebSocket ?cursor=, SSE Last-Event-ID). Measured: from the start of the dial
-// to the M-th missed event received. Checked, every iteration: exactly the M missed events
-// arrive, each once, in partition order, each under the ID Kafka gave it, no resync; then a
-// record produced after the catch-up arrives live, next. The node's realtime_replays_total says
-// where each replay came from: -source memory (the default history) or kafka (the node's
-// REALTIME_HISTORY_SIZE below M, so that its history cannot serve the range).
+// with its resume token, the cursor of its last cursor frame and the IDs of the events it got
+// after it (see clientCursor; WebSocket ?cursor=, SSE Last-Event-ID, Socket.IO auth cursor).
+// Measured: from the start of the dial to the M-th missed event received. Checked, every
+// iteration: exactly the M missed events arrive, each once (none dropped as a duplicate either:
+// the client sent back every ID it had), in partition order, each under the ID Kafka gave it, no
+// resync; then a record produced after the catch-up arrives live, next. The node's
+// realtime_replays_total says where each replay came from: -source memory (the default history)
+// or kafka (the node's REALTIME_HISTORY_SIZE below M, so that its history cannot serve the range).
 
 type resumeConfig struct {
 	source       string // memory or kafka: where the replays must come from
@@ -65,8 +67,8 @@ func (cfg *resumeConfig) check(transport string) error {
 	switch {
 	case cfg.source != "memory" && cfg.source != "kafka":
 		return fmt.Errorf("-source %q: want memory or kafka", cfg.source)
-	case transport != "ws" && transport != "ws-gorilla" && transport != "sse":
-		return fmt.Errorf("-transport %q: resume measures ws, ws-gorilla or sse (cursor in ?cursor= or Last-Event-ID)", transport)
+	case transport != "ws" && transport != "ws-gorilla" && transport != "sse" && transport != "socketio":
+		return fmt.Errorf("-transport %q: resume measures ws, ws-gorilla, sse or socketio", transport)
 	case cfg.iterations < 1 || cfg.warmup < 0 || cfg.missed < 1 || cfg.noise < 0 || cfg.noiseUsers < 1:
 		return errors.New("want -iterations >= 1, -warmup >= 0, -missed >= 1, -noise >= 0, -noise-users >= 1")
 	case cfg.key != "concept" && cfg.key != "user":
@@ -267,15 +269,15 @@ type resumeState struct {
 	cl        *kgo.Client
 	d         *dialer
 	base      time.Time
-	seq       int64   // next sequence number of the user's records
-	produced  int64   // records produced this run (every one is published by the node)
-	published float64 // realtime_events_published_total before the run
-	cursor    string
+	seq       int64         // next sequence number of the user's records
+	produced  int64         // records produced this run (every one is published by the node)
+	published float64       // realtime_events_published_total before the run
+	cur       *clientCursor // the client's cursor, the IDs after it, every ID it got
 	value     []byte
 }
 
 func resumeRun(ctx context.Context, st *stack, transport string, cfg resumeConfig, stderr io.Writer) ([]figure, any, *loadReport, error) {
-	s := &resumeState{cfg: cfg, st: st, run: randomHex(3), base: time.Now(), seq: helloSeqs,
+	s := &resumeState{cfg: cfg, st: st, run: randomHex(3), base: time.Now(), seq: helloSeqs, cur: newClientCursor(),
 		rng: rand.New(rand.NewPCG(cfg.seed, 0x726573756d65))} // "resume"
 	s.user = "ru-" + s.run
 	for i := range cfg.noiseUsers {
@@ -567,35 +569,41 @@ func (s *resumeState) connect(ctx context.Context, want map[int64]int, ids map[i
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.dialTimeout)
 	defer cancel()
-	cursor := s.cursor
 	rc.dialAt = time.Now()
-	fc, err := s.d.dial(dctx, s.token, cursor)
+	fc, err := s.d.dial(dctx, s.token, s.cur.token())
 	if err != nil {
 		return nil, err
 	}
 	rc.connectedAt = time.Now()
 	rc.fc = fc
-	go func() {
+	dups, noID := s.cur.dups, s.cur.noID
+	go func() { // owns s.cur until done
 		defer close(rc.done)
 		var foreign int64
-		rc.err = readClientEvents(fc, &cursor, &foreign, rc.onEvent)
+		rc.err = readClientEvents(fc, s.cur, &foreign, rc.onEvent)
 		if foreign > 0 {
 			rc.problem("%d unparsable frames", foreign)
 		}
-		s.cursor = cursor // read by the run only after done
+		// The client sent back every ID it got since its cursor: the server owes it no event twice.
+		if n := s.cur.dups - dups; n > 0 {
+			rc.problem("%d events came again under an ID the client had sent back (dropped on ID)", n)
+		}
+		if n := s.cur.noID - noID; n > 0 {
+			rc.problem("%d events without an ID", n)
+		}
 	}()
 	return rc, nil
 }
 
 // disconnect closes the connection as a client losing it does and waits for its reader: the
-// cursor it kept is then the run's.
+// cursor and IDs it kept are then the run's.
 func (s *resumeState) disconnect(rc *resumeConn) {
 	rc.fc.close()
 	<-rc.done
 }
 
 // hello connects the client for the first time and produces records for its user until one
-// arrives: the client then holds a cursor.
+// arrives: the client then holds a cursor (the opening one) and the IDs of the hello records.
 func (s *resumeState) hello(ctx context.Context) error {
 	rc, err := s.connect(ctx, nil, nil, -1)
 	if err != nil {

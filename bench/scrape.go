@@ -33,6 +33,11 @@ type nodeStats struct {
 	HistoryBytes  float64            `json:"history_bytes,omitempty"`   // realtime_history_bytes (the history's estimate)
 	HistoryEvents float64            `json:"history_events,omitempty"`  // realtime_history_events
 	HistoryUsers  float64            `json:"history_users,omitempty"`   // realtime_history_users
+	// Receipts counts realtime_receipts_produced_total by kind and ReceiptsDropped
+	// realtime_receipts_dropped_total (all reasons): with REALTIME_RECEIPTS_TOPIC set, whether
+	// every receipt reached Kafka.
+	Receipts        map[string]float64 `json:"receipts,omitempty"`
+	ReceiptsDropped float64            `json:"receipts_dropped,omitempty"`
 }
 
 // scrapeMetrics reads the node's /metrics (Prometheus text format) and its RSS.
@@ -94,6 +99,10 @@ func scrapeMetrics(ctx context.Context, s *stack) (nodeStats, error) {
 			st.HistoryEvents = value
 		case "realtime_history_users":
 			st.HistoryUsers = value
+		case "realtime_receipts_produced_total":
+			st.Receipts = addByLabel(st.Receipts, labels, "kind", value)
+		case "realtime_receipts_dropped_total":
+			st.ReceiptsDropped += value
 		}
 	}
 	if s.nodePID > 0 {

@@ -47,7 +47,7 @@ type stormResult struct {
 	ErrorsUp      map[string]int    `json:"errors_after_ready"`
 	ErrorSamples  map[string]string `json:"error_samples"` // the first error of each kind
 	Resyncs       int64             `json:"resyncs"`
-	ResyncSample  string            `json:"resync_sample,omitempty"` // one resync frame as received
+	ResyncSample  string            `json:"resync_sample,omitempty"` // the data of one resync frame
 	Server        nodeStats         `json:"server"`
 }
 
@@ -58,7 +58,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	conns := fs.Int("conns", 10000, "N: clients, one user each")
 	retry := fs.Duration("retry", 100*time.Millisecond, "delay between a client's reconnection attempts (±50% jitter)")
 	jitter := fs.Duration("jitter", 0, "spread each client's first reconnection attempt uniformly over this (0: all at once)")
-	resume := fs.Bool("resume", true, "reconnect with the cursor of the last event received, as clients do")
+	resume := fs.Bool("resume", true, "reconnect with a resume token (the last cursor frame's cursor and the IDs of the events after it), as clients do")
 	limit := fs.Duration("reconnect-timeout", 2*time.Minute, "give up waiting for the clients after this")
 	readBuf := fs.Int("read-buffer", 1024, "client read buffer per connection, bytes")
 	parallel := fs.Int("dial-parallel", 256, "connections opened concurrently at the start")
@@ -90,35 +90,27 @@ type stormConfig struct {
 	parallel      int
 }
 
-// stormClient reconnects until stopped, remembering the cursor of the last event it got.
+// stormClient reconnects until stopped, keeping its cursor and the IDs after it (see
+// clientCursor).
 type stormClient struct {
 	token       string
-	cursor      atomic.Pointer[string]
-	probe       atomic.Int64 // last probe phase received
+	cur         *clientCursor // owned by the client's goroutine
+	probe       atomic.Int64  // last probe phase received
 	resyncs     atomic.Int64
-	resyncFrame atomic.Pointer[string] // the first resync frame, cut to 400 bytes
+	resyncFrame atomic.Pointer[string] // the data of the first resync frame, cut to 400 bytes
 }
 
-var cursorKey = []byte(`"cursor":"`)
-
-func (sc *stormClient) onFrame(run string) func([]byte) {
+func (sc *stormClient) onEvent(run string) func(name string, data []byte, id string) {
 	marker := []byte(`"bench":"` + run + ".p")
-	return func(b []byte) {
-		if i := bytes.Index(b, cursorKey); i >= 0 {
-			rest := b[i+len(cursorKey):]
-			if j := bytes.IndexByte(rest, '"'); j > 0 {
-				s := string(rest[:j])
-				sc.cursor.Store(&s)
-			}
-		}
-		if i := bytes.Index(b, marker); i >= 0 {
-			n, _, _ := parseInt(b[i+len(marker):])
+	return func(name string, data []byte, id string) {
+		if i := bytes.Index(data, marker); i >= 0 {
+			n, _, _ := parseInt(data[i+len(marker):])
 			sc.probe.Store(n)
 			return
 		}
-		if bytes.Contains(b, []byte(`"event":"resync"`)) {
+		if name == "resync" {
 			if sc.resyncs.Add(1) == 1 {
-				f := string(b[:min(len(b), 400)])
+				f := string(data[:min(len(data), 400)])
 				sc.resyncFrame.CompareAndSwap(nil, &f)
 			}
 		}
@@ -166,10 +158,11 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 	clients := make([]*stormClient, cfg.conns)
 	sem := make(chan struct{}, cfg.parallel)
 	for i := range clients {
-		sc := &stormClient{token: toks[i]}
+		sc := &stormClient{token: toks[i], cur: newClientCursor()}
 		clients[i] = sc
 		wg.Go(func() {
-			onFrame := sc.onFrame(runID)
+			onEvent := sc.onEvent(runID)
+			var foreign int64 // unparsable frames: not counted, the probes say what arrived
 			first := true
 			for {
 				if !first {
@@ -180,8 +173,8 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 					}
 				}
 				cursor := ""
-				if p := sc.cursor.Load(); p != nil && cfg.resume && c.transport != "socketio" {
-					cursor = *p
+				if cfg.resume {
+					cursor = sc.cur.token()
 				}
 				if first {
 					sem <- struct{}{}
@@ -231,7 +224,7 @@ func stormRun(ctx context.Context, st *stack, c *common, cfg stormConfig, run in
 				if connected.Add(1) == int64(cfg.conns) && oldGone.Load() && lastBack.CompareAndSwap(0, time.Now().UnixNano()) {
 					cpuLast.Store(nodeCPUTicks(newPID.Load()))
 				}
-				fc.read(onFrame)
+				readClientEvents(fc, sc.cur, &foreign, onEvent)
 				fc.close() // release the socket now, not when a GC finalizes it
 				connected.Add(-1)
 				liveMu.Lock()

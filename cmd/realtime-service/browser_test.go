@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,13 +21,22 @@ import (
 // Disconnect leaves the page saying "not connected". Screenshots go to
 // test/artifacts/demo-<transport>.png. The Socket.IO mode runs the page's socket.io-client@4
 // bundle, which must be the unmodified npm package's (dist/socket.io.min.js of the version
-// test/interop pins); Socket.IO events carry no event ID (socket.emit(event, data, cursor)), so
-// there the page shows its notifications without one, and says so.
+// test/interop pins); Socket.IO events carry their event ID in a trailing {"id"} argument, which
+// the page shows as it does the WebSocket and SSE frames' id.
 //
 // Then what a new user trips over: a Socket.IO status must follow the engine's upgrade from
 // polling to WebSocket; and after Disconnect, connecting the same page as another user starts
 // an empty list for them (heading, count), with no resume cursor and no de-duplication state
 // carried over from the previous user.
+//
+// Then the cursor contract (docs/client-protocol.md, "Cursor") on each transport: the page holds
+// the cursor of the opening cursor frame and the IDs of the two events after it; after
+// Disconnect, two more events, and Connect, it resumes with "<cursor>~<id>,<id>" (seen in the
+// WebSocket's ?cursor= and the EventSource's ?lastEventId=), shows the two it missed, and drops
+// nothing: a resume with the cursor alone would have brought the first two again, which the page
+// would count as dropped duplicates. A cursor frame follows the replay. On Socket.IO, an engine
+// that drops is recovered by socket.io-client itself (socket.recovered), whose offset the page's
+// auth function extends with the ID received since the cursor: again nothing to drop.
 func TestDemoPageInChromium(t *testing.T) {
 	interop := nodeModules(t)
 	browser := interopTool(t, "chromium", "apt-get install chromium (the Debian package)")
@@ -72,6 +82,28 @@ func TestDemoPageInChromium(t *testing.T) {
 			IDs, Seen                           []string
 			Problems                            []string
 		}
+		Resume []struct {
+			Transport    string
+			Before, Away []string
+			Held         struct {
+				Cursor string
+				Since  []string
+			}
+			Token *string
+			After struct {
+				Count, Shown string
+				IDs, Since   []string
+				Dropped      int
+				CursorMoved  bool
+			}
+			Recovery *struct {
+				Status, Sent string
+				Held         []string
+				Shown        bool
+				Dropped      int
+			}
+			Problems []string
+		}
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("browser.mjs output: %v\n%s", err, out)
@@ -101,23 +133,20 @@ func TestDemoPageInChromium(t *testing.T) {
 		}
 		for i, w := range wants {
 			n := tr.Notes[i]
-			// The note's ID is the event ID, the one the API or KafkaJS reported; Socket.IO
-			// events have none.
-			wantID := n.Sent
-			if tr.Transport == "socketio" {
-				wantID = ""
-			}
-			if n.Via != w.via || !strings.HasPrefix(n.Sent, w.idPrefix) || n.ID != wantID || n.Event != w.event || n.Text != w.text {
-				t.Errorf("%s: note %d is %+v, want via %s, ID %q (on %s), event %s, text %q", tr.Transport, i, n, w.via, wantID, w.idPrefix, w.event, w.text)
+			// The note's ID is the event ID, the one the API or KafkaJS reported, on every
+			// transport.
+			if n.Via != w.via || !strings.HasPrefix(n.Sent, w.idPrefix) || n.ID != n.Sent || n.Event != w.event || n.Text != w.text {
+				t.Errorf("%s: note %d is %+v, want via %s, ID %q (on %s), event %s, text %q", tr.Transport, i, n, w.via, n.Sent, w.idPrefix, w.event, w.text)
 			}
 			// Shown as a notification of its event, not as a control message (resync, disconnect).
 			if n.Kind != "note "+w.event || strings.HasPrefix(n.Meta, "control") {
 				t.Errorf("%s: note %d (%s) has class %q and meta %q, want class \"note %s\" and no \"control\" label", tr.Transport, i, w.event, n.Kind, n.Meta, w.event)
 			}
-			// The meta line leads with the event ID, or says there is none (Socket.IO).
+			// The meta line leads with the event ID; Socket.IO events have no time of their own,
+			// so there the page says when it received them.
 			wantMeta := n.Sent + " · "
 			if tr.Transport == "socketio" {
-				wantMeta = "no event ID (Socket.IO) · received "
+				wantMeta += "received "
 			}
 			if !strings.HasPrefix(n.Meta, wantMeta) {
 				t.Errorf("%s: note %d meta %q, want it to start with %q", tr.Transport, i, n.Meta, wantMeta)
@@ -165,6 +194,65 @@ func TestDemoPageInChromium(t *testing.T) {
 	}
 	for _, p := range sw.Problems {
 		t.Errorf("switching users: %s", p)
+	}
+
+	if len(res.Resume) != 3 {
+		t.Fatalf("resume %+v, want websocket, sse and socketio", res.Resume)
+	}
+	for _, r := range res.Resume {
+		if len(r.Before) != 2 || len(r.Away) != 2 {
+			t.Errorf("%s resume: sent %v before and %v while away, want two each", r.Transport, r.Before, r.Away)
+			continue
+		}
+		// The opening cursor came before the first event, so both events are IDs since it.
+		if r.Held.Cursor == "" || !slices.Equal(r.Held.Since, r.Before) {
+			t.Errorf("%s resume: the page held cursor %q and IDs %v, want a cursor and the IDs %v of the events after it", r.Transport, r.Held.Cursor, r.Held.Since, r.Before)
+		}
+		want := r.Held.Cursor + "~" + strings.Join(r.Before, ",")
+		switch {
+		case r.Transport == "socketio" && r.Token != nil:
+			t.Errorf("socketio resume: token %q, want none read (it goes in the CONNECT auth)", *r.Token)
+		case r.Transport != "socketio" && r.Token == nil:
+			t.Errorf("%s resume: the page resumed with no token, want %q", r.Transport, want)
+		case r.Transport != "socketio" && *r.Token != want:
+			t.Errorf("%s resume: the page resumed with %q, want %q", r.Transport, *r.Token, want)
+		}
+		a := r.After
+		// The list shows the newest first: the two sent while away (replayed in partition
+		// order, and they are of two topics: either order), above the two before.
+		ok := a.Count == "4" && len(a.IDs) == 4 && a.IDs[2] == r.Before[1] && a.IDs[3] == r.Before[0]
+		if ok {
+			away := slices.Sorted(slices.Values(a.IDs[:2]))
+			ok = slices.Equal(away, slices.Sorted(slices.Values(r.Away)))
+		}
+		if !ok {
+			t.Errorf("%s resume: the list holds %v (count %q), want %v (either order) above %s and %s, once each", r.Transport, a.IDs, a.Count, r.Away, r.Before[1], r.Before[0])
+		}
+		if a.Dropped != 0 {
+			t.Errorf("%s resume: the page dropped %d duplicates, want 0: the server sent again events whose IDs the resume token listed", r.Transport, a.Dropped)
+		}
+		if !a.CursorMoved || len(a.Since) != 0 {
+			t.Errorf("%s resume: after the replay the cursor moved %v with IDs since %v, want a new cursor (the frame that ends the replay) and none", r.Transport, a.CursorMoved, a.Since)
+		}
+		if !strings.Contains(a.Shown, "0 duplicates dropped") {
+			t.Errorf("%s resume: the page says %q, want it to count 0 duplicates dropped", r.Transport, a.Shown)
+		}
+		if r.Transport == "socketio" {
+			rec := r.Recovery
+			switch {
+			case rec == nil:
+				t.Error("socketio resume: no recovery run")
+			case !strings.Contains(rec.Status, "recovered") || !rec.Shown:
+				t.Errorf("socketio recovery: status %q, event sent while away shown %v; want recovered and shown", rec.Status, rec.Shown)
+			case len(rec.Held) != 1:
+				t.Errorf("socketio recovery: the page held IDs %v since its cursor, want the one event before the drop", rec.Held)
+			case rec.Dropped != a.Dropped:
+				t.Errorf("socketio recovery: the page dropped %d more duplicates, want none: the recovery offset did not carry the ID since the cursor", rec.Dropped-a.Dropped)
+			}
+		}
+		for _, p := range r.Problems {
+			t.Errorf("%s resume: %s", r.Transport, p)
+		}
 	}
 }
 

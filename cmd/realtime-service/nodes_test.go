@@ -66,7 +66,13 @@ type node struct {
 // startBroker starts an embedded broker the test owns, on a free port.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	b, err := kafka.StartEmbedded(config.Kafka{EmbeddedAddr: "127.0.0.1:0", EmbeddedPartitions: 3,
+	return startBrokerPartitions(t, 3)
+}
+
+// startBrokerPartitions starts an embedded broker whose topics have partitions partitions each.
+func startBrokerPartitions(t *testing.T, partitions int32) string {
+	t.Helper()
+	b, err := kafka.StartEmbedded(config.Kafka{EmbeddedAddr: "127.0.0.1:0", EmbeddedPartitions: partitions,
 		Topics:   []config.TopicEvent{{Topic: "session-notifications", Event: "session-starting-soon"}, {Topic: "concept-notifications", Event: "concept-mastered"}},
 		DLQTopic: "realtime-service.dlq"}, nil)
 	if err != nil {

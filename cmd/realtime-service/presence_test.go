@@ -210,28 +210,31 @@ func (c *sioPolling) post(packet string) {
 	resp.Body.Close()
 }
 
-// events polls until it has n events and returns their cursors (the trailing argument).
+// events polls until it has n events and returns their IDs (the trailing {"id"} argument), skipping
+// cursor packets.
 func (c *sioPolling) events(n int) []string {
 	c.t.Helper()
-	var cursors []string
-	for len(cursors) < n {
+	var ids []string
+	for len(ids) < n {
 		for _, p := range c.poll() {
-			if rest, ok := strings.CutPrefix(p, "42"); ok {
-				var args []json.RawMessage
-				var cursor string
-				if json.Unmarshal([]byte(rest), &args) != nil || len(args) != 3 || json.Unmarshal(args[2], &cursor) != nil {
-					c.t.Fatalf("event packet %q", p)
-				}
-				cursors = append(cursors, cursor)
+			rest, ok := strings.CutPrefix(p, "42")
+			if !ok || strings.HasPrefix(rest, `["cursor",`) {
+				continue
 			}
+			var args []json.RawMessage
+			var id struct{ ID string }
+			if json.Unmarshal([]byte(rest), &args) != nil || len(args) != 3 || json.Unmarshal(args[2], &id) != nil || id.ID == "" {
+				c.t.Fatalf("event packet %q, want [name, data, {\"id\": ...}]", p)
+			}
+			ids = append(ids, id.ID)
 		}
 	}
-	return cursors
+	return ids
 }
 
 // TestReceiptsForEveryDeliveryAndRead: 100 notifications to a connected WebSocket client give
 // exactly 100 delivered receipts, one per event; the events it acknowledges with a read frame,
-// those an SSE client POSTs and the one a Socket.IO client sends the cursor of give read
+// those an SSE client POSTs and the one a Socket.IO client emits a read for give read
 // receipts, each for its own user, node and transport.
 func TestReceiptsForEveryDeliveryAndRead(t *testing.T) {
 	broker := startBroker(t)
@@ -273,8 +276,10 @@ func TestReceiptsForEveryDeliveryAndRead(t *testing.T) {
 	}
 
 	carolIDs := []string{p.send("carol"), p.send("carol")}
-	cursors := sio.events(2)
-	sio.post(`421["read",` + mustJSON(cursors[1]) + `]`)
+	if got := sio.events(2); !slices.Equal(got, carolIDs) {
+		t.Fatalf("Socket.IO events %v, want %v", got, carolIDs)
+	}
+	sio.post(`421["read",` + mustJSON(carolIDs[1]) + `]`)
 	if acks := sio.poll(); !slices.Contains(acks, `431[{"ok":true}]`) {
 		t.Fatalf("read ack %q, want 431[{\"ok\":true}]", acks)
 	}

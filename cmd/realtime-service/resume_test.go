@@ -27,6 +27,26 @@ type frame struct {
 	Cursor string          `json:"cursor"`
 }
 
+// holder keeps what a client holds to resume (docs/design.md, "Cursor"): the cursor of the last
+// cursor (or resync) frame and the IDs of the events it got after it.
+type holder struct {
+	cursor string
+	ids    []string
+}
+
+// take updates h with f and, for an event frame, sets f.Cursor to the resume token the client
+// holds once it has f: "<cursor>~<id>,<id>,...", the IDs since the cursor included. Tests resume
+// from an event's Cursor as from what a client would send back at that point.
+func (h *holder) take(f *frame) {
+	switch {
+	case f.ID != "":
+		h.ids = append(h.ids, f.ID)
+		f.Cursor = h.cursor + "~" + strings.Join(h.ids, ",")
+	case f.Cursor != "":
+		h.cursor, h.ids = f.Cursor, nil
+	}
+}
+
 // producer writes concept-mastered records for user straight to partition 0 of
 // concept-notifications, so that their offsets are consecutive.
 type producer struct {
@@ -59,15 +79,22 @@ func newProducer(t *testing.T, broker string) *producer {
 	return &producer{t: t, cl: cl}
 }
 
-// send produces one record per user list and returns their event IDs.
+// send produces one record for users to partition 0 and returns its event ID.
 func (p *producer) send(users ...string) string {
 	p.t.Helper()
+	return p.sendTo(0, users...)
+}
+
+// sendTo produces one record for users to partition of concept-notifications and returns its
+// event ID.
+func (p *producer) sendTo(partition int32, users ...string) string {
+	p.t.Helper()
 	v := fmt.Sprintf(`{"conceptId":"c","userIds":%s,"conceptName":"n","masteryLevel":1}`, mustJSON(users))
-	rec := &kgo.Record{Topic: "concept-notifications", Partition: 0, Value: []byte(v)}
+	rec := &kgo.Record{Topic: "concept-notifications", Partition: partition, Value: []byte(v)}
 	if err := p.cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
 		p.t.Fatal(err)
 	}
-	return fmt.Sprintf("concept-notifications:0:%d", rec.Offset)
+	return fmt.Sprintf("concept-notifications:%d:%d", partition, rec.Offset)
 }
 
 func mustJSON(v any) string {
@@ -100,16 +127,26 @@ func openSSE(t *testing.T, s *service, user, lastEventID string) *sseClient {
 	go func() {
 		defer close(c.frames)
 		rd := bufio.NewReader(resp.Body)
+		var held holder
+		var idLine string // the block's id: line, the cursor of a cursor frame
 		for {
 			line, err := rd.ReadString('\n')
 			if err != nil {
 				return
 			}
+			if id, ok := strings.CutPrefix(line, "id: "); ok {
+				idLine = strings.TrimSuffix(id, "\n")
+			}
 			if data, ok := strings.CutPrefix(line, "data: "); ok {
 				var f frame
 				if json.Unmarshal([]byte(data), &f) == nil {
+					if f.Cursor == "" {
+						f.Cursor = idLine
+					}
+					held.take(&f)
 					c.frames <- f
 				}
+				idLine = ""
 			}
 		}
 	}()
@@ -134,13 +171,16 @@ func next(t *testing.T, frames <-chan frame) frame {
 	return frame{}
 }
 
-// expectIDs reads frames until it has len(want) event frames (control frames are returned
-// apart) and requires exactly want, in order.
+// expectIDs reads frames until it has len(want) frames other than cursor frames and requires
+// exactly those IDs, in order; it returns the last of them.
 func expectIDs(t *testing.T, frames <-chan frame, want ...string) (last frame) {
 	t.Helper()
 	var got []string
 	for len(got) < len(want) {
 		f := next(t, frames)
+		if f.Event == "cursor" && f.ID == "" {
+			continue
+		}
 		got = append(got, f.ID)
 		last = f
 	}
@@ -242,6 +282,7 @@ func openWS(t *testing.T, s *service, user, cursor string) (*websocket.Conn, <-c
 	frames := make(chan frame, 1000)
 	go func() {
 		defer close(frames)
+		var held holder
 		for {
 			_, msg, err := ws.ReadMessage()
 			if err != nil {
@@ -249,6 +290,7 @@ func openWS(t *testing.T, s *service, user, cursor string) (*websocket.Conn, <-c
 			}
 			var f frame
 			if json.Unmarshal(msg, &f) == nil {
+				held.take(&f)
 				frames <- f
 			}
 		}

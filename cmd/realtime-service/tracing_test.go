@@ -78,7 +78,7 @@ func TestOneNotificationIsOneTraceFromHTTPToDelivery(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || err != nil {
 		t.Fatalf("POST status %d (%v), want 201", resp.StatusCode, err)
 	}
-	if f := next(t, sse.frames); f.Event != "concept-mastered" {
+	if f := expectIDs(t, sse.frames, pos.ID); f.Event != "concept-mastered" {
 		t.Fatalf("client got %+v, want the concept-mastered event", f)
 	}
 

@@ -214,11 +214,13 @@ type Realtime struct {
 	// MaxMessageBytes bounds one Socket.IO message after the CONNECT, announced to the client as
 	// maxPayload (REALTIME_MAX_MESSAGE_BYTES, bytes, default 65536, 1024 to 16 MiB).
 	MaxMessageBytes int
-	// SocketIOCursorArg makes Socket.IO events `42["<event>",<data>,"<cursor>"]`, the trailing
-	// argument being socket.io-client's recovery offset; false makes them `42["<event>",<data>]`,
-	// each followed by `42["cursor","<cursor>"]`, for clients whose handlers take exactly the
-	// payload (python-socketio). A client's CONNECT auth `cursorArg` (a boolean) overrides it
-	// (REALTIME_SOCKETIO_CURSOR_ARG, default true).
+	// SocketIOCursorArg makes Socket.IO events `42["<event>",<data>,{"id":"<id>"}]` and cursor
+	// packets `42["cursor",null,"<cursor>"]`, whose trailing string is socket.io-client's
+	// recovery offset; false makes events `42["<event>",<data>]`, each followed by
+	// `42["cursor",{"id":"<id>"}]`, and cursor packets `42["cursor","<cursor>"]`, for clients
+	// whose handlers take exactly the payload (python-socketio; docs/design.md, "Cursor"). A
+	// client's CONNECT auth `cursorArg` (a boolean) overrides it (REALTIME_SOCKETIO_CURSOR_ARG,
+	// default true).
 	SocketIOCursorArg bool
 	// MaxConnectionsPerUser bounds the live connections one user holds on a node, over all
 	// transports; 0 is no limit (REALTIME_MAX_CONNECTIONS_PER_USER, default 100).

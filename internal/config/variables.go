@@ -55,7 +55,7 @@ func Variables() []Variable {
 		{"REALTIME_AUTH_TIMEOUT", "5000", "ms a Socket.IO session may wait for its client's `CONNECT` (the token); then it is closed (WebSocket close `1008`)"},
 		{"REALTIME_PREAUTH_MAX_MESSAGE_BYTES", "16384", "bytes, largest Socket.IO message before the `CONNECT` (one WebSocket message or one long-polling POST body); past it close `1009` or `413`"},
 		{"REALTIME_MAX_MESSAGE_BYTES", "65536", "bytes, the same after the `CONNECT`, announced as `maxPayload`; our clients send only `CONNECT`, acks, pongs and disconnects"},
-		{"REALTIME_SOCKETIO_CURSOR_ARG", "true", "Socket.IO events carry the cursor as a trailing argument (socket.io-client's recovery needs it); `false`: exactly the payload, the cursor in a following `cursor` event; a client's CONNECT `auth.cursorArg` overrides"},
+		{"REALTIME_SOCKETIO_CURSOR_ARG", "true", "Socket.IO events carry their ID as a trailing `{\"id\"}` argument and cursors come as `cursor` events whose last argument is the cursor (socket.io-client's recovery offset); `false`: events carry exactly the payload, each followed by a `cursor` event with its `{\"id\"}`, and a cursor event's one argument is the cursor; a client's CONNECT `auth.cursorArg` overrides"},
 		{"REALTIME_MAX_CONNECTIONS_PER_USER", "100", "live connections one user may hold on a node, all transports together; past it a new one gets `429` (Socket.IO: `connect_error`); `0` = no limit"},
 		{"REALTIME_PING_INTERVAL", "25000", "ms, WebSocket/Socket.IO ping and SSE heartbeat interval"},
 		{"REALTIME_PONG_TIMEOUT", "20000", "ms; a silent connection is closed after interval + timeout"},

@@ -95,6 +95,9 @@ type Hub struct {
 	// assignedc is closed (and replaced) at each Assigned: resumes waiting for a partition wake.
 	assignedc chan struct{}
 	codec     atomic.Pointer[CursorCodec]
+	// codecSet is closed by the first SetCursorCodec: resumes that came earlier wait for it.
+	codecSet  chan struct{}
+	codecOnce sync.Once
 }
 
 type shard struct {
@@ -120,7 +123,7 @@ func NewHub(cfg HubConfig) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics), assignedc: make(chan struct{})}
+	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Metrics), assignedc: make(chan struct{}), codecSet: make(chan struct{})}
 	h.hist = newHistory(cfg.History, h.m)
 	for i := range h.shards {
 		h.shards[i].users = make(map[string][]*Conn)
@@ -133,8 +136,12 @@ func (h *Hub) shard(user string) *shard {
 }
 
 // SetCursorCodec sets the codec for the Kafka cluster the hub's events come from; until it is set
-// events carry no cursor and cursors sent by clients get a resync.
-func (h *Hub) SetCursorCodec(cc *CursorCodec) { h.codec.Store(cc) }
+// connections get no cursor frame, and resumes wait for it (within HubConfig.AssignWait, then a
+// resync "unavailable").
+func (h *Hub) SetCursorCodec(cc *CursorCodec) {
+	h.codec.Store(cc)
+	h.codecOnce.Do(func() { close(h.codecSet) })
+}
 
 // Codec is the cursor codec, or nil before SetCursorCodec.
 func (h *Hub) Codec() *CursorCodec { return h.codec.Load() }
@@ -235,12 +242,13 @@ func btoi(b bool) int {
 // Resume releases one hold of a paused connection (ConnOptions.Paused, and one more while a
 // resume replay runs: see Attach); frames (a replay) go out before the live events queued since
 // Register. Frames flow once every hold is released.
-func (c *Conn) Resume(frames [][]byte) { c.release(frames, false) }
+func (c *Conn) Resume(frames [][]byte) { c.release(frames, nil, false) }
 
-// resumeReplay releases the replay's hold (see register) with the replayed frames.
-func (c *Conn) resumeReplay(frames [][]byte) { c.release(frames, true) }
+// resumeReplay releases the replay's hold (see register) with the replayed frames; ids are the
+// replayed events' IDs, delivered receipts once the frames are written (see Conn.push).
+func (c *Conn) resumeReplay(frames [][]byte, ids []string) { c.release(frames, ids, true) }
 
-func (c *Conn) release(frames [][]byte, replay bool) {
+func (c *Conn) release(frames [][]byte, ids []string, replay bool) {
 	c.mu.Lock()
 	if replay {
 		c.replaying = false
@@ -253,6 +261,9 @@ func (c *Conn) release(frames [][]byte, replay bool) {
 		c.queued += len(f)
 	}
 	c.queue = append(frames[:len(frames):len(frames)], c.queue...)
+	if len(ids) > 0 {
+		c.ids = append(ids[:len(ids):len(ids)], c.ids...)
+	}
 	c.holds--
 	start := c.holds == 0 && !c.writing && len(c.queue) > 0
 	if start {

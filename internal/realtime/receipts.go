@@ -105,38 +105,14 @@ func (h *Hub) Read(user, transport string, ids ...string) error {
 	return nil
 }
 
-// Read records that the connection's client read the event id (see Hub.Read). A Socket.IO
-// client, whose events carry no ID, may send the event's cursor instead: it is looked up among
-// the user's events in this node's history (REALTIME_HISTORY_SIZE), and ErrBadEventID returned
-// when it is not there.
+// Read records that the connection's client read the event id (see Hub.Read); an id that is not
+// an event ID ("<topic>:<partition>:<offset>", which every event frame carries on every
+// transport) is ErrBadEventID.
 func (c *Conn) Read(id string) error {
 	if !ValidEventID(id) {
-		found, ok := c.hub.eventForCursor(c.user, id)
-		if !ok {
-			return ErrBadEventID
-		}
-		id = found
+		return ErrBadEventID
 	}
 	return c.hub.Read(c.user, formatName(c.format), id)
-}
-
-// eventForCursor returns the ID of user's event whose cursor is cursor, if the history has it.
-func (h *Hub) eventForCursor(user, cursor string) (string, bool) {
-	if cursor == "" || len(cursor) > 4096 {
-		return "", false
-	}
-	h.pubMu.Lock()
-	defer h.pubMu.Unlock()
-	uh := h.hist.users[user]
-	if uh == nil {
-		return "", false
-	}
-	for i := range uh.n {
-		if ev := uh.ring[(uh.head+i)%len(uh.ring)]; ev.Cursor == cursor {
-			return ev.id, true
-		}
-	}
-	return "", false
 }
 
 // presenceLocked tells HubConfig.Presence user's counts in conns; the caller holds the user's

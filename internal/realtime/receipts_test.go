@@ -154,7 +154,11 @@ func TestReadFrameOnWebSocket(t *testing.T) {
 
 // TestReadByCursor: a client without event IDs (Socket.IO) names the event by the cursor it came
 // with; the user's history on this node finds it, another user's cursor finds nothing.
-func TestReadByCursor(t *testing.T) {
+
+// TestDeliveredReceiptsForReplayedEvents: a client that resumes gets a delivered receipt for each
+// replayed event once it is written, in the order written, then for the live ones; none again for
+// the event it already had (listed in its resume token) nor for cursor frames.
+func TestDeliveredReceiptsForReplayedEvents(t *testing.T) {
 	s := &sinks{}
 	h := NewHub(HubConfig{Receipts: s, History: HistoryConfig{PerUser: 10}})
 	cc, err := NewCursorCodec("cluster", []string{"t"})
@@ -163,17 +167,25 @@ func TestReadByCursor(t *testing.T) {
 	}
 	h.SetCursorCodec(cc)
 	h.Assigned(map[string]map[int32]int64{"t": {0: 0}})
-	c := register(t, h, "alice", newFake(FormatSocketIO, false))
-	first := h.Publish(event("t", 0, 0, "alice"))
-	h.Publish(event("t", 0, 1, "alice"))
-	bobs := h.Publish(event("t", 0, 2, "bob"))
-	if err := c.Read(first.Cursor); err != nil {
+	first := newFake(FormatWebSocket, false)
+	c := register(t, h, "alice", first)
+	h.Publish(event("t", 0, 0, "alice"))
+	waitFor(t, "the first event", func() bool { return len(first.got()) == 2 }) // opening cursor, event
+	cursor := holding(frames(t, first), true)
+	c.Close(DisconnectClientGone)
+	for i := int64(1); i <= 3; i++ {
+		h.Publish(event("t", 0, i, "alice"))
+	}
+	back := newFake(FormatWebSocket, false)
+	if _, err := h.Attach(t.Context(), ConnOptions{User: "alice", Transport: back}, cursor); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Read(bobs.Cursor); err != ErrBadEventID {
-		t.Errorf("another user's cursor: %v, want ErrBadEventID", err)
-	}
-	if _, _, r := s.snapshot(); !slices.Equal(r, []string{"alice socketio t:0:0"}) {
-		t.Errorf("read = %q", r)
+	waitFor(t, "the replay", func() bool { return len(back.got()) == 4 }) // t:0:1-3, cursor
+	h.Publish(event("t", 0, 4, "alice"))
+	waitFor(t, "the receipts", func() bool { _, d, _ := s.snapshot(); return len(d) == 5 })
+	_, got, _ := s.snapshot()
+	want := []string{"alice websocket t:0:0", "alice websocket t:0:1", "alice websocket t:0:2", "alice websocket t:0:3", "alice websocket t:0:4"}
+	if !slices.Equal(got, want) {
+		t.Errorf("delivered = %q, want %q", got, want)
 	}
 }

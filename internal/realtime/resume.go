@@ -58,8 +58,8 @@ func (h *Hub) Attach(ctx context.Context, o ConnOptions, cursor string) (*Conn, 
 	go func() {
 		ctx, cancel := connContext(context.Background(), c)
 		defer cancel()
-		frames, _ := h.replay(ctx, c, from, at, have, cerr)
-		c.resumeReplay(frames)
+		frames, ids, _ := h.replay(ctx, c, from, at, have, cerr)
+		c.resumeReplay(frames, ids)
 	}()
 	return c, nil
 }
@@ -81,8 +81,8 @@ func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c
 	}
 	ctx, cancel := connContext(ctx, c)
 	defer cancel()
-	frames, honoured := h.replay(ctx, c, from, at, have, cerr)
-	c.resumeReplay(frames)
+	frames, ids, honoured := h.replay(ctx, c, from, at, have, cerr)
+	c.resumeReplay(frames, ids)
 	return c, honoured, nil
 }
 
@@ -92,12 +92,18 @@ func (h *Hub) AttachResume(ctx context.Context, o ConnOptions, cursor string) (c
 // client, so that what lies between the cursor and that position can be replayed. The error is
 // a *ResyncError.
 func (h *Hub) resumeFrom(ctx context.Context, token string) (from []Position, have map[Position]bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
+	defer cancel()
+	// A node that has just started may not know its cluster yet: the cursor waits for it as for
+	// its partitions below.
+	select {
+	case <-h.codecSet:
+	case <-ctx.Done():
+	}
 	from, have, err = h.decodeResume(token)
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.AssignWait)
-	defer cancel()
 	if err := h.awaitPartitions(ctx, from); err != nil {
 		return nil, nil, err
 	}
@@ -165,10 +171,11 @@ func (h *Hub) decodeResume(token string) ([]Position, map[Position]bool, error) 
 // (but those in have) and a cursor frame past them, the connection's opening cursor (honoured),
 // or one resync frame carrying the hub's cursor (not honoured). Missed events that have expired
 // are not sent, nor, of those sharing a collapse key, any but the newest
-// (notification.ForReplay); the cursor frame covers them all the same.
-func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, have map[Position]bool, cerr error) (frames [][]byte, honoured bool) {
+// (notification.ForReplay); the cursor frame covers them all the same. ids are the IDs of the
+// replayed events, for delivered receipts (nil without HubConfig.Receipts).
+func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, have map[Position]bool, cerr error) (frames [][]byte, ids []string, honoured bool) {
 	if cerr == nil && !behind(from, at) {
-		return h.openingCursor(c.format, from, at), true
+		return h.openingCursor(c.format, from, at), nil, true
 	}
 	var events []*notification.Event
 	err := cerr
@@ -193,7 +200,7 @@ func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, have map
 			re = &ResyncError{Reason: "unavailable", Detail: err.Error()}
 		}
 		h.m.resyncs.WithLabelValues(re.Reason).Inc()
-		return [][]byte{h.resyncFrame(c.format, re, at)}, false
+		return [][]byte{h.resyncFrame(c.format, re, at)}, nil, false
 	}
 	if len(have) > 0 {
 		events = slices.DeleteFunc(events, func(n *notification.Event) bool {
@@ -205,7 +212,8 @@ func (h *Hub) replay(ctx context.Context, c *Conn, from, at []Position, have map
 	h.m.collapsed.Add(float64(collapsed))
 	// The cursor frame after the missed events moves the client's cursor past them, and past
 	// those left out, so that its next resume does not read them again.
-	return append(h.replayFrames(c.format, kept), h.openingCursor(c.format, from, at)...), true
+	frames, ids = h.replayFrames(c.format, kept)
+	return append(frames, h.openingCursor(c.format, from, at)...), ids, true
 }
 
 // openingCursor is the cursor frame a resumed connection gets once the missed events are queued:
@@ -245,14 +253,19 @@ func behind(from, at []Position) bool {
 
 // replayFrames frames events for one connection, merged by record time across partitions, each
 // partition kept in offset order. The frames carry their IDs only: the opening cursor after
-// them is the client's new resume position.
-func (h *Hub) replayFrames(f Format, events []*notification.Event) [][]byte {
-	frames := make([][]byte, 0, len(events)+1)
+// them is the client's new resume position. ids are the events' IDs in the same order, when
+// HubConfig.Receipts wants them.
+func (h *Hub) replayFrames(f Format, events []*notification.Event) (frames [][]byte, ids []string) {
+	frames = make([][]byte, 0, len(events)+1)
 	for _, n := range mergeByTime(events) {
-		frames = append(frames, NewEvent(n).Frame(f))
+		ev := NewEvent(n)
+		frames = append(frames, ev.Frame(f))
+		if h.cfg.Receipts != nil {
+			ids = append(ids, ev.ID())
+		}
 	}
 	h.m.replayed.Add(float64(len(frames)))
-	return frames
+	return frames, ids
 }
 
 // mergeByTime orders events by record time across partitions while keeping each partition's

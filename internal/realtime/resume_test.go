@@ -490,6 +490,41 @@ func TestResumeOnStartingNodeWaitsForAssignment(t *testing.T) {
 	}
 }
 
+// TestResumeBeforeTheClusterIsKnownWaitsForIt: a resume that reaches a node before it has
+// connected to Kafka (no cursor codec yet) waits for it, as for its partitions, instead of
+// getting a resync at once.
+func TestResumeBeforeTheClusterIsKnownWaitsForIt(t *testing.T) {
+	rp := &memReplayer{}
+	for off := range 4 {
+		rp.records = append(rp.records, event("concept-notifications", 0, int64(off), "alice"))
+	}
+	old := newResumeHub(t, rp)
+	old.Publish(rp.records[0])
+	cursor := old.Codec().Encode(old.Position())
+
+	h := NewHub(HubConfig{Replayer: rp})
+	tr := newFake(FormatWebSocket, false)
+	attached := make(chan error, 1)
+	go func() {
+		_, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor)
+		attached <- err
+	}()
+	select {
+	case err := <-attached:
+		t.Fatalf("Attach returned before the node knew its cluster (err %v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.SetCursorCodec(old.Codec())
+	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 3, 1: 0}, "session-notifications": {0: 0}})
+	if err := <-attached; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replay and cursor", func() bool { return len(tr.got()) == 3 })
+	if ids := idsOf(eventsOnly(frames(t, tr))); !slices.Equal(ids, []string{"concept-notifications:0:1", "concept-notifications:0:2"}) {
+		t.Fatalf("got %v, want offsets 1 and 2 replayed", ids)
+	}
+}
+
 // TestResumeOnNodeNeverAssignedResyncs: past AssignWait the client is told plainly (resync,
 // reason unavailable) instead of being left without the events it missed.
 func TestResumeOnNodeNeverAssignedResyncs(t *testing.T) {

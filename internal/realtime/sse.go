@@ -20,9 +20,11 @@ var sseOpen = []byte("retry: 2000\n: connected\n\n")
 // NewSSEHandler serves GET /v1/events as a Server-Sent Events stream (text/event-stream). The
 // request must already be authenticated (auth.WithClaims) and its origin checked by the HTTP
 // layer. A client resumes with the Last-Event-ID header, which EventSource sends by itself after
-// a reconnect, or with ?lastEventId= (for clients that cannot set headers). Each event is
-// `id: <cursor>` plus `data: <JSON frame>`; heartbeat comments every PingInterval; a final
-// "disconnect" frame (no id line) says why the server ends the stream.
+// a reconnect, or with ?lastEventId= (for clients that cannot set headers); either holds a resume
+// token, "<cursor>" or "<cursor>~<id>,..." (docs/design.md, "Cursor"). Each event is a
+// `data: <JSON frame>` block without an id line; cursor frames carry `id: <cursor>`, so the
+// browser's Last-Event-ID is always the last cursor; heartbeat comments every PingInterval; a
+// final "disconnect" frame (no id line) says why the server ends the stream.
 //
 // The client sends nothing after its request, so there is no reader to bound; a client that
 // stops reading is bounded by WriteTimeout on each write (a heartbeat at the latest, once its

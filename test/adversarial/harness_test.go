@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,7 +305,7 @@ type client struct {
 func (n *node) dialWS(t *testing.T, user, cursor string) (*client, error) {
 	u := "ws://" + n.host + "/v1/ws"
 	if cursor != "" {
-		u += "?cursor=" + cursor
+		u += "?cursor=" + url.QueryEscape(cursor)
 	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	c, resp, err := d.Dial(u, http.Header{"Authorization": {"Bearer " + n.token(t, user)}})
@@ -316,6 +317,11 @@ func (n *node) dialWS(t *testing.T, user, cursor string) (*client, error) {
 	}
 	cl := &client{c: c, frames: make(chan frame, 4096), ended: make(chan error, 1)}
 	go func() {
+		// What the client holds to resume (docs/design.md, "Cursor"): the last cursor frame's
+		// cursor and the IDs of the events after it; each event frame passed on carries that
+		// token in Cursor. Cursor frames themselves are not passed on.
+		var held string
+		var ids []string
 		for {
 			_, msg, err := c.ReadMessage()
 			if err != nil {
@@ -324,7 +330,17 @@ func (n *node) dialWS(t *testing.T, user, cursor string) (*client, error) {
 				return
 			}
 			var f frame
-			if json.Unmarshal(msg, &f) == nil && f.Event != "cursor" {
+			if json.Unmarshal(msg, &f) != nil {
+				continue
+			}
+			switch {
+			case f.ID != "":
+				ids = append(ids, f.ID)
+				f.Cursor = held + "~" + strings.Join(ids, ",")
+			case f.Cursor != "":
+				held, ids = f.Cursor, nil
+			}
+			if f.Event != "cursor" {
 				cl.frames <- f
 			}
 		}

@@ -1,12 +1,36 @@
 // realtime-service demo page: connect as a user over WebSocket, SSE or Socket.IO, show the
-// notifications that arrive, reconnect with jittered backoff resuming from the last cursor, and
-// send test notifications through the HTTP API. Plain JavaScript, no build step.
+// notifications that arrive, reconnect with jittered backoff resuming from the last cursor and
+// the IDs received since it, and send test notifications through the HTTP API. Plain
+// JavaScript, no build step. The client's part of the cursor contract (docs/client-protocol.md,
+// "Cursor"): keep the cursor of the last frame that carried one and the IDs of the events since,
+// resume with "<cursor>~<id>,<id>,...", de-duplicate on id.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-// cursor and seen belong to the user the list shows (listUser): connecting as another user starts
-// both, and the list, afresh.
-const state = { conn: null, cursor: "", seen: new Set(), listUser: "", attempt: 0, timer: null, wanted: false };
+// cursor, since, seen and dropped belong to the user the list shows (listUser): connecting as
+// another user starts them, and the list, afresh. cursor is the last cursor a frame carried;
+// since, the IDs of the events received after it; seen, every ID shown (de-duplication);
+// dropped, how many duplicates seen removed.
+const state = { conn: null, cursor: "", since: [], seen: new Set(), dropped: 0, listUser: "", attempt: 0, timer: null, wanted: false };
+
+// MAX_SINCE bounds the IDs a resume token lists (the server takes up to 4,096, the token up to
+// 64 KiB). The server moves each partition past the newest ID listed for it, so the newest IDs
+// are the ones to keep; with the default REALTIME_CURSOR_EVERY (32) there are at most 31.
+const MAX_SINCE = 256;
+
+// resumeToken is what a reconnect sends back: "" without a cursor, else the cursor and, after
+// "~", the IDs received since it (docs/client-protocol.md, "Cursor").
+function resumeToken() {
+  if (!state.cursor) return "";
+  return state.since.length ? state.cursor + "~" + state.since.join(",") : state.cursor;
+}
+
+// showResume says what the page would resume with, and how many duplicates it dropped.
+function showResume() {
+  $("resume").textContent = state.cursor
+    ? `resume: cursor (${state.cursor.length} characters) + ${state.since.length} event ID${state.since.length === 1 ? "" : "s"} since · ${state.dropped} duplicate${state.dropped === 1 ? "" : "s"} dropped`
+    : `resume: no cursor yet · ${state.dropped} duplicate${state.dropped === 1 ? "" : "s"} dropped`;
+}
 
 function setStatus(text, kind) {
   $("status").textContent = text;
@@ -22,27 +46,44 @@ async function tokenFor(user) {
 }
 
 // startList empties the list for user: a new user has neither the previous one's notifications
-// nor their resume cursor nor their de-duplication set.
+// nor their resume cursor and IDs nor their de-duplication set.
 function startList(user) {
   state.listUser = user;
   state.cursor = "";
+  state.since = [];
   state.seen = new Set();
+  state.dropped = 0;
   $("notifications").replaceChildren();
   $("count").textContent = "0";
   $("list-user").textContent = "for " + user;
+  showResume();
 }
 
-// show renders one frame {id, event, data, time, cursor}; duplicates (same id) are dropped, as
-// every client of realtime-service should do. Control frames are resync and disconnect (their id
-// is empty); Socket.IO events have no id at all (the server emits event, data, cursor, as the
-// NestJS gateway did), but are notifications all the same: their time is when they arrived.
+// show renders one frame {id, event, data, time, cursor}. A frame with a cursor (a cursor frame,
+// a resync) replaces the resume position and forgets the IDs received before it; an event's ID
+// joins those since the cursor. Duplicates (an ID shown already) are dropped, as every client of
+// realtime-service must do: a resume with the cursor alone (an EventSource reconnecting by
+// itself, socket.io-client's own recovery) may bring events again. Control frames (empty id) are
+// cursor, resync and disconnect; Socket.IO events have no time of their own: theirs is when
+// they arrived.
 function show(frame) {
-  if (frame.cursor) state.cursor = frame.cursor;
-  if (frame.event === "cursor" && !frame.id) return; // only moves the resume position forward
-  if (frame.id) {
-    if (state.seen.has(frame.id)) return;
-    state.seen.add(frame.id);
+  if (frame.cursor) {
+    state.cursor = frame.cursor;
+    state.since = [];
   }
+  if (frame.id) {
+    if (state.seen.has(frame.id)) {
+      state.dropped++;
+      return showResume();
+    }
+    state.seen.add(frame.id);
+    if (state.cursor) {
+      state.since.push(frame.id);
+      if (state.since.length > MAX_SINCE) state.since.shift();
+    }
+  }
+  showResume();
+  if (frame.event === "cursor" && !frame.id) return; // the resume position alone
   const control = !frame.id && (frame.event === "resync" || frame.event === "disconnect");
   const li = document.createElement("li");
   li.className = "note " + (control ? "control" : frame.event);
@@ -52,7 +93,7 @@ function show(frame) {
   li.innerHTML = `<div class="head"><span class="event"></span><span class="meta"></span></div><p class="text"></p><pre></pre>`;
   li.querySelector(".event").textContent = frame.event;
   const when = new Date(frame.time || Date.now()).toLocaleTimeString();
-  li.querySelector(".meta").textContent = frame.id ? `${frame.id} · ${when}` : control ? `control · ${when}` : `no event ID (Socket.IO) · received ${when}`;
+  li.querySelector(".meta").textContent = frame.id ? `${frame.id} · ${frame.time ? when : "received " + when}` : `control · ${when}`;
   li.querySelector(".text").textContent = text;
   li.querySelector("pre").textContent = JSON.stringify(data);
   $("notifications").prepend(li);
@@ -91,24 +132,35 @@ async function connect() {
   const current = () => state.conn === conn;
   if (transport === "websocket") {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const cursor = state.cursor ? "&cursor=" + encodeURIComponent(state.cursor) : "";
-    const ws = new WebSocket(`${scheme}//${location.host}/v1/ws?${q}${cursor}`);
+    const resume = state.cursor ? "&cursor=" + encodeURIComponent(resumeToken()) : "";
+    const ws = new WebSocket(`${scheme}//${location.host}/v1/ws?${q}${resume}`);
     state.conn = Object.assign(conn, { close: () => ws.close(1000) });
     ws.onopen = () => current() && opened("WebSocket");
     ws.onmessage = (m) => current() && show(JSON.parse(m.data));
     ws.onclose = (e) => { if (!current()) return; setStatus(`closed (${e.code} ${e.reason})`, "error"); state.conn = null; scheduleReconnect(); };
   } else if (transport === "sse") {
-    const cursor = state.cursor ? "&lastEventId=" + encodeURIComponent(state.cursor) : "";
-    const es = new EventSource(`/v1/events?${q}${cursor}`);
+    const resume = state.cursor ? "&lastEventId=" + encodeURIComponent(resumeToken()) : "";
+    const es = new EventSource(`/v1/events?${q}${resume}`);
     state.conn = Object.assign(conn, { close: () => es.close() });
     es.onopen = () => current() && opened("SSE");
-    es.onmessage = (m) => current() && show(JSON.parse(m.data));
-    // EventSource reconnects by itself (sending Last-Event-ID); if it gives up, so do we.
+    // A cursor frame's cursor is its id: line, the message's lastEventId (events have none).
+    es.onmessage = (m) => {
+      if (!current()) return;
+      const f = JSON.parse(m.data);
+      if (f.event === "cursor" && !f.id && m.lastEventId) f.cursor = m.lastEventId;
+      show(f);
+    };
+    // EventSource reconnects by itself, sending Last-Event-ID (the last cursor, without the IDs
+    // since: the duplicates that brings are dropped by show); if it gives up, so do we, and the
+    // new EventSource sends the IDs too.
     es.onerror = () => { if (!current()) return; if (es.readyState === EventSource.CLOSED) { state.conn = null; scheduleReconnect(); } else setStatus("reconnecting", "error"); };
   } else {
-    // Socket.IO reconnects and recovers (connection state recovery) by itself.
-    const socket = io({ auth: { token }, transports: ["polling", "websocket"] });
-    state.conn = Object.assign(conn, { close: () => socket.disconnect() });
+    // Socket.IO reconnects and recovers (connection state recovery) by itself, sending its pid
+    // and offset, the last cursor. socket.io-client merges auth over them, so auth's offset (a
+    // recovery) and cursor (a new session) send the IDs since the cursor too.
+    const auth = (cb) => cb(state.cursor ? { token, offset: resumeToken(), cursor: resumeToken() } : { token });
+    const socket = io({ auth, transports: ["polling", "websocket"] });
+    state.conn = Object.assign(conn, { socket, close: () => socket.disconnect() });
     // The label names the Engine.IO transport: polling first, then websocket once the engine has
     // upgraded (its "upgrade" event; every reconnect brings a new engine).
     const label = () => "Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")";
@@ -123,7 +175,13 @@ async function connect() {
     });
     socket.on("connect_error", (err) => current() && setStatus("connect_error: " + err.message, "error"));
     socket.on("disconnect", (reason) => current() && setStatus("disconnected: " + reason, "error"));
-    socket.onAny((event, data) => current() && show({ id: "", event, data, time: new Date().toISOString() }));
+    // An event's last argument is {"id"}; that of a cursor or resync event, the cursor.
+    socket.onAny((event, data, last) => current() && show({
+      id: last && typeof last === "object" && typeof last.id === "string" ? last.id : "",
+      event,
+      data,
+      cursor: typeof last === "string" ? last : "",
+    }));
   }
   $("connect").disabled = true;
   $("disconnect").disabled = false;

@@ -15,8 +15,15 @@
 // WebSocket (upgrade: {status, problems}), and switching users on one page — Disconnect alice,
 // Connect as bob — (switchUser: {heading, count, ids, bobSent, seen, cursorAtSwitch, bobURL,
 // problems}).
+// Then the cursor contract (docs/client-protocol.md, "Cursor"), per transport (resume: [...]):
+// the page gets two events, Disconnect, two more are sent, Connect again; what it held (held:
+// {cursor, since}), the resume token its new WebSocket or EventSource sent (token; Socket.IO
+// sends it in the CONNECT auth, out of sight), and after the replay its list and counters
+// (after: {count, ids, dropped, since, cursorMoved}). On Socket.IO, also a dropped engine that
+// socket.io-client recovers by itself (recovery: {status, sent, shown, dropped}).
 // Output: {transports: [{transport, user, status, notes: [{via, id, event, text, data, kind,
-// meta}], count, screenshot, afterDisconnect: {status, state}, problems}], upgrade, switchUser}.
+// meta}], count, screenshot, afterDisconnect: {status, state}, problems}], upgrade, switchUser,
+// resume: [{transport, before, away, held, token, after, recovery, problems}]}.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,13 +51,12 @@ async function shown(li) {
 }
 
 /**
- * Waits for the page's next notification after `before` of them and returns what it shows. The
- * WebSocket and SSE frames carry the event ID, which the page keeps in data-id: it must be id.
- * Socket.IO events carry none (socket.emit(event, data, cursor), as the NestJS gateway's), so
- * there the new notification is the newest in the list (the page prepends).
+ * Waits for the page's next notification after `before` of them and returns what it shows. Every
+ * transport carries the event ID (WebSocket and SSE in the frame's id, Socket.IO in the event's
+ * trailing {"id"} argument), which the page keeps in data-id: it must be id.
  */
-async function note(page, transport, before, id) {
-  const li = transport === "socketio" ? page.locator("#notifications li").first() : page.locator(`#notifications li[data-id="${id}"]`);
+async function note(page, before, id) {
+  const li = page.locator(`#notifications li[data-id="${id}"]`);
   await page.waitForFunction((n) => document.querySelectorAll("#notifications li").length > n, before, { timeout: DEADLINE_MS });
   await li.waitFor({ timeout: DEADLINE_MS });
   return shown(li);
@@ -90,6 +96,9 @@ async function connectAs(page, user, transport) {
   await page.waitForFunction(() => document.querySelector("#status").dataset.state === "open", null, { timeout: DEADLINE_MS });
 }
 
+/** Waits until the page shows the notification with event ID id. */
+const shows = (page, id) => page.locator(`#notifications li[data-id="${id}"]`).waitFor({ timeout: DEADLINE_MS });
+
 /** Clicks Disconnect and waits until the page's WebSockets are closed and the hub is empty. */
 async function disconnect(page) {
   await page.click("#disconnect");
@@ -107,7 +116,8 @@ try {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  // Track the page's WebSockets, to know when their close events have been handled.
+  // Track the page's WebSockets, to know when their close events have been handled, and its
+  // EventSources, to read the resume token their URL carries.
   await context.addInitScript(() => {
     const Native = window.WebSocket;
     window.__sockets = [];
@@ -115,6 +125,14 @@ try {
       constructor(...args) {
         super(...args);
         window.__sockets.push(this);
+      }
+    };
+    const NativeES = window.EventSource;
+    window.__eventSources = [];
+    window.EventSource = class extends NativeES {
+      constructor(...args) {
+        super(...args);
+        window.__eventSources.push(this);
       }
     };
   });
@@ -141,17 +159,17 @@ try {
 
     let before = await count(page);
     const sent = await sendThroughPage(page, "concept-mastered", user);
-    r.notes.push({ via: "page form", sent, ...(await note(page, transport, before, sent)) });
+    r.notes.push({ via: "page form", sent, ...(await note(page, before, sent)) });
     before = await count(page);
     const session = await sendThroughPage(page, "session-starting-soon", user);
-    r.notes.push({ via: "page form", sent: session, ...(await note(page, transport, before, session)) });
+    r.notes.push({ via: "page form", sent: session, ...(await note(page, before, session)) });
     before = await count(page);
     const rec = await produce(p, {
       topic: "concept-notifications",
       key: "kafka-streams",
       value: JSON.stringify({ conceptId: "kafka-streams", userIds: [user], conceptName: `Kafka Streams (KafkaJS, ${LABELS[transport]})`, masteryLevel: 0.75 }),
     });
-    r.notes.push({ via: "kafkajs", sent: rec.id, ...(await note(page, transport, before, rec.id)) });
+    r.notes.push({ via: "kafkajs", sent: rec.id, ...(await note(page, before, rec.id)) });
 
     r.count = await page.textContent("#count");
     r.screenshot = join(artifacts, `demo-${transport}.png`);
@@ -205,6 +223,69 @@ try {
     r.count = await page.textContent("#count");
     r.ids = await page.locator("#notifications li").evaluateAll((lis) => lis.map((li) => li.dataset.id));
     r.seen = await page.evaluate(() => [...state.seen]);
+    await disconnect(page);
+    await page.close();
+  }
+
+  // The cursor contract, on each transport: resume with the last cursor and the IDs since, so
+  // that the replay brings exactly what was sent while away (nothing for the page to drop).
+  result.resume = [];
+  for (const transport of transports) {
+    const user = `resume-${transport}`;
+    const r = { transport, before: [], away: [], problems: [] };
+    result.resume.push(r);
+    const page = await watchedPage(context, r);
+    await connectAs(page, user, transport);
+    await waitConnections(url, 1);
+    for (const kind of ["concept-mastered", "session-starting-soon"]) {
+      const id = await sendThroughPage(page, kind, user);
+      await shows(page, id);
+      r.before.push(id);
+    }
+    r.held = await page.evaluate(() => ({ cursor: state.cursor, since: [...state.since] }));
+    await disconnect(page);
+    for (const kind of ["concept-mastered", "session-starting-soon"]) r.away.push(await sendThroughPage(page, kind, user));
+    await connectAs(page, user, transport); // the same user: the page keeps its list and cursor
+    for (const id of r.away) await shows(page, id);
+    // The replay ends with a cursor frame: a new cursor, no IDs since.
+    await page.waitForFunction((old) => state.cursor !== old && state.since.length === 0, r.held.cursor, { timeout: DEADLINE_MS })
+      .catch(() => r.problems.push("no cursor frame after the replay"));
+    r.token = await page.evaluate((t) => {
+      if (t === "websocket") return new URL(window.__sockets.at(-1).url).searchParams.get("cursor");
+      if (t === "sse") return new URL(window.__eventSources.at(-1).url).searchParams.get("lastEventId");
+      return null;
+    }, transport);
+    r.after = await page.evaluate((old) => ({
+      count: document.querySelector("#count").textContent,
+      ids: [...document.querySelectorAll("#notifications li")].map((li) => li.dataset.id),
+      dropped: state.dropped,
+      since: [...state.since],
+      cursorMoved: state.cursor !== "" && state.cursor !== old,
+      shown: document.querySelector("#resume").textContent,
+    }), r.held.cursor);
+    if (transport === "socketio") {
+      // The engine drops; socket.io-client reconnects after 1 s and recovers with its pid and,
+      // through the page's auth function, the cursor and the IDs since as its offset.
+      const rec = { dropped: -1 };
+      r.recovery = rec;
+      const id = await sendThroughPage(page, "concept-mastered", user);
+      await shows(page, id);
+      rec.held = await page.evaluate(() => [...state.since]);
+      await page.evaluate(() => {
+        const m = state.conn.socket.io;
+        m.reconnectionDelay(1000);
+        m.reconnectionDelayMax(1000);
+        m.randomizationFactor(0);
+        m.engine.close();
+      });
+      await waitConnections(url, 0);
+      rec.sent = await sendThroughPage(page, "session-starting-soon", user);
+      await page.waitForFunction(() => document.querySelector("#status").textContent.includes("recovered"), null, { timeout: DEADLINE_MS })
+        .catch(() => r.problems.push("socket.io-client did not recover"));
+      rec.status = await page.textContent("#status");
+      rec.shown = await shows(page, rec.sent).then(() => true, () => false);
+      rec.dropped = await page.evaluate(() => state.dropped);
+    }
     await disconnect(page);
     await page.close();
   }
