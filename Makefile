@@ -4,8 +4,9 @@
 run: ## run the service (embedded Kafka broker when KAFKA_BROKERS is unset)
 	go run ./cmd/realtime-service
 
-interop-deps: ## install the independent Node clients the interop tests drive (pinned in test/interop)
+interop-deps: ## install the independent Node clients the interop tests drive (pinned in test/interop) and the build and test tools of clients/js
 	npm ci --prefix test/interop --no-audit --no-fund
+	npm ci --prefix clients/js --no-audit --no-fund
 
 test: interop-deps lint ## every test, with the race detector
 	go test -race -count=1 -timeout 20m ./...
