@@ -117,7 +117,11 @@ func deliver(t *testing.T, s *service, plan e2ePlan) e2eResult {
 }
 
 // frameFields are the keys of a client frame (docs/design.md, "Client frames"), exactly.
-var frameFields = []string{"cursor", "data", "event", "id", "time"}
+var frameFields = []string{"data", "event", "id", "time"}
+
+// cursorFrameFields are a WebSocket cursor frame's fields (docs/design.md, "Cursor"); on SSE the
+// cursor is the id: line and the JSON has frameFields.
+var cursorFrameFields = []string{"cursor", "data", "event", "id", "time"}
 
 // clientFrame is a decoded client frame.
 type clientFrame struct {
@@ -126,8 +130,9 @@ type clientFrame struct {
 }
 
 // parseFrame decodes a received frame and checks its shape: a text message (ws) or an unnamed
-// "message" event whose id: line is the cursor (sse), holding a JSON object with exactly the
-// frame fields, the strings being strings and time RFC 3339.
+// "message" event (sse), holding a JSON object with exactly the frame fields (a WebSocket cursor
+// frame also "cursor"), the strings being strings and time RFC 3339. A cursor frame's Cursor is
+// its "cursor" field (ws) or its id: line (sse), and must not be empty.
 func parseFrame(t *testing.T, conn string, f e2eFrame) (clientFrame, bool) {
 	t.Helper()
 	var fields map[string]json.RawMessage
@@ -140,15 +145,23 @@ func parseFrame(t *testing.T, conn string, f e2eFrame) (clientFrame, bool) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if !slices.Equal(keys, frameFields) {
-		t.Errorf("%s: frame has fields %v, want exactly %v: %s", conn, keys, frameFields, f.Raw)
-	}
 	var c clientFrame
 	c.Data = fields["data"]
-	for k, dst := range map[string]*string{"id": &c.ID, "event": &c.Event, "time": &c.Time, "cursor": &c.Cursor} {
+	for k, dst := range map[string]*string{"id": &c.ID, "event": &c.Event, "time": &c.Time} {
 		if err := json.Unmarshal(fields[k], dst); err != nil {
 			t.Errorf("%s: frame field %s is not a string: %s", conn, k, f.Raw)
 		}
+	}
+	isCursor := c.Event == "cursor" && c.ID == ""
+	want := frameFields
+	if isCursor && f.LastEventID == nil {
+		want = cursorFrameFields
+		if err := json.Unmarshal(fields["cursor"], &c.Cursor); err != nil {
+			t.Errorf("%s: frame field cursor is not a string: %s", conn, f.Raw)
+		}
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("%s: frame has fields %v, want exactly %v: %s", conn, keys, want, f.Raw)
 	}
 	if _, err := time.Parse(time.RFC3339Nano, c.Time); err != nil {
 		t.Errorf("%s: frame time %q is not RFC 3339: %v", conn, c.Time, err)
@@ -160,9 +173,12 @@ func parseFrame(t *testing.T, conn string, f e2eFrame) (clientFrame, bool) {
 		if f.Type != "message" {
 			t.Errorf("%s: SSE event type %q, want message (no event: line)", conn, f.Type)
 		}
-		if c.ID != "" && *f.LastEventID != c.Cursor {
-			t.Errorf("%s: SSE id: line %q, want the frame's cursor %q", conn, *f.LastEventID, c.Cursor)
+		if isCursor {
+			c.Cursor = *f.LastEventID
 		}
+	}
+	if isCursor && c.Cursor == "" {
+		t.Errorf("%s: cursor frame without a cursor: %s", conn, f.Raw)
 	}
 	return c, true
 }
@@ -170,7 +186,8 @@ func parseFrame(t *testing.T, conn string, f e2eFrame) (clientFrame, bool) {
 // checkDelivery checks that each connection got exactly the events of the records naming its
 // user (plus the sentinels), each once, per partition in offset order, with exact frames: id
 // from the partition and offset KafkaJS got back, the expected event name, data deep-equal to
-// the produced value, time the record's timestamp, a cursor.
+// the produced value, time the record's timestamp, after the opening cursor frame (on SSE the
+// browser's lastEventId stays the last cursor frame's id: line: events have none).
 func checkDelivery(t *testing.T, plan e2ePlan, res e2eResult) {
 	t.Helper()
 	byID := map[string]int{} // event ID -> record index
@@ -199,10 +216,24 @@ func checkDelivery(t *testing.T, plan e2ePlan, res e2eResult) {
 		var got []string
 		seen := map[string]bool{}
 		last := map[string]int64{} // topic:partition -> last offset received
+		cursor := ""               // the last cursor frame's
 		for _, f := range rep.Frames {
 			c, ok := parseFrame(t, conn.Name, f)
 			if !ok {
 				continue
+			}
+			if c.Event == "cursor" && c.ID == "" {
+				cursor = c.Cursor
+				continue
+			}
+			if cursor == "" {
+				t.Errorf("%s: event %s before any cursor frame (the opening cursor comes first)", conn.Name, c.ID)
+			}
+			// An event has no id: line, so its lastEventId is the last cursor's (WHATWG HTML keeps
+			// the last id for every later message) or, from the eventsource package, which
+			// reports only a message's own id line, "".
+			if f.LastEventID != nil && *f.LastEventID != cursor && *f.LastEventID != "" {
+				t.Errorf("%s: event %s with lastEventId %q: an id: line of its own (want none; the last cursor is %q)", conn.Name, c.ID, *f.LastEventID, cursor)
 			}
 			if seen[c.ID] {
 				t.Errorf("%s: event %s received twice", conn.Name, c.ID)
@@ -244,9 +275,6 @@ func checkDelivery(t *testing.T, plan e2ePlan, res e2eResult) {
 			}
 			if tm, err := time.Parse(time.RFC3339Nano, c.Time); err == nil && tm.UnixMilli() != p.Timestamp {
 				t.Errorf("%s: event %s time %s, want the record timestamp %s", conn.Name, c.ID, c.Time, time.UnixMilli(p.Timestamp).UTC().Format(time.RFC3339Nano))
-			}
-			if c.Cursor == "" {
-				t.Errorf("%s: event %s has no cursor", conn.Name, c.ID)
 			}
 		}
 		for _, id := range res.Sentinels {
@@ -766,10 +794,16 @@ func TestWebSocketClosesWith1001WhenTheServiceStops(t *testing.T) {
 				t.Logf("%s: close %d %q", c.Name, c.Closed.Code, c.Closed.Reason)
 			}
 		case "sse":
-			if len(c.Frames) != 1 {
-				t.Fatalf("%s: frames %+v, want only the disconnect frame", c.Name, c.Frames)
+			var others []e2eFrame // all but cursor frames (the opening one, the final one)
+			for _, f := range c.Frames {
+				if g, ok := parseFrame(t, c.Name, f); !ok || g.Event != "cursor" {
+					others = append(others, f)
+				}
 			}
-			f, ok := parseFrame(t, c.Name, c.Frames[0])
+			if len(others) != 1 {
+				t.Fatalf("%s: frames %+v, want only cursor frames and the disconnect frame", c.Name, c.Frames)
+			}
+			f, ok := parseFrame(t, c.Name, others[0])
 			var d struct {
 				Code      int    `json:"code"`
 				Reason    string `json:"reason"`

@@ -156,14 +156,7 @@ func TestReadFrameOnWebSocket(t *testing.T) {
 // frame carries ({"id"}), like every other client; a cursor is not an event ID (events no longer
 // carry one to look up).
 func TestReadTakesTheEventIDNotACursor(t *testing.T) {
-	s := &sinks{}
-	h := NewHub(HubConfig{Receipts: s, History: HistoryConfig{PerUser: 10}})
-	cc, err := NewCursorCodec("cluster", []string{"t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.SetCursorCodec(cc)
-	h.Assigned(map[string]map[int32]int64{"t": {0: 0}})
+	h, s, cc := receiptsHub(t)
 	c := register(t, h, "alice", newFake(FormatSocketIO, false))
 	first := h.Publish(event("t", 0, 0, "alice"))
 	h.Publish(event("t", 0, 1, "alice"))
@@ -182,14 +175,7 @@ func TestReadTakesTheEventIDNotACursor(t *testing.T) {
 // replayed event once it is written, in the order written, then for the live ones; none again for
 // the event it already had (listed in its resume token) nor for cursor frames.
 func TestDeliveredReceiptsForReplayedEvents(t *testing.T) {
-	s := &sinks{}
-	h := NewHub(HubConfig{Receipts: s, History: HistoryConfig{PerUser: 10}})
-	cc, err := NewCursorCodec("cluster", []string{"t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.SetCursorCodec(cc)
-	h.Assigned(map[string]map[int32]int64{"t": {0: 0}})
+	h, s, _ := receiptsHub(t)
 	first := newFake(FormatWebSocket, false)
 	c := register(t, h, "alice", first)
 	h.Publish(event("t", 0, 0, "alice"))
@@ -211,4 +197,19 @@ func TestDeliveredReceiptsForReplayedEvents(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("delivered = %q, want %q", got, want)
 	}
+}
+
+// receiptsHub is a hub with a history, a cursor codec and sinks for its receipts, consuming
+// partition 0 of topic t from offset 0.
+func receiptsHub(t *testing.T) (*Hub, *sinks, *CursorCodec) {
+	t.Helper()
+	s := &sinks{}
+	h := NewHub(HubConfig{Receipts: s, History: HistoryConfig{PerUser: 10}})
+	cc, err := NewCursorCodec("cluster", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetCursorCodec(cc)
+	h.Assigned(map[string]map[int32]int64{"t": {0: 0}})
+	return h, s, cc
 }
