@@ -193,7 +193,7 @@ func TestSpansReachTheOTLPEndpoint(t *testing.T) {
 	// Delivered (past the opening cursor frame): every span of the trace has started.
 	for next(t, sse.frames).Event == "cursor" {
 	}
-	s.Stop()            // flushes the spans still batched
+	s.Stop() // flushes the spans still batched
 
 	mu.Lock()
 	defer mu.Unlock()
