@@ -466,16 +466,7 @@ func TestResumeOnStartingNodeWaitsForAssignment(t *testing.T) {
 	h := NewHub(HubConfig{Replayer: rp})
 	h.SetCursorCodec(old.Codec())
 	tr := newFake(FormatWebSocket, false)
-	attached := make(chan error, 1)
-	go func() {
-		_, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor)
-		attached <- err
-	}()
-	select {
-	case err := <-attached:
-		t.Fatalf("Attach returned before the node was assigned its partitions (err %v)", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	attached := attachWaiting(t, h, tr, cursor, "the node was assigned its partitions")
 	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 6, 1: 0}, "session-notifications": {0: 0}})
 	if err := <-attached; err != nil {
 		t.Fatal(err)
@@ -504,16 +495,7 @@ func TestResumeBeforeTheClusterIsKnownWaitsForIt(t *testing.T) {
 
 	h := NewHub(HubConfig{Replayer: rp})
 	tr := newFake(FormatWebSocket, false)
-	attached := make(chan error, 1)
-	go func() {
-		_, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor)
-		attached <- err
-	}()
-	select {
-	case err := <-attached:
-		t.Fatalf("Attach returned before the node knew its cluster (err %v)", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	attached := attachWaiting(t, h, tr, cursor, "the node knew its cluster")
 	h.SetCursorCodec(old.Codec())
 	h.Assigned(map[string]map[int32]int64{"concept-notifications": {0: 3, 1: 0}, "session-notifications": {0: 0}})
 	if err := <-attached; err != nil {
@@ -645,4 +627,21 @@ func TestShutdownDuringAReplayLeavesTheClientItsCursor(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], "server shutting down") {
 		t.Fatalf("got %q, want only the 1001 close frame", got)
 	}
+}
+
+// attachWaiting starts alice's Attach with cursor on h in the background and requires it to be
+// still waiting 50 ms later (for what, named by until); the channel gets Attach's error.
+func attachWaiting(t *testing.T, h *Hub, tr Transport, cursor, until string) <-chan error {
+	t.Helper()
+	attached := make(chan error, 1)
+	go func() {
+		_, err := h.Attach(context.Background(), ConnOptions{User: "alice", Transport: tr}, cursor)
+		attached <- err
+	}()
+	select {
+	case err := <-attached:
+		t.Fatalf("Attach returned before %s (err %v)", until, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	return attached
 }
