@@ -16,6 +16,11 @@ import (
 // the section.
 var sectionRef = regexp.MustCompile(`((?:README|BENCHMARKS|SECURITY)(?:\.md)?|docs/[a-z0-9-]+\.md)\s*(?:,\s*|\(\s*)\\?"([^"\\]+)\\?"`)
 
+// mdName finds names of Markdown files ("STYLE.md", "docs/design.md") and relative paths that
+// go up ("../notes", "../../docs/x.md"); a citation is one that stays in the repository and
+// exists there (see citesOutside).
+var mdName = regexp.MustCompile(`(?:\.\./)+[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*|(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_-]+\.md\b`)
+
 // mdLink finds the targets of Markdown links and images: [text](target) and ![alt](target).
 var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
@@ -131,9 +136,16 @@ func anchor(heading string) string {
 
 // TestReferencesNameExistingSections: every section of a repository page that the deployment
 // artifacts, the docs and the product code cite exists (a heading, or a paragraph that starts
-// with the name), and none of them cites a file outside the repository (DESIGN.md, ../shared),
-// which a reader of a clone cannot open.
+// with the name), and none of them cites a file outside the repository (a Markdown file the
+// repository does not hold, or a path that climbs out of it), which a reader of a clone cannot
+// open.
 func TestReferencesNameExistingSections(t *testing.T) {
+	mdNames := map[string]bool{} // the base names of the repository's Markdown files
+	repoFiles(t, func(path string, _ []byte) {
+		if strings.HasSuffix(path, ".md") {
+			mdNames[filepath.Base(path)] = true
+		}
+	})
 	pages := map[string]page{}
 	refs := 0
 	docsRefs := 0
@@ -162,8 +174,8 @@ func TestReferencesNameExistingSections(t *testing.T) {
 					t.Errorf("%s:%d refers to the section %q of %s, which it does not have", path, i+1, m[2], file)
 				}
 			}
-			if strings.Contains(line, "DESIGN.md") || strings.Contains(line, "../shared") {
-				t.Errorf("%s:%d cites a file outside the repository: %s", path, i+1, strings.TrimSpace(line))
+			if name, ok := citesOutside(path, line, mdNames); ok {
+				t.Errorf("%s:%d cites %s, a file outside the repository: %s", path, i+1, name, strings.TrimSpace(line))
 			}
 		}
 	})
@@ -269,4 +281,35 @@ func TestTestsCiteNoFileOutsideTheRepository(t *testing.T) {
 	if checked < 50 {
 		t.Errorf("checked %d test files; the walk no longer finds them", checked)
 	}
+}
+
+// citesOutside reports the first Markdown file line names that the repository does not hold: a
+// bare name ("design.md", as link texts say) must be the name of one of its files; a path must
+// exist from the repository root or beside path (the citing file, relative to the root) and stay
+// inside the repository.
+func citesOutside(path, line string, names map[string]bool) (string, bool) {
+	for _, name := range mdName.FindAllString(line, -1) {
+		name = strings.TrimRight(name, ".")
+		if !strings.Contains(name, "/") {
+			if !names[name] {
+				return name, true
+			}
+			continue
+		}
+		found := false
+		for _, base := range []string{"..", filepath.Join("..", filepath.Dir(path))} {
+			full := filepath.Join(base, filepath.FromSlash(name))
+			if rel, err := filepath.Rel("..", full); err != nil || strings.HasPrefix(rel, "..") {
+				continue // climbs out of the repository from there
+			}
+			if _, err := os.Stat(full); err == nil {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return name, true
+		}
+	}
+	return "", false
 }
