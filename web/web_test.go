@@ -15,7 +15,8 @@ func TestServesThePageAndItsAssets(t *testing.T) {
 		status                      int
 	}{
 		{"/", "text/html", "<title>realtime-service demo</title>", 200},
-		{"/static/app.js", "text/javascript", "scheduleReconnect", 200},
+		{"/static/app.js", "text/javascript", `import { createClient } from "/static/realtime.min.js"`, 200},
+		{"/static/realtime.min.js", "text/javascript", "createClient", 200},
 		{"/static/style.css", "text/css", ".notifications", 200},
 		{"/static/vendor/socket.io.min.js", "text/javascript", "Socket.IO v4", 200},
 		{"/status", "text/html", "<title>realtime-service status</title>", 200},

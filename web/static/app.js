@@ -1,35 +1,63 @@
-// realtime-service demo page: connect as a user over WebSocket, SSE or Socket.IO, show the
-// notifications that arrive, reconnect with jittered backoff resuming from the last cursor and
-// the IDs received since it, and send test notifications through the HTTP API. Plain
-// JavaScript, no build step. The client's part of the cursor contract (docs/client-protocol.md,
-// "Cursor"): keep the cursor of the last frame that carried one and the IDs of the events since,
-// resume with "<cursor>~<id>,<id>,...", de-duplicate on id.
-"use strict";
+// realtime-service demo page: connect as a user, show the notifications that arrive, and send
+// test notifications through the HTTP API. WebSocket and SSE go through the project's JS client
+// (clients/js, served as /static/realtime.min.js, a copy `go generate ./web` refreshes): it
+// falls back from WebSocket to SSE, reconnects with jittered backoff, resumes with the cursor and
+// the IDs received since it, de-duplicates on id, keeps its resume position in localStorage and
+// refreshes the token (clients/js/README.md). It does not speak Socket.IO, so that transport
+// uses the vendored socket.io-client and keeps the cursor contract here (docs/client-protocol.md,
+// "Cursor"). A reload reconnects the same user over the same transport and resumes: the list
+// and the connection live in sessionStorage, the resume position in localStorage, the same
+// {cursor, ids} for all transports.
+import { createClient } from "/static/realtime.min.js";
 
 const $ = (id) => document.getElementById(id);
-// cursor, since, seen and dropped belong to the user the list shows (listUser): connecting as
-// another user starts them, and the list, afresh. cursor is the last cursor a frame carried;
-// since, the IDs of the events received after it; seen, every ID shown (de-duplication);
-// dropped, how many duplicates seen removed.
-const state = { conn: null, cursor: "", since: [], seen: new Set(), dropped: 0, listUser: "", attempt: 0, timer: null, wanted: false };
+// The page's state, for people and tests to read (window.demo). user is the user the list
+// shows; cursor and since are that user's resume position (the last cursor and the IDs of the
+// events after it); seen holds every ID shown and dropped counts the copies the page refused:
+// the client never hands one over, and the page's Socket.IO code drops its own. rt is the JS
+// client, socket the Socket.IO one, while connected.
+const demo = { rt: null, socket: null, user: "", transport: "", cursor: "", since: [], seen: new Set(), dropped: 0 };
+window.demo = demo;
 
-// MAX_SINCE bounds the IDs a resume token lists (the server takes up to 4,096, the token up to
-// 64 KiB). The server moves each partition past the newest ID listed for it, so the newest IDs
-// are the ones to keep; with the default REALTIME_CURSOR_EVERY (32) there are at most 31.
+const KEEP = 200; // notifications the list keeps (and stores for a reload)
+// MAX_SINCE bounds the IDs a Socket.IO resume token lists (the server takes up to 4,096, the
+// token up to 64 KiB). The server moves each partition past the newest ID listed for it, so the
+// newest IDs are the ones to keep; with the default REALTIME_CURSOR_EVERY (32) there are at most 31.
 const MAX_SINCE = 256;
+const positionKey = (user) => "realtime-demo:" + user; // the JS client's storageKey, per user
+const listKey = (user) => "realtime-demo:list:" + user;
+const SESSION = "realtime-demo:connected"; // {user, transport} while connected, for a reload
 
-// resumeToken is what a reconnect sends back: "" without a cursor, else the cursor and, after
-// "~", the IDs received since it (docs/client-protocol.md, "Cursor").
-function resumeToken() {
-  if (!state.cursor) return "";
-  return state.since.length ? state.cursor + "~" + state.since.join(",") : state.cursor;
+// stored reads a JSON value of storage ({} or [] when it holds none or garbage).
+function stored(storage, key, empty) {
+  try {
+    return JSON.parse(storage.getItem(key)) || empty;
+  } catch {
+    return empty;
+  }
 }
 
-// showResume says what the page would resume with, and how many duplicates it dropped.
+// held takes a resume position {cursor, ids}, the JSON the JS client keeps.
+function held(pos) {
+  demo.cursor = pos.cursor || "";
+  demo.since = pos.ids || [];
+  showResume();
+}
+
+// The JS client's storage: localStorage, with the page told of every saved position.
+const storage = {
+  get: (k) => localStorage.getItem(k),
+  set: (k, v) => {
+    localStorage.setItem(k, v);
+    if (k === positionKey(demo.user)) held(JSON.parse(v));
+  },
+};
+
 function showResume() {
-  $("resume").textContent = state.cursor
-    ? `resume: cursor (${state.cursor.length} characters) + ${state.since.length} event ID${state.since.length === 1 ? "" : "s"} since · ${state.dropped} duplicate${state.dropped === 1 ? "" : "s"} dropped`
-    : `resume: no cursor yet · ${state.dropped} duplicate${state.dropped === 1 ? "" : "s"} dropped`;
+  const n = demo.since.length;
+  $("resume").textContent = (demo.cursor
+    ? `resume: cursor (${demo.cursor.length} characters) + ${n} event ID${n === 1 ? "" : "s"} since`
+    : "resume: no cursor yet") + ` · ${demo.dropped} duplicate${demo.dropped === 1 ? "" : "s"} dropped`;
 }
 
 function setStatus(text, kind) {
@@ -45,163 +73,147 @@ async function tokenFor(user) {
   return (await res.json()).token;
 }
 
-// startList empties the list for user: a new user has neither the previous one's notifications
-// nor their resume cursor and IDs nor their de-duplication set.
+// startList shows user's list: theirs from this tab's storage (empty at first), with their
+// resume position, de-duplication set and no previous user's notifications.
 function startList(user) {
-  state.listUser = user;
-  state.cursor = "";
-  state.since = [];
-  state.seen = new Set();
-  state.dropped = 0;
+  demo.user = user;
+  demo.seen = new Set();
+  demo.dropped = 0;
   $("notifications").replaceChildren();
-  $("count").textContent = "0";
   $("list-user").textContent = "for " + user;
-  showResume();
+  const list = stored(sessionStorage, listKey(user), []);
+  for (const f of list.slice().reverse()) render(f);
+  held(stored(localStorage, positionKey(user), {}));
 }
 
-// show renders one frame {id, event, data, time, cursor}. A frame with a cursor (a cursor frame,
-// a resync) replaces the resume position and forgets the IDs received before it; an event's ID
-// joins those since the cursor. Duplicates (an ID shown already) are dropped, as every client of
-// realtime-service must do: a resume with the cursor alone (an EventSource reconnecting by
-// itself, socket.io-client's own recovery) may bring events again. Control frames (empty id) are
-// cursor, resync and disconnect; Socket.IO events have no time of their own: theirs is when
-// they arrived.
+// show adds one notification {id, event, data, time} or control message (empty id: resync) to
+// the list, unless its ID is shown already, and keeps the list for a reload.
 function show(frame) {
-  if (frame.cursor) {
-    state.cursor = frame.cursor;
-    state.since = [];
-  }
   if (frame.id) {
-    if (state.seen.has(frame.id)) {
-      state.dropped++;
+    if (demo.seen.has(frame.id)) {
+      demo.dropped++;
       return showResume();
     }
-    state.seen.add(frame.id);
-    if (state.cursor) {
-      state.since.push(frame.id);
-      if (state.since.length > MAX_SINCE) state.since.shift();
-    }
   }
-  showResume();
-  if (frame.event === "cursor" && !frame.id) return; // the resume position alone
-  const control = !frame.id && (frame.event === "resync" || frame.event === "disconnect");
-  const li = document.createElement("li");
-  li.className = "note " + (control ? "control" : frame.event);
-  li.dataset.id = frame.id || "";
+  render(frame);
+  const list = stored(sessionStorage, listKey(demo.user), []);
+  list.unshift(frame);
+  sessionStorage.setItem(listKey(demo.user), JSON.stringify(list.slice(0, KEEP)));
+}
+
+function render(frame) {
+  if (frame.id) demo.seen.add(frame.id);
   const data = frame.data || {};
+  const li = document.createElement("li");
+  li.className = "note " + (frame.id ? frame.event : "control");
+  li.dataset.id = frame.id || "";
   const text = data.message || (data.conceptName ? `Mastered ${data.conceptName} (${Math.round((data.masteryLevel || 0) * 100)}%)` : "");
   li.innerHTML = `<div class="head"><span class="event"></span><span class="meta"></span></div><p class="text"></p><pre></pre>`;
   li.querySelector(".event").textContent = frame.event;
-  const when = new Date(frame.time || Date.now()).toLocaleTimeString();
+  const when = new Date(frame.time || frame.received).toLocaleTimeString();
   li.querySelector(".meta").textContent = frame.id ? `${frame.id} · ${frame.time ? when : "received " + when}` : `control · ${when}`;
   li.querySelector(".text").textContent = text;
   li.querySelector("pre").textContent = JSON.stringify(data);
-  $("notifications").prepend(li);
-  $("count").textContent = String($("notifications").children.length);
+  const ol = $("notifications");
+  ol.prepend(li);
+  while (ol.children.length > KEEP) ol.lastChild.remove();
+  $("count").textContent = String(ol.children.length);
 }
 
-function scheduleReconnect() {
-  if (!state.wanted) return;
-  // Exponential backoff with full jitter: 0.5 s doubling up to 30 s.
-  const ceiling = Math.min(30000, 500 * 2 ** state.attempt++);
-  const delay = Math.round(Math.random() * ceiling);
-  setStatus(`reconnecting in ${(delay / 1000).toFixed(1)} s`, "error");
-  state.timer = setTimeout(connect, delay);
+const LABELS = { websocket: "WebSocket", sse: "SSE" };
+
+function connected(label) {
+  setStatus("connected as " + demo.user + " over " + label, "open");
+  sessionStorage.setItem(SESSION, JSON.stringify({ user: demo.user, transport: demo.transport }));
 }
 
-function opened(label) {
-  state.attempt = 0;
-  setStatus("connected as " + state.listUser + " over " + label, "open");
+// connectClient connects with the JS client: WebSocket then SSE, or SSE alone. Its handlers act
+// only while it is the page's client: after Disconnect its last events must not touch the page.
+function connectClient(user, transport) {
+  const rt = createClient({
+    url: location.origin,
+    token: () => tokenFor(user),
+    storage,
+    storageKey: positionKey(user),
+    transports: transport === "sse" ? ["sse"] : ["websocket", "sse"],
+  });
+  demo.rt = rt;
+  const current = () => demo.rt === rt;
+  rt.on("connecting", ({ transport: t, attempt }) => current() && attempt > 0 && setStatus(`reconnecting over ${LABELS[t]} (attempt ${attempt + 1})`, "error"));
+  rt.on("connected", ({ transport: t }) => current() && connected(LABELS[t]));
+  rt.on("disconnected", ({ code, reason, reconnect }) => current() && setStatus(`closed (${code} ${reason})${reconnect ? ", reconnecting" : ""}`, "error"));
+  rt.on("error", (e) => current() && setStatus(String(e?.message ?? e), "error"));
+  rt.on("resync", (r) => current() && show({ id: "", event: "resync", data: r, received: Date.now() }));
+  rt.on("*", (data, meta) => current() && show({ ...meta, data }));
 }
 
-async function connect() {
-  const user = state.listUser; // as of Connect: reconnects keep the user whatever the field says
-  const transport = $("transport").value;
-  let token;
-  try {
-    token = await tokenFor(user);
-  } catch (err) {
-    setStatus(err.message, "error");
-    return scheduleReconnect();
-  }
-  if (!state.wanted) return; // Disconnect was clicked while the token was on its way
-  const q = "access_token=" + encodeURIComponent(token);
-  // Handlers act only while their connection is the current one: after Disconnect (or a newer
-  // Connect) a late close or error event of an old connection must not touch the page.
-  const conn = {};
-  const current = () => state.conn === conn;
-  if (transport === "websocket") {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const resume = state.cursor ? "&cursor=" + encodeURIComponent(resumeToken()) : "";
-    const ws = new WebSocket(`${scheme}//${location.host}/v1/ws?${q}${resume}`);
-    state.conn = Object.assign(conn, { close: () => ws.close(1000) });
-    ws.onopen = () => current() && opened("WebSocket");
-    ws.onmessage = (m) => current() && show(JSON.parse(m.data));
-    ws.onclose = (e) => { if (!current()) return; setStatus(`closed (${e.code} ${e.reason})`, "error"); state.conn = null; scheduleReconnect(); };
-  } else if (transport === "sse") {
-    const resume = state.cursor ? "&lastEventId=" + encodeURIComponent(resumeToken()) : "";
-    const es = new EventSource(`/v1/events?${q}${resume}`);
-    state.conn = Object.assign(conn, { close: () => es.close() });
-    es.onopen = () => current() && opened("SSE");
-    // A cursor frame's cursor is its id: line, the message's lastEventId (events have none).
-    es.onmessage = (m) => {
-      if (!current()) return;
-      const f = JSON.parse(m.data);
-      if (f.event === "cursor" && !f.id && m.lastEventId) f.cursor = m.lastEventId;
-      show(f);
-    };
-    // EventSource reconnects by itself, sending Last-Event-ID (the last cursor, without the IDs
-    // since: the duplicates that brings are dropped by show); if it gives up, so do we, and the
-    // new EventSource sends the IDs too.
-    es.onerror = () => { if (!current()) return; if (es.readyState === EventSource.CLOSED) { state.conn = null; scheduleReconnect(); } else setStatus("reconnecting", "error"); };
-  } else {
-    // Socket.IO reconnects and recovers (connection state recovery) by itself, sending its pid
-    // and offset, the last cursor. socket.io-client merges auth over them, so auth's offset (a
-    // recovery) and cursor (a new session) send the IDs since the cursor too.
-    const auth = (cb) => cb(state.cursor ? { token, offset: resumeToken(), cursor: resumeToken() } : { token });
-    const socket = io({ auth, transports: ["polling", "websocket"] });
-    state.conn = Object.assign(conn, { socket, close: () => socket.disconnect() });
-    // The label names the Engine.IO transport: polling first, then websocket once the engine has
-    // upgraded (its "upgrade" event; every reconnect brings a new engine).
-    const label = () => "Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")";
-    const engines = new WeakSet();
-    socket.on("connect", () => {
-      if (!current()) return;
-      opened(label());
-      const engine = socket.io.engine;
-      if (engines.has(engine)) return;
-      engines.add(engine);
-      engine.on("upgrade", () => current() && socket.connected && opened(label()));
-    });
-    socket.on("connect_error", (err) => current() && setStatus("connect_error: " + err.message, "error"));
-    socket.on("disconnect", (reason) => current() && setStatus("disconnected: " + reason, "error"));
-    // An event's last argument is {"id"}; that of a cursor or resync event, the cursor.
-    socket.onAny((event, data, last) => current() && show({
-      id: last && typeof last === "object" && typeof last.id === "string" ? last.id : "",
-      event,
-      data,
-      cursor: typeof last === "string" ? last : "",
-    }));
-  }
+// connectSocketIO connects with socket.io-client, which reconnects and recovers (connection
+// state recovery) by itself, sending its pid and offset, the last cursor. It merges auth over
+// them, so auth's offset (a recovery) and cursor (a new session) send the IDs since the cursor
+// too. The position is kept as the JS client keeps it, so a reload resumes on any transport.
+function connectSocketIO(user) {
+  const save = () => localStorage.setItem(positionKey(user), JSON.stringify({ cursor: demo.cursor, ids: demo.since }));
+  const resumeToken = () => (demo.since.length ? demo.cursor + "~" + demo.since.join(",") : demo.cursor);
+  const auth = (cb) => tokenFor(user).then(
+    (token) => cb(demo.cursor ? { token, offset: resumeToken(), cursor: resumeToken() } : { token }),
+    (err) => { setStatus(err.message, "error"); cb({}); });
+  const socket = io({ auth, transports: ["polling", "websocket"] });
+  demo.socket = socket;
+  const current = () => demo.socket === socket;
+  // The label names the Engine.IO transport: polling first, then websocket once the engine has
+  // upgraded (its "upgrade" event; every reconnect brings a new engine).
+  const label = () => "Socket.IO (" + socket.io.engine.transport.name + (socket.recovered ? ", recovered" : "") + ")";
+  const engines = new WeakSet();
+  socket.on("connect", () => {
+    if (!current()) return;
+    connected(label());
+    const engine = socket.io.engine;
+    if (engines.has(engine)) return;
+    engines.add(engine);
+    engine.on("upgrade", () => current() && socket.connected && connected(label()));
+  });
+  socket.on("connect_error", (err) => current() && setStatus("connect_error: " + err.message, "error"));
+  socket.on("disconnect", (reason) => current() && setStatus("disconnected: " + reason, "error"));
+  // An event's last argument is {"id"}; that of a cursor or resync event, the cursor, which
+  // replaces the position and forgets the IDs before it. Socket.IO events have no time of their
+  // own: theirs is when they arrived.
+  socket.onAny((event, data, last) => {
+    if (!current()) return;
+    const id = last && typeof last === "object" && typeof last.id === "string" ? last.id : "";
+    if (typeof last === "string" && last) {
+      demo.cursor = last;
+      demo.since = [];
+    } else if (id && demo.cursor && !demo.seen.has(id)) {
+      demo.since.push(id);
+      if (demo.since.length > MAX_SINCE) demo.since.shift();
+    }
+    if (id || event === "resync") show({ id, event, data, received: Date.now() });
+    save();
+    showResume();
+  });
+}
+
+function connect(user, transport) {
+  if (user !== demo.user) startList(user);
+  demo.transport = transport;
+  setStatus("connecting", "idle");
+  if (transport === "socketio") connectSocketIO(user);
+  else connectClient(user, transport);
   $("connect").disabled = true;
   $("disconnect").disabled = false;
 }
 
 $("connect-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  state.wanted = true;
-  state.attempt = 0;
-  const user = $("user").value.trim();
-  if (user !== state.listUser) startList(user);
-  setStatus("connecting", "idle");
-  connect();
+  connect($("user").value.trim(), $("transport").value);
 });
 
 $("disconnect").addEventListener("click", () => {
-  state.wanted = false;
-  clearTimeout(state.timer);
-  if (state.conn) state.conn.close();
-  state.conn = null;
+  const { rt, socket } = demo;
+  demo.rt = demo.socket = null;
+  rt?.close();
+  socket?.disconnect();
+  sessionStorage.removeItem(SESSION);
   $("connect").disabled = false;
   $("disconnect").disabled = true;
   setStatus("not connected", "idle");
@@ -222,3 +234,12 @@ $("send-form").addEventListener("submit", async (e) => {
   $("send-result").textContent = res.ok ? `sent: ${out.id}` : `${res.status}: ${out.detail || out.title}`;
   $("send-result").dataset.state = res.ok ? "open" : "error";
 });
+
+// After a reload: the user and transport the tab was connected with connect again, and the
+// client resumes from the stored position.
+const was = stored(sessionStorage, SESSION, null);
+if (was?.user) {
+  $("user").value = was.user;
+  $("transport").value = was.transport;
+  connect(was.user, was.transport);
+}
