@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDemoPageInChromium: the service in development mode (no REALTIME_JWT_SECRET, no
@@ -19,7 +20,9 @@ import (
 // connected status; then notifications sent through the page's own form and one produced by
 // KafkaJS straight to concept-notifications show up in its list with their event name and text;
 // Disconnect leaves the page saying "not connected". Screenshots go to
-// test/artifacts/demo-<transport>.png. The Socket.IO mode runs the page's socket.io-client@4
+// test/artifacts/demo-<transport>.png. WebSocket and SSE run the project's JS client, which the
+// page imports from /static/realtime.min.js (web.TestClientBundleIsFresh holds it to
+// clients/js/src). The Socket.IO mode runs the page's socket.io-client@4
 // bundle, which must be the unmodified npm package's (dist/socket.io.min.js of the version
 // test/interop pins); Socket.IO events carry their event ID in a trailing {"id"} argument, which
 // the page shows as it does the WebSocket and SSE frames' id.
@@ -32,11 +35,18 @@ import (
 // Then the cursor contract (docs/client-protocol.md, "Cursor") on each transport: the page holds
 // the cursor of the opening cursor frame and the IDs of the two events after it; after
 // Disconnect, two more events, and Connect, it resumes with "<cursor>~<id>,<id>" (seen in the
-// WebSocket's ?cursor= and the EventSource's ?lastEventId=), shows the two it missed, and drops
-// nothing: a resume with the cursor alone would have brought the first two again, which the page
-// would count as dropped duplicates. A cursor frame follows the replay. On Socket.IO, an engine
-// that drops is recovered by socket.io-client itself (socket.recovered), whose offset the page's
-// auth function extends with the ID received since the cursor: again nothing to drop.
+// WebSocket's ?cursor= and the SSE request's ?lastEventId=), shows the two it missed, and the
+// server sends nothing twice: a resume with the cursor alone would have brought the first two
+// again, which the JS client would drop unseen (so the test reads the IDs on the wire) and the
+// page's Socket.IO code would count as dropped duplicates. A cursor frame follows the replay. On
+// Socket.IO, an engine that drops is recovered by socket.io-client itself (socket.recovered),
+// whose offset the page's auth function extends with the ID received since the cursor: again
+// nothing to drop.
+//
+// Then a reload on each transport: the page gets two events, is left for about:blank, two more
+// are sent, and the page is opened again in the same tab: it connects by itself as the same user
+// over the same transport, resumes with the stored "<cursor>~<id>,<id>", shows the two it missed
+// above the two before (its list kept), and the server sends neither of the first two again.
 func TestDemoPageInChromium(t *testing.T) {
 	interop := nodeModules(t)
 	browser := interopTool(t, "chromium", "apt-get install chromium (the Debian package)")
@@ -59,9 +69,11 @@ func TestDemoPageInChromium(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out := runNode(t, "e2e/browser.mjs", map[string]string{
+	// Some 40 page loads and connections in a row (30 to 50 s on a shared 2-core machine): a
+	// bound for a hang, not a timing check.
+	out := runNodeWithin(t, "e2e/browser.mjs", map[string]string{
 		"E2E_URL": s.URL, "E2E_BROKER": s.Broker, "E2E_CHROMIUM": browser, "E2E_ARTIFACTS": artifacts,
-	})
+	}, 3*time.Minute)
 	var res struct {
 		Transports []struct {
 			Transport, User, Status, Count, Screenshot string
@@ -82,28 +94,8 @@ func TestDemoPageInChromium(t *testing.T) {
 			IDs, Seen                           []string
 			Problems                            []string
 		}
-		Resume []struct {
-			Transport    string
-			Before, Away []string
-			Held         struct {
-				Cursor string
-				Since  []string
-			}
-			Token *string
-			After struct {
-				Count, Shown string
-				IDs, Since   []string
-				Dropped      int
-				CursorMoved  bool
-			}
-			Recovery *struct {
-				Status, Sent string
-				Held         []string
-				Shown        bool
-				Dropped      int
-			}
-			Problems []string
-		}
+		Resume []resumeRun
+		Reload []resumeRun
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("browser.mjs output: %v\n%s", err, out)
@@ -196,63 +188,124 @@ func TestDemoPageInChromium(t *testing.T) {
 		t.Errorf("switching users: %s", p)
 	}
 
-	if len(res.Resume) != 3 {
-		t.Fatalf("resume %+v, want websocket, sse and socketio", res.Resume)
+	if len(res.Resume) != 3 || len(res.Reload) != 3 {
+		t.Fatalf("resume %+v and reload %+v, want websocket, sse and socketio each", res.Resume, res.Reload)
 	}
 	for _, r := range res.Resume {
-		if len(r.Before) != 2 || len(r.Away) != 2 {
-			t.Errorf("%s resume: sent %v before and %v while away, want two each", r.Transport, r.Before, r.Away)
-			continue
+		checkResume(t, "resume", r)
+	}
+	for _, r := range res.Reload {
+		checkResume(t, "reload", r)
+		if status := "connected as reload-" + r.Transport + " over " + label[r.Transport]; !strings.HasPrefix(r.After.Status, status) {
+			t.Errorf("%s reload: the page says %q, want %q: it must connect again by itself, as the same user over the same transport", r.Transport, r.After.Status, status)
 		}
-		// The opening cursor came before the first event, so both events are IDs since it.
-		if r.Held.Cursor == "" || !slices.Equal(r.Held.Since, r.Before) {
-			t.Errorf("%s resume: the page held cursor %q and IDs %v, want a cursor and the IDs %v of the events after it", r.Transport, r.Held.Cursor, r.Held.Since, r.Before)
-		}
-		want := r.Held.Cursor + "~" + strings.Join(r.Before, ",")
-		switch {
-		case r.Transport == "socketio" && r.Token != nil:
-			t.Errorf("socketio resume: token %q, want none read (it goes in the CONNECT auth)", *r.Token)
-		case r.Transport != "socketio" && r.Token == nil:
-			t.Errorf("%s resume: the page resumed with no token, want %q", r.Transport, want)
-		case r.Transport != "socketio" && *r.Token != want:
-			t.Errorf("%s resume: the page resumed with %q, want %q", r.Transport, *r.Token, want)
-		}
-		a := r.After
-		// The list shows the newest first: the two sent while away (replayed in partition
-		// order, and they are of two topics: either order), above the two before.
-		ok := a.Count == "4" && len(a.IDs) == 4 && a.IDs[2] == r.Before[1] && a.IDs[3] == r.Before[0]
-		if ok {
-			away := slices.Sorted(slices.Values(a.IDs[:2]))
-			ok = slices.Equal(away, slices.Sorted(slices.Values(r.Away)))
-		}
-		if !ok {
-			t.Errorf("%s resume: the list holds %v (count %q), want %v (either order) above %s and %s, once each", r.Transport, a.IDs, a.Count, r.Away, r.Before[1], r.Before[0])
-		}
-		if a.Dropped != 0 {
-			t.Errorf("%s resume: the page dropped %d duplicates, want 0: the server sent again events whose IDs the resume token listed", r.Transport, a.Dropped)
-		}
-		if !a.CursorMoved || len(a.Since) != 0 {
-			t.Errorf("%s resume: after the replay the cursor moved %v with IDs since %v, want a new cursor (the frame that ends the replay) and none", r.Transport, a.CursorMoved, a.Since)
-		}
-		if !strings.Contains(a.Shown, "0 duplicates dropped") {
-			t.Errorf("%s resume: the page says %q, want it to count 0 duplicates dropped", r.Transport, a.Shown)
-		}
-		if r.Transport == "socketio" {
-			rec := r.Recovery
-			switch {
-			case rec == nil:
-				t.Error("socketio resume: no recovery run")
-			case !strings.Contains(rec.Status, "recovered") || !rec.Shown:
-				t.Errorf("socketio recovery: status %q, event sent while away shown %v; want recovered and shown", rec.Status, rec.Shown)
-			case len(rec.Held) != 1:
-				t.Errorf("socketio recovery: the page held IDs %v since its cursor, want the one event before the drop", rec.Held)
-			case rec.Dropped != a.Dropped:
-				t.Errorf("socketio recovery: the page dropped %d more duplicates, want none: the recovery offset did not carry the ID since the cursor", rec.Dropped-a.Dropped)
+		// After a reload the wire holds only what the new page got: none of the events before.
+		for _, id := range r.Before {
+			if slices.Contains(r.After.Wire, id) {
+				t.Errorf("%s reload: the server sent %s again (wire %v): the resume token did not list it", r.Transport, id, r.After.Wire)
 			}
 		}
-		for _, p := range r.Problems {
-			t.Errorf("%s resume: %s", r.Transport, p)
+	}
+}
+
+// resumeRun is what browser.mjs reports of one resume (after Disconnect and Connect, or after a
+// reload) on one transport.
+type resumeRun struct {
+	Transport    string
+	Before, Away []string
+	Held         struct {
+		Cursor string
+		Since  []string
+	}
+	Token *string
+	After struct {
+		Status, Count, Shown string
+		IDs, Since, Wire     []string
+		Dropped              int
+		CursorMoved          bool
+	}
+	Recovery *struct {
+		Status, Sent string
+		Held         []string
+		Shown        bool
+		Dropped      int
+	}
+	Problems []string
+}
+
+// checkResume checks one resume run of TestDemoPageInChromium (what is the check's name in the
+// errors): the page held the opening cursor and the two IDs after it, resumed with both, shows
+// the two sent while away above the two before, once each, and no event came twice: not on the
+// wire (the events the page's WebSockets and SSE requests carried, before the JS client
+// de-duplicates) and not into the page's list (Socket.IO, where the page de-duplicates).
+func checkResume(t *testing.T, what string, r resumeRun) {
+	t.Helper()
+	if len(r.Before) != 2 || len(r.Away) != 2 {
+		t.Errorf("%s %s: sent %v before and %v while away, want two each", r.Transport, what, r.Before, r.Away)
+		return
+	}
+	// The opening cursor came before the first event, so both events are IDs since it.
+	if r.Held.Cursor == "" || !slices.Equal(r.Held.Since, r.Before) {
+		t.Errorf("%s %s: the page held cursor %q and IDs %v, want a cursor and the IDs %v of the events after it", r.Transport, what, r.Held.Cursor, r.Held.Since, r.Before)
+	}
+	want := r.Held.Cursor + "~" + strings.Join(r.Before, ",")
+	switch {
+	case r.Transport == "socketio" && r.Token != nil:
+		t.Errorf("socketio %s: token %q, want none read (it goes in the CONNECT auth)", what, *r.Token)
+	case r.Transport != "socketio" && r.Token == nil:
+		t.Errorf("%s %s: the page resumed with no token, want %q", r.Transport, what, want)
+	case r.Transport != "socketio" && *r.Token != want:
+		t.Errorf("%s %s: the page resumed with %q, want %q", r.Transport, what, *r.Token, want)
+	}
+	a := r.After
+	// The list shows the newest first: the two sent while away (replayed in partition
+	// order, and they are of two topics: either order), above the two before.
+	ok := a.Count == "4" && len(a.IDs) == 4 && a.IDs[2] == r.Before[1] && a.IDs[3] == r.Before[0]
+	if ok {
+		away := slices.Sorted(slices.Values(a.IDs[:2]))
+		ok = slices.Equal(away, slices.Sorted(slices.Values(r.Away)))
+	}
+	if !ok {
+		t.Errorf("%s %s: the list holds %v (count %q), want %v (either order) above %s and %s, once each", r.Transport, what, a.IDs, a.Count, r.Away, r.Before[1], r.Before[0])
+	}
+	if a.Dropped != 0 {
+		t.Errorf("%s %s: the page dropped %d duplicates, want 0: the server sent again events whose IDs the resume token listed", r.Transport, what, a.Dropped)
+	}
+	// WebSocket and SSE: every event ID on the wire once, whatever the JS client drops.
+	if r.Transport != "socketio" {
+		for _, id := range r.Away {
+			if !slices.Contains(a.Wire, id) {
+				t.Errorf("%s %s: %s is not among the IDs on the wire %v: the page's connections are not the ones the test reads", r.Transport, what, id, a.Wire)
+			}
 		}
+		wire := map[string]int{}
+		for _, id := range a.Wire {
+			if wire[id]++; wire[id] == 2 {
+				t.Errorf("%s %s: the server sent %s twice (wire %v): the resume token did not list it", r.Transport, what, id, a.Wire)
+			}
+		}
+	}
+	if !a.CursorMoved || len(a.Since) != 0 {
+		t.Errorf("%s %s: after the replay the cursor moved %v with IDs since %v, want a new cursor (the frame that ends the replay) and none", r.Transport, what, a.CursorMoved, a.Since)
+	}
+	if !strings.Contains(a.Shown, "0 duplicates dropped") {
+		t.Errorf("%s %s: the page says %q, want it to count 0 duplicates dropped", r.Transport, what, a.Shown)
+	}
+	if r.Transport == "socketio" && what == "resume" {
+		rec := r.Recovery
+		switch {
+		case rec == nil:
+			t.Error("socketio resume: no recovery run")
+		case !strings.Contains(rec.Status, "recovered") || !rec.Shown:
+			t.Errorf("socketio recovery: status %q, event sent while away shown %v; want recovered and shown", rec.Status, rec.Shown)
+		case len(rec.Held) != 1:
+			t.Errorf("socketio recovery: the page held IDs %v since its cursor, want the one event before the drop", rec.Held)
+		case rec.Dropped != a.Dropped:
+			t.Errorf("socketio recovery: the page dropped %d more duplicates, want none: the recovery offset did not carry the ID since the cursor", rec.Dropped-a.Dropped)
+		}
+	}
+	for _, p := range r.Problems {
+		t.Errorf("%s %s: %s", r.Transport, what, p)
 	}
 }
 
@@ -262,7 +315,8 @@ func TestDemoPageIsServed(t *testing.T) {
 	s := startService(t, nil)
 	for path, want := range map[string]struct{ contentType, contains string }{
 		"/":                               {"text/html", `id="notifications"`},
-		"/static/app.js":                  {"javascript", "function connect()"},
+		"/static/app.js":                  {"javascript", "createClient"},
+		"/static/realtime.min.js":         {"javascript", "createClient"},
 		"/static/vendor/socket.io.min.js": {"javascript", ""},
 	} {
 		resp, err := http.Get(s.URL + path)

@@ -261,8 +261,14 @@ func nodeModules(t *testing.T) string {
 // runNode runs a node script of test/interop with env, bounded by a minute, and returns stdout.
 func runNode(t *testing.T, script string, env map[string]string) string {
 	t.Helper()
+	return runNodeWithin(t, script, env, time.Minute)
+}
+
+// runNodeWithin is runNode bounded by limit, for scripts that run many scenarios in a row.
+func runNodeWithin(t *testing.T, script string, env map[string]string, limit time.Duration) string {
+	t.Helper()
 	dir := nodeModules(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, script))
 	cmd.Dir = dir

@@ -1,7 +1,8 @@
 // The demo page end to end in a real browser: headless Chromium (the Debian package, driven by
 // playwright-core) opens the page the service serves at "/", connects as a user over each
-// transport — WebSocket, SSE, and Socket.IO through the page's unmodified socket.io-client@4
-// bundle (/static/vendor/socket.io.min.js) — and shows the notifications that arrive: two sent
+// transport — WebSocket and SSE through the project's JS client (/static/realtime.min.js, built
+// from clients/js), Socket.IO through the page's unmodified socket.io-client@4 bundle
+// (/static/vendor/socket.io.min.js) — and shows the notifications that arrive: two sent
 // through the page's own form (the HTTP API), one produced by KafkaJS straight to
 // concept-notifications. The service runs in
 // development mode (no REALTIME_JWT_SECRET, no REALTIME_API_KEYS), so the page gets its token
@@ -17,13 +18,21 @@
 // problems}).
 // Then the cursor contract (docs/client-protocol.md, "Cursor"), per transport (resume: [...]):
 // the page gets two events, Disconnect, two more are sent, Connect again; what it held (held:
-// {cursor, since}), the resume token its new WebSocket or EventSource sent (token; Socket.IO
+// {cursor, since}), the resume token its new WebSocket or SSE request sent (token; Socket.IO
 // sends it in the CONNECT auth, out of sight), and after the replay its list and counters
-// (after: {count, ids, dropped, since, cursorMoved}). On Socket.IO, also a dropped engine that
-// socket.io-client recovers by itself (recovery: {status, sent, shown, dropped}).
+// (after: {count, ids, dropped, since, cursorMoved, wire}). On Socket.IO, also a dropped engine
+// that socket.io-client recovers by itself (recovery: {status, sent, shown, dropped}).
+// Then the same through a reload (reload: [...]): the page gets two events, leaves (about:blank),
+// two more are sent, and the page is opened again in the same tab: it must connect by itself as
+// the same user over the same transport, resume with the stored cursor and IDs, and show the
+// two it missed above the two before, each once (after: {status, ...}).
+// wire is every event ID the page's WebSockets and SSE responses carried (the JS client drops
+// copies before the page sees them, so copies the server sent show only there; Socket.IO's
+// frames are not read: there the page drops copies itself, in dropped).
 // Output: {transports: [{transport, user, status, notes: [{via, id, event, text, data, kind,
 // meta}], count, screenshot, afterDisconnect: {status, state}, problems}], upgrade, switchUser,
-// resume: [{transport, before, away, held, token, after, recovery, problems}]}.
+// resume: [{transport, before, away, held, token, after, recovery, problems}],
+// reload: [{transport, before, away, held, token, after, problems}]}.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,6 +108,41 @@ async function connectAs(page, user, transport) {
 /** Waits until the page shows the notification with event ID id. */
 const shows = (page, id) => page.locator(`#notifications li[data-id="${id}"]`).waitFor({ timeout: DEADLINE_MS });
 
+/** Sends a notification through the HTTP API (not the page) and returns its event ID. */
+async function sendAPI(kind, user) {
+  const body = kind === "concept-mastered"
+    ? { conceptId: "js-arrays", userIds: [user], conceptName: "JavaScript Arrays", masteryLevel: 0.92 }
+    : { sessionId: "session-42", userIds: [user], message: "Your session starts in 5 minutes", scheduledTime: new Date(Date.now() + 300000).toISOString() };
+  const res = await fetch(`${url}/v1/notifications/${kind}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const out = await res.json();
+  if (!res.ok) throw new Error(`POST /v1/notifications/${kind}: ${res.status} ${JSON.stringify(out)}`);
+  return out.id;
+}
+
+/** The resume token of the page's last connection: ?cursor= on its WebSocket, ?lastEventId= on
+ * its SSE request; null on Socket.IO (it goes in the CONNECT auth). */
+const resumeToken = (page, transport) => page.evaluate((t) => {
+  if (t === "websocket") return new URL(window.__sockets.at(-1).url).searchParams.get("cursor");
+  if (t === "sse") return new URL(window.__streams.at(-1), location.href).searchParams.get("lastEventId");
+  return null;
+}, transport);
+
+/** What the page shows and holds after a resume from old, the cursor it held before. */
+const afterResume = (page, old) => page.evaluate((old) => ({
+  status: document.querySelector("#status").textContent,
+  count: document.querySelector("#count").textContent,
+  ids: [...document.querySelectorAll("#notifications li")].map((li) => li.dataset.id),
+  dropped: demo.dropped,
+  since: [...demo.since],
+  cursorMoved: demo.cursor !== "" && demo.cursor !== old,
+  shown: document.querySelector("#resume").textContent,
+  wire: [...window.__wire],
+}), old);
+
+/** Waits for the cursor frame that ends a replay: a new cursor, no IDs since. */
+const replayEnds = (page, old, r) => page.waitForFunction((old) => demo.cursor !== old && demo.since.length === 0, old, { timeout: DEADLINE_MS })
+  .catch(() => r.problems.push("no cursor frame after the replay"));
+
 /** Clicks Disconnect and waits until the page's WebSockets are closed and the hub is empty. */
 async function disconnect(page) {
   await page.click("#disconnect");
@@ -117,23 +161,46 @@ try {
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   // Track the page's WebSockets, to know when their close events have been handled, and its
-  // EventSources, to read the resume token their URL carries.
+  // SSE requests (the JS client reads /v1/events with fetch), to read the resume token their URL
+  // carries; and record the event IDs both carry (__wire), before the JS client de-duplicates.
   await context.addInitScript(() => {
+    window.__wire = [];
+    const wire = (json) => {
+      try {
+        const f = JSON.parse(json);
+        if (f && typeof f.id === "string" && f.id) window.__wire.push(f.id);
+      } catch {} // Engine.IO packets ("42[...]") and other non-JSON text
+    };
     const Native = window.WebSocket;
     window.__sockets = [];
     window.WebSocket = class extends Native {
       constructor(...args) {
         super(...args);
         window.__sockets.push(this);
+        this.addEventListener("message", (m) => typeof m.data === "string" && wire(m.data));
       }
     };
-    const NativeES = window.EventSource;
-    window.__eventSources = [];
-    window.EventSource = class extends NativeES {
-      constructor(...args) {
-        super(...args);
-        window.__eventSources.push(this);
-      }
+    const nativeFetch = window.fetch;
+    window.__streams = [];
+    window.fetch = async (input, init) => {
+      const res = await nativeFetch(input, init);
+      const u = typeof input === "string" ? input : input.url;
+      if (!u.includes("/v1/events") || !res.body) return res;
+      window.__streams.push(u);
+      const [mine, theirs] = res.body.tee();
+      (async () => {
+        const rd = mine.getReader();
+        const dec = new TextDecoder();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await rd.read();
+          if (done) break;
+          const lines = (buf += dec.decode(value, { stream: true })).split(/\r\n|\r|\n/);
+          buf = lines.pop();
+          for (const l of lines) if (l.startsWith("data:")) wire(l.slice(5));
+        }
+      })().catch(() => {}); // aborted with the client's request
+      return new Response(theirs, { status: res.status, statusText: res.statusText, headers: res.headers });
     };
   });
   p = await producer(kafka(broker));
@@ -222,7 +289,7 @@ try {
     r.heading = (await page.textContent("#list-title")).replace(/\s+/g, " ").trim();
     r.count = await page.textContent("#count");
     r.ids = await page.locator("#notifications li").evaluateAll((lis) => lis.map((li) => li.dataset.id));
-    r.seen = await page.evaluate(() => [...state.seen]);
+    r.seen = await page.evaluate(() => [...demo.seen]);
     await disconnect(page);
     await page.close();
   }
@@ -242,27 +309,14 @@ try {
       await shows(page, id);
       r.before.push(id);
     }
-    r.held = await page.evaluate(() => ({ cursor: state.cursor, since: [...state.since] }));
+    r.held = await page.evaluate(() => ({ cursor: demo.cursor, since: [...demo.since] }));
     await disconnect(page);
     for (const kind of ["concept-mastered", "session-starting-soon"]) r.away.push(await sendThroughPage(page, kind, user));
     await connectAs(page, user, transport); // the same user: the page keeps its list and cursor
     for (const id of r.away) await shows(page, id);
-    // The replay ends with a cursor frame: a new cursor, no IDs since.
-    await page.waitForFunction((old) => state.cursor !== old && state.since.length === 0, r.held.cursor, { timeout: DEADLINE_MS })
-      .catch(() => r.problems.push("no cursor frame after the replay"));
-    r.token = await page.evaluate((t) => {
-      if (t === "websocket") return new URL(window.__sockets.at(-1).url).searchParams.get("cursor");
-      if (t === "sse") return new URL(window.__eventSources.at(-1).url).searchParams.get("lastEventId");
-      return null;
-    }, transport);
-    r.after = await page.evaluate((old) => ({
-      count: document.querySelector("#count").textContent,
-      ids: [...document.querySelectorAll("#notifications li")].map((li) => li.dataset.id),
-      dropped: state.dropped,
-      since: [...state.since],
-      cursorMoved: state.cursor !== "" && state.cursor !== old,
-      shown: document.querySelector("#resume").textContent,
-    }), r.held.cursor);
+    await replayEnds(page, r.held.cursor, r);
+    r.token = await resumeToken(page, transport);
+    r.after = await afterResume(page, r.held.cursor);
     if (transport === "socketio") {
       // The engine drops; socket.io-client reconnects after 1 s and recovers with its pid and,
       // through the page's auth function, the cursor and the IDs since as its offset.
@@ -270,9 +324,9 @@ try {
       r.recovery = rec;
       const id = await sendThroughPage(page, "concept-mastered", user);
       await shows(page, id);
-      rec.held = await page.evaluate(() => [...state.since]);
+      rec.held = await page.evaluate(() => [...demo.since]);
       await page.evaluate(() => {
-        const m = state.conn.socket.io;
+        const m = demo.socket.io;
         m.reconnectionDelay(1000);
         m.reconnectionDelayMax(1000);
         m.randomizationFactor(0);
@@ -284,8 +338,38 @@ try {
         .catch(() => r.problems.push("socket.io-client did not recover"));
       rec.status = await page.textContent("#status");
       rec.shown = await shows(page, rec.sent).then(() => true, () => false);
-      rec.dropped = await page.evaluate(() => state.dropped);
+      rec.dropped = await page.evaluate(() => demo.dropped);
     }
+    await disconnect(page);
+    await page.close();
+  }
+
+  // A reload resumes: the tab connects again by itself, from the stored position.
+  result.reload = [];
+  for (const transport of transports) {
+    const user = `reload-${transport}`;
+    const r = { transport, before: [], away: [], problems: [] };
+    result.reload.push(r);
+    const page = await watchedPage(context, r);
+    await connectAs(page, user, transport);
+    await waitConnections(url, 1);
+    for (const kind of ["concept-mastered", "session-starting-soon"]) {
+      const id = await sendThroughPage(page, kind, user);
+      await shows(page, id);
+      r.before.push(id);
+    }
+    r.held = await page.evaluate(() => ({ cursor: demo.cursor, since: [...demo.since] }));
+    await page.goto("about:blank"); // the page is gone, its connection with it
+    await waitConnections(url, 0);
+    for (const kind of ["concept-mastered", "session-starting-soon"]) r.away.push(await sendAPI(kind, user));
+    const res = await page.goto(url + "/");
+    if (res?.status() !== 200) throw new Error(`GET / answered ${res?.status()}`);
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "open", null, { timeout: DEADLINE_MS })
+      .catch(() => r.problems.push("the reloaded page did not connect by itself"));
+    for (const id of r.away) await shows(page, id).catch(() => r.problems.push(`the reloaded page never showed ${id}`));
+    await replayEnds(page, r.held.cursor, r);
+    r.token = await resumeToken(page, transport);
+    r.after = await afterResume(page, r.held.cursor);
     await disconnect(page);
     await page.close();
   }
