@@ -1,6 +1,10 @@
 package client
 
-import "strings"
+import (
+	"maps"
+	"slices"
+	"strings"
+)
 
 // Resume is a client's resume position and de-duplication window, as docs/client-protocol.md
 // ("Cursor") asks of every client: the cursor of the last cursor (or resync) frame, the IDs of
@@ -112,4 +116,13 @@ func lastPerPartition(ids []string) []string {
 		}
 	}
 	return out
+}
+
+// Clone returns a copy of r, for another client resuming from the same position.
+func (r *Resume) Clone() *Resume {
+	c := *r
+	c.ids = slices.Clone(r.ids)
+	c.seen = maps.Clone(r.seen)
+	c.ring = slices.Clone(r.ring)
+	return &c
 }
