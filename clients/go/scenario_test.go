@@ -436,7 +436,7 @@ func TestScenarioA(t *testing.T) {
 			t0 := time.Now()
 			edge.start()
 			waits.Go(func() {
-				for received() == before && ctx.Err() == nil {
+				for received() == before && ctx.Err() == nil && time.Since(t0) < time.Minute {
 					time.Sleep(5 * time.Millisecond)
 				}
 				mu.Lock()
