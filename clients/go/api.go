@@ -37,7 +37,7 @@ type CallOption func(*http.Request)
 
 // IdempotencyKey sends the Idempotency-Key header (1 to 255 printable ASCII characters, e.g. a
 // UUID): the same request sent again with the same key produces nothing more, on any node,
-// within REALTIME_IDEMPOTENCY_WINDOW (docs/http-api.md, "Retries: Idempotency-Key").
+// within REALTIME_IDEMPOTENCY_WINDOW (docs/http-api.md, "Retries: `Idempotency-Key`").
 func IdempotencyKey(key string) CallOption {
 	return func(r *http.Request) { r.Header.Set("Idempotency-Key", key) }
 }

@@ -61,7 +61,7 @@ func (p *Problem) Error() string {
 // Retryable reports whether the same request may succeed later: 429, 503 (kafka-unavailable,
 // node-full), 500, and 409 idempotency-key-in-use (the first request is still being handled).
 // A retry after a 503 or 500 may produce the record twice unless the request carried an
-// Idempotency-Key ([IdempotencyKey]); then it is safe (docs/http-api.md, "Retries").
+// Idempotency-Key ([IdempotencyKey]); then it is safe (docs/http-api.md, "Retries: `Idempotency-Key`").
 func (p *Problem) Retryable() bool {
 	switch p.Status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusInternalServerError,
