@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,13 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	client "github.com/realtime-service/realtime-service/clients/go"
 )
 
 // frameConn is one client connection to the node.
@@ -32,14 +32,16 @@ type frameConn interface {
 
 // dialer opens client connections of one transport, each from the next loopback source address
 // (127.0.x.y), so that many connections do not exhaust the ephemeral ports of one address.
+// WebSocket and SSE connections are the Go client's (clients/go: client.Dialer, client.Conn);
+// Socket.IO, which the Go client does not speak, is this tool's own.
 type dialer struct {
-	transport string // ws, ws-gorilla, sse, socketio
+	transport string // ws (the client's raw reader), ws-gorilla, sse, socketio
 	base      string // http://127.0.0.1:port
 	readBuf   int    // read buffer per connection, bytes
 	timeout   time.Duration
 	next      atomic.Uint64
-	sse       *http.Client
-	wsPool    sync.Pool // gorilla write buffers: connections write only pongs and close frames
+	cd        *client.Dialer
+	wsPool    sync.Pool // gorilla write buffers of Socket.IO connections
 }
 
 // connsPerSource is how many connections share one source address.
@@ -47,15 +49,13 @@ const connsPerSource = 1000
 
 func newDialer(transport, base string, readBuf int) *dialer {
 	d := &dialer{transport: transport, base: base, readBuf: readBuf, timeout: 15 * time.Second}
-	if transport == "sse" {
-		d.sse = &http.Client{Transport: &http.Transport{
-			DialContext:         d.dialTCP,
-			MaxIdleConnsPerHost: 1,
-			DisableCompression:  true,
-			ReadBufferSize:      readBuf,
-			WriteBufferSize:     1024,
-		}}
-	}
+	d.cd = client.NewDialer(client.DialOptions{
+		URL:              base,
+		DialContext:      d.dialTCP,
+		ReadBufferSize:   readBuf,
+		HandshakeTimeout: d.timeout,
+		RawWebSocket:     transport == "ws",
+	})
 	return d
 }
 
@@ -77,16 +77,28 @@ func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, e
 // dial connects one client with token; resume, a resume token (see clientCursor) when set,
 // resumes after it: WebSocket ?cursor=, SSE Last-Event-ID, Socket.IO auth cursor.
 func (d *dialer) dial(ctx context.Context, token, resume string) (frameConn, error) {
+	t := client.WebSocket
 	switch d.transport {
-	case "sse":
-		return d.dialSSE(ctx, token, resume)
 	case "socketio":
 		return d.dialSocketIO(ctx, token, resume)
-	case "ws-gorilla":
-		return d.dialWS(ctx, token, resume)
+	case "sse":
+		t = client.SSE
 	}
-	return d.dialRawWS(ctx, token, resume)
+	c, err := d.cd.Dial(ctx, t, token, resume)
+	if err != nil {
+		return nil, err
+	}
+	return clientConn{c}, nil
 }
+
+// clientConn is a WebSocket or SSE connection of the Go client.
+type clientConn struct{ c *client.Conn }
+
+func (c clientConn) read(onFrame func([]byte)) error {
+	return c.c.Read(func(b []byte, _ string) { onFrame(b) })
+}
+
+func (c clientConn) close() { c.c.Close() }
 
 func (d *dialer) wsDialer() *websocket.Dialer {
 	return &websocket.Dialer{
@@ -100,44 +112,12 @@ func (d *dialer) wsDialer() *websocket.Dialer {
 
 func wsBase(base string) string { return "ws" + base[len("http"):] }
 
-// dialWS opens /v1/ws with gorilla/websocket, the token in the Authorization header.
-func (d *dialer) dialWS(ctx context.Context, token, cursor string) (frameConn, error) {
-	u := wsBase(d.base) + "/v1/ws"
-	if cursor != "" {
-		u += "?cursor=" + url.QueryEscape(cursor)
-	}
-	h := http.Header{"Authorization": {"Bearer " + token}}
-	c, resp, err := d.wsDialer().DialContext(ctx, u, h)
-	if err != nil {
-		return nil, handshakeErr(err, resp)
-	}
-	return &wsConn{c: c}, nil
-}
-
 func handshakeErr(err error, resp *http.Response) error {
 	if resp != nil {
 		return fmt.Errorf("handshake: %s", resp.Status)
 	}
 	return err
 }
-
-type wsConn struct{ c *websocket.Conn }
-
-func (w *wsConn) read(onFrame func([]byte)) error {
-	var buf []byte // allocated on the first message: idle connections hold none
-	for {
-		_, r, err := w.c.NextReader()
-		if err != nil {
-			return err
-		}
-		if buf, err = readAll(buf[:0], r); err != nil {
-			return err
-		}
-		onFrame(buf)
-	}
-}
-
-func (w *wsConn) close() { w.c.Close() }
 
 // readAll appends r to b, growing it as needed.
 func readAll(b []byte, r io.Reader) ([]byte, error) {
@@ -157,109 +137,6 @@ func readAll(b []byte, r io.Reader) ([]byte, error) {
 			return b, err
 		}
 	}
-}
-
-// dialSSE opens GET /v1/events with the token in the Authorization header.
-func (d *dialer) dialSSE(ctx context.Context, token, cursor string) (frameConn, error) {
-	cctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(cctx, http.MethodGet, d.base+"/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "text/event-stream")
-	if cursor != "" {
-		req.Header.Set("Last-Event-ID", cursor)
-	}
-	stop := context.AfterFunc(ctx, cancel) // dial under ctx; the stream outlives it
-	resp, err := d.sse.Do(req)
-	stop()
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		cancel()
-		return nil, fmt.Errorf("handshake: %s", resp.Status)
-	}
-	return &sseConn{body: resp.Body, cancel: cancel, br: bufio.NewReaderSize(resp.Body, d.readBuf)}, nil
-}
-
-type sseConn struct {
-	body   io.ReadCloser
-	br     *bufio.Reader
-	cancel context.CancelFunc
-}
-
-var dataPrefix = []byte("data: ")
-
-func (s *sseConn) read(onFrame func([]byte)) error {
-	var long []byte
-	for {
-		line, err := s.readLine(&long)
-		if err != nil {
-			return err
-		}
-		if p, ok := bytes.CutPrefix(line, dataPrefix); ok {
-			onFrame(bytes.TrimRight(p, "\r\n"))
-		}
-	}
-}
-
-// readLine returns the next line, with its line ending, valid until the next call; a line
-// longer than the reader's buffer is assembled in *long.
-func (s *sseConn) readLine(long *[]byte) ([]byte, error) {
-	line, err := s.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		*long = append((*long)[:0], line...)
-		for err == bufio.ErrBufferFull {
-			line, err = s.br.ReadSlice('\n')
-			*long = append(*long, line...)
-		}
-		line = *long
-	}
-	if err == io.EOF {
-		return nil, errors.New("stream ended")
-	}
-	return line, err
-}
-
-// readEvents reads the stream as EventSource does (WHATWG HTML, "Server-sent events", "Event
-// stream interpretation"): field lines build an event and a blank line dispatches it. onDispatch
-// gets whether the block had an id line and its value (the server's cursor and resync frames
-// have one, events do not), and the event's data, empty for a block without a data line.
-func (s *sseConn) readEvents(onDispatch func(idLine bool, id string, data []byte)) error {
-	var long, data []byte
-	var id string
-	idLine := false
-	for {
-		line, err := s.readLine(&long)
-		if err != nil {
-			return err
-		}
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		if len(line) == 0 {
-			onDispatch(idLine, id, bytes.TrimSuffix(data, []byte("\n")))
-			data, id, idLine = data[:0], "", false
-			continue
-		}
-		if line[0] == ':' {
-			continue // a comment: the heartbeat
-		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "id":
-			if bytes.IndexByte(value, 0) < 0 {
-				id, idLine = string(value), true
-			}
-		case "data":
-			data = append(append(data, value...), '\n')
-		}
-	}
-}
-
-func (s *sseConn) close() {
-	s.cancel()
-	s.body.Close()
 }
 
 // dialSocketIO opens an Engine.IO v4 WebSocket session at /socket.io/ and connects to the
@@ -369,9 +246,9 @@ func closeReason(err error) string {
 	if errors.As(err, &ce) {
 		return "close-" + strconv.Itoa(ce.Code)
 	}
-	var rce *wsCloseError
-	if errors.As(err, &rce) {
-		return "close-" + strconv.Itoa(rce.Code)
+	var cce *client.CloseError
+	if errors.As(err, &cce) {
+		return "close-" + strconv.Itoa(cce.Code)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

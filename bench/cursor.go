@@ -2,68 +2,52 @@ package main
 
 import (
 	"encoding/json"
-	"maps"
-	"slices"
-	"strings"
+	"fmt"
+
+	client "github.com/realtime-service/realtime-service/clients/go"
 )
 
 // clientCursor is what a client keeps across its connections to resume exactly, as
-// docs/client-protocol.md ("Cursor") asks of every client: the cursor of the last cursor frame
-// (or resync frame) it got, the IDs of the events it got after that frame, and every event ID
-// it got, to drop an event it already has. Its token is the resume token the client sends when
-// it reconnects: "<cursor>" or "<cursor>~<id>,<id>,..." (WebSocket ?cursor=, SSE Last-Event-ID,
-// Socket.IO recovery offset or auth cursor); the server then replays from the cursor and skips
-// the listed IDs, so that a client sending its IDs gets nothing twice. It is not safe for
-// concurrent use: the connection's reader owns it while the connection is open, the client's
-// dialer between connections.
+// docs/client-protocol.md ("Cursor") asks of every client: the Go client's client.Resume (the
+// cursor of the last cursor or resync frame, the IDs of the events received after it, and here
+// every event ID received, to count each duplicate), plus the counts this tool reports. Its
+// token is the resume token the client sends when it reconnects: "<cursor>" or
+// "<cursor>~<id>,<id>,..." (WebSocket ?cursor=, SSE Last-Event-ID, Socket.IO recovery offset or
+// auth cursor); the server then replays from the cursor and skips the listed IDs. It is not safe
+// for concurrent use: the connection's reader owns it while the connection is open, the
+// client's dialer between connections.
 type clientCursor struct {
-	cursor string              // the last cursor received; "" before any
-	ids    []string            // IDs of the events received after it, oldest first
-	seen   map[string]struct{} // every event ID received
-	dups   int64               // events dropped because their ID was seen before
-	noID   int64               // events (not control frames) that came without an ID
+	r    *client.Resume
+	dups int64 // events dropped because their ID was seen before
+	noID int64 // events (not control frames) that came without an ID
 }
 
 // maxTokenIDs bounds the IDs a resume token lists. The server takes up to 4,096 and reads
 // request lines and headers up to 64 KiB (the node's MaxHeaderBytes): 1,000 IDs of about 36
-// bytes each, URL-escaped, stay well inside both. Past it the oldest IDs are dropped, so events
-// known only by a dropped ID may come again, and are dropped by ID. With a cursor frame every
-// REALTIME_CURSOR_EVERY (32) events the list never gets near it.
+// bytes each, URL-escaped, stay well inside both. Past it the list keeps the last ID of each
+// partition (client.Resume.MaxIDs). With a cursor frame every REALTIME_CURSOR_EVERY (32) events
+// the list never gets near it.
 const maxTokenIDs = 1000
 
 func newClientCursor() *clientCursor {
-	return &clientCursor{seen: map[string]struct{}{}}
+	r := client.NewResume("", 0) // window 0: every ID, for an exact duplicate count
+	r.MaxIDs = maxTokenIDs
+	return &clientCursor{r: r}
 }
 
 // clone returns a copy of k, for another client resuming from the same state.
 func (k *clientCursor) clone() *clientCursor {
 	c := *k
-	c.ids = slices.Clone(k.ids)
-	c.seen = maps.Clone(k.seen)
+	c.r = k.r.Clone()
 	return &c
 }
 
 // token returns the resume token to send on the next connection; "" (connect afresh) before any
 // cursor arrived.
-func (k *clientCursor) token() string {
-	if k.cursor == "" {
-		return ""
-	}
-	if len(k.ids) == 0 {
-		return k.cursor
-	}
-	return k.cursor + "~" + strings.Join(k.ids, ",")
-}
+func (k *clientCursor) token() string { return k.r.Token() }
 
-// onCursor keeps c, the cursor of a cursor or resync frame: it covers every event received before
-// it, so the IDs kept so far are dropped.
-func (k *clientCursor) onCursor(c string) {
-	if c == "" {
-		return
-	}
-	k.cursor = c
-	k.ids = k.ids[:0]
-}
+// onCursor keeps c, the cursor of a cursor or resync frame ("" changes nothing).
+func (k *clientCursor) onCursor(c string) { k.r.SetCursor(c) }
 
 // onEvent accounts for an event with ID id and reports whether it is new to the client (false:
 // drop it, the client has it already). An event without an ID is counted in noID and passed on.
@@ -72,29 +56,12 @@ func (k *clientCursor) onEvent(id string) bool {
 		k.noID++
 		return true
 	}
-	if _, ok := k.seen[id]; ok {
+	if k.r.Seen(id) {
 		k.dups++
 		return false
 	}
-	k.seen[id] = struct{}{}
-	if k.cursor == "" {
-		return true // before any cursor there is no position to add it to
-	}
-	if len(k.ids) == maxTokenIDs {
-		k.ids = append(k.ids[:0], k.ids[1:]...)
-	}
-	k.ids = append(k.ids, id)
+	k.r.Add(id)
 	return true
-}
-
-// clientFrame is the JSON frame of WebSocket and SSE (docs/client-protocol.md): an event has
-// its ID and no cursor, a control frame an empty ID and, for cursor and resync frames, a cursor
-// (on SSE in the block's id line instead).
-type clientFrame struct {
-	ID     string          `json:"id"`
-	Event  string          `json:"event"`
-	Data   json.RawMessage `json:"data"`
-	Cursor string          `json:"cursor"`
 }
 
 // readClientEvents reads fc until it ends, keeping k as a client of its transport does, and hands
@@ -110,19 +77,14 @@ func readClientEvents(fc frameConn, k *clientCursor, foreign *int64, onEvent fun
 		}
 	}
 	switch c := fc.(type) {
-	case *sseConn:
-		return c.readEvents(func(idLine bool, id string, data []byte) {
-			if idLine {
-				k.onCursor(id) // the id line of a cursor or resync frame
-			}
-			if len(data) == 0 {
-				return
-			}
-			var f clientFrame
-			if json.Unmarshal(data, &f) != nil {
+	case clientConn: // WebSocket and SSE: the cursor in the frame, or (SSE) on its id line
+		return c.c.Read(func(b []byte, sseID string) {
+			f, err := client.ParseFrame(b, sseID)
+			if err != nil {
 				(*foreign)++
 				return
 			}
+			k.onCursor(f.Cursor)
 			deliver(f.Event, f.Data, f.ID, f.ID == "" && isControl(f.Event))
 		})
 	case *sioConn:
@@ -153,15 +115,7 @@ func readClientEvents(fc frameConn, k *clientCursor, foreign *int64, onEvent fun
 			deliver(name, data, id, id == "" && isControl(name))
 		})
 	default:
-		return fc.read(func(b []byte) {
-			var f clientFrame
-			if json.Unmarshal(b, &f) != nil {
-				(*foreign)++
-				return
-			}
-			k.onCursor(f.Cursor)
-			deliver(f.Event, f.Data, f.ID, f.ID == "" && isControl(f.Event))
-		})
+		return fmt.Errorf("readClientEvents: connection %T", fc)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	client "github.com/realtime-service/realtime-service/clients/go"
 )
 
 // produceConfig is an HTTP produce run.
@@ -126,13 +128,14 @@ func produceRun(ctx context.Context, st *stack, c *common, pc produceConfig, run
 			return nil, nil, nil, err
 		}
 	}
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: pc.conns,
 		MaxConnsPerHost:     pc.conns,
 		DisableCompression:  true,
 	}}
-	defer client.CloseIdleConnections()
+	defer hc.CloseIdleConnections()
+	api := &client.API{URL: st.url, Key: st.apiKey, HTTPClient: hc}
 
 	type worker struct {
 		h       hist
@@ -158,15 +161,11 @@ func produceRun(ctx context.Context, st *stack, c *common, pc produceConfig, run
 				if !t0.Before(end) {
 					return
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, st.url+path, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-API-Key", st.apiKey)
-				resp, err := client.Do(req)
-				var status int
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					status = resp.StatusCode
+				// The Go client's API: an error answer is a *client.Problem, counted by status.
+				status, err := api.Do(ctx, http.MethodPost, path, body, nil)
+				var p *client.Problem
+				if errors.As(err, &p) {
+					status, err = p.Status, nil
 				}
 				lat := time.Since(t0)
 				if status == http.StatusCreated {

@@ -2,28 +2,20 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	be "encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
 )
 
-// rawWS is a minimal RFC 6455 client for /v1/ws, for the load tool's own efficiency: it reads
-// frames straight from one bufio.Reader and hands an event's payload to onFrame as a view into
-// that buffer (no copy) when it fits, so a large read buffer takes many frames per read syscall.
-// It is strict about what a server may send (no mask, no RSV bits, control frames final and at
-// most 125 bytes), so it also checks the server's hand-made frames. -transport ws-gorilla uses
-// gorilla/websocket instead, for comparison.
+// rawWS is the hand-made WebSocket peer of the oversize attack (upgradeRaw in oversize.go),
+// which writes frames no client library would (oversized, held back a byte): it reads the
+// server's frames strictly (no mask, no RSV bits, control frames final and at most 125 bytes)
+// and answers pings. Clients of the other scenarios are the Go client's (clients/go).
 type rawWS struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -41,54 +33,6 @@ func (e *wsCloseError) Error() string {
 }
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// dialRawWS opens /v1/ws with the token in the Authorization header.
-func (d *dialer) dialRawWS(ctx context.Context, token, cursor string) (frameConn, error) {
-	u, err := url.Parse(d.base + "/v1/ws")
-	if err != nil {
-		return nil, err
-	}
-	if cursor != "" {
-		u.RawQuery = "cursor=" + url.QueryEscape(cursor)
-	}
-	nc, err := d.dialTCP(ctx, "tcp", u.Host)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (frameConn, error) {
-		nc.Close()
-		return nil, err
-	}
-	dl := time.Now().Add(d.timeout)
-	if cdl, ok := ctx.Deadline(); ok && cdl.Before(dl) {
-		dl = cdl
-	}
-	nc.SetDeadline(dl)
-	var k [16]byte
-	rand.Read(k[:])
-	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
-		"\r\nAuthorization: Bearer " + token + "\r\n\r\n"
-	if _, err := io.WriteString(nc, req); err != nil {
-		return fail(err)
-	}
-	br := bufio.NewReaderSize(nc, d.readBuf)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return fail(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fail(fmt.Errorf("handshake: %s", resp.Status))
-	}
-	sum := sha1.Sum([]byte(key + wsGUID))
-	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
-		return fail(errors.New("handshake: bad Sec-WebSocket-Accept"))
-	}
-	nc.SetDeadline(time.Time{})
-	return &rawWS{nc: nc, br: br}, nil
-}
 
 func (w *rawWS) read(onFrame func([]byte)) error {
 	var msg []byte // a fragmented message, or one larger than the read buffer

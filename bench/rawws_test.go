@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	client "github.com/realtime-service/realtime-service/clients/go"
 )
 
 // TestRawWS drives the tool's own WebSocket client against gorilla/websocket's server: small,
@@ -60,7 +62,7 @@ func TestRawWS(t *testing.T) {
 	defer fc.close()
 	var got []string
 	err = fc.read(func(b []byte) { got = append(got, string(b)) })
-	var ce *wsCloseError
+	var ce *client.CloseError
 	if !errors.As(err, &ce) || ce.Code != 4008 || ce.Reason != "slow" {
 		t.Errorf("read ended with %v, want close 4008 slow", err)
 	}
