@@ -115,7 +115,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cc.drainIdle, "drain-idle", 3*time.Second, "stop draining after this long without a new delivery")
 	fs.DurationVar(&cc.settle, "settle", 5*time.Second, "idle: wait this long after the last connection before reading the server's RSS")
 	fs.IntVar(&cc.parallel, "dial-parallel", 256, "connections opened concurrently")
-	fs.IntVar(&c.runs, "runs", 3, "runs per system and scenario, alternating the systems run by run")
+	fs.IntVar(&c.runs, "runs", 3, "runs per system and scenario, alternating the systems run by run (pairs: realtime-service, then the other)")
+	fs.IntVar(&c.rerunNoisy, "rerun-noisy", 0, "when a pair has a noisy run (other processes used more than 0.25 cores), leave it out and run up to this many more pairs")
 	fs.StringVar(&c.bin, "bin", "", "a prebuilt realtime-service binary (default: go build ./cmd/realtime-service into a temp dir); its broker serves both systems")
 	fs.StringVar(&c.rev, "rev", "", "build realtime-service from this git revision instead of the working tree")
 	fs.Var(&c.env, "env", "KEY=VALUE added to realtime-service's environment (repeatable)")
@@ -143,8 +144,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	switch {
-	case c.runs < 1:
-		return fmt.Errorf("-runs %d: want at least 1", c.runs)
+	case c.runs < 1 || c.rerunNoisy < 0:
+		return fmt.Errorf("-runs %d -rerun-noisy %d: want at least 1 and at least 0", c.runs, c.rerunNoisy)
 	case *latency <= 0 || *fanout <= 0 || *idleConns < 1:
 		return errors.New("-duration, -fanout-duration and -conns must be positive")
 	case *idleConns > fileLimit()-200:
@@ -252,8 +253,9 @@ type compareRow struct {
 type compareOutcome struct {
 	scenario compareScenario
 	rows     []*compareRow
-	errs     int
-	noisy    [2]int // runs during which other processes used more than noisyCores
+	errs     int // pairs left out because a run failed
+	noisy    int // pairs counted although a run was noisy (other processes used more than noisyCores)
+	leftOut  int // noisy pairs left out and run again (-rerun-noisy)
 }
 
 // row returns the row named name, or nil.
@@ -276,7 +278,7 @@ func compare(ctx context.Context, args []string, c *common, cc compareConfig, sy
 			if s.idle() {
 				per = cc.settle + time.Duration(s.conns/500)*time.Second + time.Minute + c.quiet
 			}
-			bound += 2 * time.Duration(c.runs) * per
+			bound += 2 * time.Duration(c.runs+c.rerunNoisy) * per
 		}
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("time bound of %v reached (-timeout)", bound))
@@ -300,35 +302,54 @@ func compare(ctx context.Context, args []string, c *common, cc compareConfig, sy
 		for j, sys := range systems {
 			sess[j] = newSession("compare", compareArgs(args, sc.name, sys.key()), c, root, io.Discard)
 		}
-		for i := 1; i <= c.runs; i++ {
+		// Run pairs (A then B) until c.runs pairs count: a pair where a run failed is left out;
+		// a noisy pair is left out and run again while -rerun-noisy allows.
+		pairs, reruns := 0, 0
+		for i := 1; pairs < c.runs && i <= c.runs+c.rerunNoisy && ctx.Err() == nil; i++ {
+			var pair [2][]figure
+			noisy, failed := false, false
 			for j, sys := range systems {
-				if ctx.Err() != nil {
-					errs = append(errs, context.Cause(ctx))
-					break
-				}
 				if c.quiet > 0 {
 					waitQuiet(ctx, c.quiet, stderr)
 				}
 				figs, result, load, err := compareOnce(ctx, c, cc, bin, sys, sc, stderr)
 				if err != nil {
-					out.errs++
+					failed = true
 					err = fmt.Errorf("%s, %s, run %d: %w", sc.name, sys.name(), i, err)
 					errs = append(errs, err)
 					fmt.Fprintf(stderr, "%v\n", err)
 				}
-				printFigures(stdout, fmt.Sprintf("compare %s run %d/%d: %s", sc.name, i, c.runs, sys.name()), figs, load)
+				printFigures(stdout, fmt.Sprintf("compare %s run %d: %s", sc.name, i, sys.name()), figs, load)
 				if rerr := sess[j].record(i, c.runs, figs, compareResult{System: sys.name(), Scenario: sc.name, Result: result}, load, err); rerr != nil {
 					fmt.Fprintf(stderr, "results: %v\n", rerr)
 				}
-				if err == nil {
-					out.add(j, figs)
-					if load != nil && load.Noisy {
-						out.noisy[j]++
-					}
+				pair[j] = figs
+				noisy = noisy || load != nil && load.Noisy
+				if failed || ctx.Err() != nil {
+					break
+				}
+			}
+			switch {
+			case failed || ctx.Err() != nil:
+				out.errs++
+			case noisy && reruns < c.rerunNoisy:
+				reruns++
+				out.leftOut++
+				fmt.Fprintf(stderr, "pair %d of %s was noisy: running another (%d of -rerun-noisy %d)\n", i, sc.name, reruns, c.rerunNoisy)
+			default:
+				out.add(0, pair[0])
+				out.add(1, pair[1])
+				pairs++
+				if noisy {
+					out.noisy++
 				}
 			}
 		}
 		printComparison(stdout, out, systems, c.runs)
+		if ctx.Err() != nil {
+			errs = append(errs, context.Cause(ctx))
+			break
+		}
 	}
 	if c.out != "" {
 		fmt.Fprintf(stdout, "\nresults appended to %s (go run ./bench report -mode compare)\n", c.out)
@@ -387,13 +408,19 @@ func (r *compareRow) ratios() []float64 {
 // printComparison prints a scenario's figures side by side: median (min-max) for each system,
 // and the ratio ours/theirs of the medians with the range of the run-by-run ratios.
 func printComparison(w io.Writer, o *compareOutcome, systems [2]compareSystem, runs int) {
-	fmt.Fprintf(w, "\n== compare %s: %s; %d runs each, alternating; median (min-max)\n", o.scenario.name, o.scenario.title, runs)
-	if o.errs > 0 {
-		fmt.Fprintf(w, "(%d runs failed and are left out)\n", o.errs)
+	n := 0
+	if len(o.rows) > 0 {
+		n = len(o.rows[0].values[0])
 	}
-	if o.noisy[0]+o.noisy[1] > 0 {
-		fmt.Fprintf(w, "(noisy runs, other processes using more than %.2f cores: %s %d, %s %d; rerun on a quiet machine)\n",
-			noisyCores, systems[0].name(), o.noisy[0], systems[1].name(), o.noisy[1])
+	fmt.Fprintf(w, "\n== compare %s: %s; %d runs each, alternating (of -runs %d); median (min-max)\n", o.scenario.name, o.scenario.title, n, runs)
+	if o.errs > 0 {
+		fmt.Fprintf(w, "(%d pairs left out: a run failed)\n", o.errs)
+	}
+	if o.leftOut > 0 {
+		fmt.Fprintf(w, "(%d noisy pairs left out and run again)\n", o.leftOut)
+	}
+	if o.noisy > 0 {
+		fmt.Fprintf(w, "(%d of the pairs counted were noisy: other processes used more than %.2f cores; rerun on a quiet machine)\n", o.noisy, noisyCores)
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "figure\tunit\t%s\t%s\tratio ours/theirs (min-max)\n", systems[0].name(), systems[1].name())
