@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -174,7 +176,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(root, path)
 		}
-		cmd := "go run ./bench compare " + strings.Join(args, " ")
+		// The command as BENCHMARKS.md gives it: the binary from the environment, no bound.
+		cmd := "CENTRIFUGO_BIN=<centrifugo> go run ./bench compare " + strings.Join(withoutFlags(args, "centrifugo", "timeout"), " ")
 		rev := readRevision(root, &c)
 		if werr := writeVersus(path, outcomes, other.name(), cmd, rev.Commit); werr != nil {
 			err = errors.Join(err, werr)
@@ -236,11 +239,14 @@ func writeVersus(path string, outcomes []*compareOutcome, server, cmd, commit st
 	}
 	vs.Source = src
 	vs.Caption = fmt.Sprintf("both sides measured side by side by go run ./bench compare (realtime-service %s, %s), median of the runs, whiskers min-max.", commit, date)
-	b, err := json.MarshalIndent(vs, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(vs); err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // compareRow is one figure of one scenario: each system's values run by run.
@@ -364,13 +370,19 @@ type compareResult struct {
 	Result   any    `json:"result"`
 }
 
-// compareArgs is args without -scenario, -centrifugo, -versus and their values, then -scenario name and
-// -system key: what a JSON line records, so that `bench report` groups runs by scenario and system.
+// compareArgs is args without -scenario, -centrifugo, -versus and their values, then -scenario
+// name and -system key: what a JSON line records, so that `bench report` groups runs by scenario
+// and system.
 func compareArgs(args []string, scenario, system string) []string {
+	return append(withoutFlags(args, "scenario", "centrifugo", "versus"), "-scenario", scenario, "-system", system)
+}
+
+// withoutFlags is args without the flags named and their values.
+func withoutFlags(args []string, names ...string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if strings.HasPrefix(args[i], "-") && (name == "scenario" || name == "centrifugo" || name == "versus") {
+		if strings.HasPrefix(args[i], "-") && slices.Contains(names, name) {
 			if !hasValue {
 				i++
 			}
@@ -378,7 +390,7 @@ func compareArgs(args []string, scenario, system string) []string {
 		}
 		out = append(out, args[i])
 	}
-	return append(out, "-scenario", scenario, "-system", system)
+	return out
 }
 
 // add appends a run's figures to system j's values.
