@@ -217,6 +217,8 @@ func TestReadVersus(t *testing.T) {
 		{"no value", `{"server":"x","figures":{"idle_kb_per_conn":{"note":"?"}}}`, "want a positive value"},
 		{"reversed range", `{"server":"x","figures":{"latency_p99_ms_1000":{"min":6,"max":1}}}`, "want a positive value"},
 		{"no server", `{"figures":{}}`, "server is empty"},
+		{"ours", `{"server":"x","figures":{},"ours":{"idle_kb_per_conn":{"value":10,"min":9,"max":11}}}`, ""},
+		{"ours unknown", `{"server":"x","figures":{},"ours":{"p99":{"value":1}}}`, `ours: figure "p99"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".json")
@@ -231,5 +233,24 @@ func TestReadVersus(t *testing.T) {
 				t.Fatalf("err %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestVersusChartOurs: a versus file's ours figures (from go run ./bench compare) are drawn as
+// realtime-service's bars, even without runs of the latency, fanout and idle modes.
+func TestVersusChartOurs(t *testing.T) {
+	vs := &versusData{
+		Server:  "Centrifugo v6.9.1",
+		Figures: map[string]versusFigure{"latency_p99_ms_1000": {Value: 3.25, Min: 3, Max: 4}},
+		Ours:    map[string]versusFigure{"latency_p99_ms_1000": {Value: 7.5, Min: 7, Max: 8}},
+	}
+	b := versusChart(nil, nil, nil, vs, nil)
+	if b == nil {
+		t.Fatal("no chart drawn")
+	}
+	for _, want := range []string{"p99: realtime-service 7.5", "Centrifugo v6.9.1 3.25"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("chart lacks %q", want)
+		}
 	}
 }

@@ -12,6 +12,7 @@
 //	go run ./bench oversize [flags]  C unauthenticated Socket.IO clients each send 1 MB: RSS, close codes
 //	go run ./bench poison  [flags]   a burst of poison records among valid ones: added p99, dead letters
 //	go run ./bench replayburst [flags] one user's 100 simultaneous Kafka resumes: another user's resume time
+//	go run ./bench compare [flags]   the same scenarios against realtime-service and Centrifugo, alternating
 //	go run ./bench serve   [flags]   start the stack and print its addresses, for manual runs
 //	go run ./bench report  [flags]   medians and ranges of the quiet runs in bench/results.jsonl
 //	go run ./bench chart   [flags]   SVG charts of bench/results.jsonl: latency, fan-out, memory, versus Centrifugo
@@ -71,6 +72,12 @@ modes:
   replayburst  user A opens -resumes simultaneous resumes from an old cursor (replayed from Kafka:
             the node's REALTIME_HISTORY_SIZE is 10) while user B resumes once; B's resume time
             alone and during the burst (-iterations pairs)
+  compare   realtime-service and Centrifugo (-centrifugo PATH or $CENTRIFUGO_BIN; nothing is installed)
+            side by side, alternating run by run on a fresh broker each (-runs 3): latency at 1,000
+            and 10,000 records/s to 100 users, fan-out of each record to 1,000 users, 10,000 idle
+            WebSocket connections (-scenario latency-1000,latency-10000,fanout,idle or all);
+            prints both medians (min-max) and the ratio ours/theirs with the range of the
+            run-by-run ratios
   serve     start the broker and a node, print their addresses, wait (-duration or Ctrl-C)
   report    median (min-max) of each scenario's quiet runs in bench/results.jsonl, by commit
   chart     SVG charts of the runs in bench/results.jsonl (-in) into bench/charts (-out): latency.svg,
@@ -126,6 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPoison(ctx, rest, stdout, stderr)
 	case "replayburst":
 		return runReplayBurst(ctx, rest, stdout, stderr)
+	case "compare":
+		return runCompare(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "report":

@@ -119,38 +119,17 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 		}
 		return s, nil
 	}
-	dir, err := os.MkdirTemp("", "rtbench-run-")
+	s, err := startBroker(ctx, c, bin, stderr)
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{owned: true, bin: bin.path, dir: dir, stderr: stderr}
 	ok := false
 	defer func() {
 		if !ok {
 			s.close()
 		}
 	}()
-	brokerAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	brokerEnv := append(os.Environ(),
-		"KAFKA_EMBEDDED_ADDR="+brokerAddr,
-		"KAFKA_NODE_ID=bench-broker",
-		"LOG_LEVEL=warn",
-	)
-	if c.partitions > 0 {
-		brokerEnv = append(brokerEnv, "KAFKA_EMBEDDED_PARTITIONS="+strconv.Itoa(c.partitions))
-	}
-	s.broker, err = startChild("broker", s.bin, []string{"broker"}, brokerEnv, filepath.Join(dir, "broker.log"))
-	if err != nil {
-		return nil, err
-	}
-	s.brokers = []string{brokerAddr}
-	if err := waitBroker(ctx, s.brokers, s.broker, 30*time.Second); err != nil {
-		return nil, err
-	}
-
+	brokerAddr := s.brokers[0]
 	httpAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -180,6 +159,45 @@ func startStack(ctx context.Context, c *common, bin *binary, stderr io.Writer) (
 	s.nodeEnv = append(s.nodeEnv, s.signer.env()...)
 	s.nodeEnv = append(s.nodeEnv, c.env...)
 	if err := s.startNode(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// startBroker starts an owned stack's broker alone (`realtime-service broker`, kfake, with -partitions
+// partitions per topic) on a free loopback port, and waits until it serves the notification
+// topics. startStack then starts a node on it; compare starts the other server on it instead.
+func startBroker(ctx context.Context, c *common, bin *binary, stderr io.Writer) (*stack, error) {
+	dir, err := os.MkdirTemp("", "rtbench-run-")
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{owned: true, bin: bin.path, dir: dir, stderr: stderr}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	brokerAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	brokerEnv := append(os.Environ(),
+		"KAFKA_EMBEDDED_ADDR="+brokerAddr,
+		"KAFKA_NODE_ID=bench-broker",
+		"LOG_LEVEL=warn",
+	)
+	if c.partitions > 0 {
+		brokerEnv = append(brokerEnv, "KAFKA_EMBEDDED_PARTITIONS="+strconv.Itoa(c.partitions))
+	}
+	s.broker, err = startChild("broker", s.bin, []string{"broker"}, brokerEnv, filepath.Join(dir, "broker.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.brokers = []string{brokerAddr}
+	if err := waitBroker(ctx, s.brokers, s.broker, 30*time.Second); err != nil {
 		return nil, err
 	}
 	ok = true

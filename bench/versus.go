@@ -19,6 +19,9 @@ type versusData struct {
 	Source  string                  `json:"source"`  // where the figures were published
 	Caption string                  `json:"caption"` // one line for the chart's caption
 	Figures map[string]versusFigure `json:"figures"` // by versusKeys
+	// Ours, when present, is realtime-service's figures from the same side-by-side runs (go run
+	// ./bench compare -versus); the chart draws them instead of the results file's runs.
+	Ours map[string]versusFigure `json:"ours,omitempty"`
 }
 
 // versusFigure is one figure: Value, or Min and Max when only a range is known.
@@ -53,6 +56,11 @@ func readVersus(path string) (*versusData, error) {
 	}
 	if v.Server == "" {
 		return nil, fmt.Errorf("%s: server is empty", path)
+	}
+	for k, f := range v.Ours {
+		if !slices.Contains(versusKeys, k) || f.Value <= 0 && (f.Min <= 0 || f.Max < f.Min) {
+			return nil, fmt.Errorf("%s: ours: figure %q: want a known figure with a positive value, or 0 < min <= max", path, k)
+		}
 	}
 	for k, f := range v.Figures {
 		switch {
@@ -123,6 +131,22 @@ func versusChart(ld latencyPoints, fd fanoutPoints, md memoryPoints, vs *versusD
 	if mem == nil {
 		mem = last(md["ws"])
 	}
+	// ours is realtime-service's bar for figure k: from the same side-by-side runs when the
+	// versus file has them, else the results file's point p.
+	ours := func(k string, p *point) bar {
+		if f, ok := vs.Ours[k]; ok {
+			return theirBar(f, true)
+		}
+		return ourBar(p)
+	}
+	if vs.Ours != nil {
+		if _, ok := vs.Ours["fanout_deliveries_per_s"]; ok {
+			fan = &point{x: 1e6}
+		}
+		if _, ok := vs.Ours["idle_kb_per_conn"]; ok {
+			mem = &point{x: 10000}
+		}
+	}
 	fanGroup, memGroup := "deliveries/s", "RSS per connection"
 	if fan != nil {
 		fanGroup = fmt.Sprintf("deliveries/s (ours at %s offered)", tickLabel(fan.x))
@@ -132,15 +156,15 @@ func versusChart(ld latencyPoints, fd fanoutPoints, md memoryPoints, vs *versusD
 	}
 	panels := []barPanel{
 		{title: "Latency at 1,000 records/s", unit: "ms", groups: []string{"p50", "p99"}, bars: [][2]bar{
-			{ourBar(pointAt(ld["ws/p50"], 1000)), fig("latency_p50_ms_1000")},
-			{ourBar(pointAt(ld["ws/p99"], 1000)), fig("latency_p99_ms_1000")}}},
+			{ours("latency_p50_ms_1000", pointAt(ld["ws/p50"], 1000)), fig("latency_p50_ms_1000")},
+			{ours("latency_p99_ms_1000", pointAt(ld["ws/p99"], 1000)), fig("latency_p99_ms_1000")}}},
 		{title: "Latency at 10,000 records/s", unit: "ms", groups: []string{"p50", "p99"}, bars: [][2]bar{
-			{ourBar(pointAt(ld["ws/p50"], 10000)), fig("latency_p50_ms_10000")},
-			{ourBar(pointAt(ld["ws/p99"], 10000)), fig("latency_p99_ms_10000")}}},
+			{ours("latency_p50_ms_10000", pointAt(ld["ws/p50"], 10000)), fig("latency_p50_ms_10000")},
+			{ours("latency_p99_ms_10000", pointAt(ld["ws/p99"], 10000)), fig("latency_p99_ms_10000")}}},
 		{title: "Fan-out, each record to 1,000 users", unit: "deliveries/s", groups: []string{fanGroup}, bars: [][2]bar{
-			{ourBar(fan), fig("fanout_deliveries_per_s")}}},
+			{ours("fanout_deliveries_per_s", fan), fig("fanout_deliveries_per_s")}}},
 		{title: "Memory per idle WebSocket connection", unit: "KB", groups: []string{memGroup}, bars: [][2]bar{
-			{ourBar(mem), fig("idle_kb_per_conn")}}},
+			{ours("idle_kb_per_conn", mem), fig("idle_kb_per_conn")}}},
 	}
 	measured := false
 	for _, p := range panels {
@@ -156,6 +180,9 @@ func versusChart(ld latencyPoints, fd fanoutPoints, md memoryPoints, vs *versusD
 	pw, ph := 270.0, 150.0
 	bottom := 132 + 2*ph + 100
 	cap := caption(runs, ld, fd, md)
+	if vs.Ours != nil {
+		cap = nil // both sides come from the same compare runs, which vs.Caption describes
+	}
 	if vs.Caption != "" {
 		cap = append(cap, vs.Server+": "+vs.Caption)
 	}
@@ -175,7 +202,7 @@ func versusChart(ld latencyPoints, fd fanoutPoints, md memoryPoints, vs *versusD
 	s := newSVG(width, bottom+48+captionHeight(len(capLines)), title, desc.String())
 	drawHeader(s, width, title, sub)
 	commit := ""
-	if len(runs) > 0 {
+	if len(runs) > 0 && vs.Ours == nil {
 		commit = " " + runs[len(runs)-1].commit()
 	}
 	drawLegend(s, 88, 78, width-110, []legendItem{
