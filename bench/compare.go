@@ -68,7 +68,7 @@ func (o ourSystem) start(ctx context.Context, c *common, bin *binary, stderr io.
 		return nil, err
 	}
 	return &compareTarget{st: st, topic: topicConcepts, dial: func(ctx context.Context, d *dialer, token string) (frameConn, error) {
-		return d.dialWS(ctx, token, "")
+		return d.dial(ctx, token, "")
 	}}, nil
 }
 
