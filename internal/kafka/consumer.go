@@ -79,6 +79,11 @@ type ConsumerConfig struct {
 	// fell below the log start (retention). The map is the callee's.
 	Assigned func(start map[string]map[int32]int64)
 
+	// Polled, if set, is called with the time PollRecords returned, after each poll that
+	// returned records and before they are handed to Handler, from the goroutine that calls
+	// Handler: where a record's time in the node begins (package stage, fetch_decode).
+	Polled func(at time.Time)
+
 	// Flush, if set, is called after the records of each poll were handed off (before their
 	// commit), from the goroutine that calls Handler: the hub wakes each connection's writer
 	// once per batch there, so that one write carries every frame of the batch.
@@ -454,6 +459,9 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 		}
 		fetches := cl.PollRecords(pctx, s.c.cc.MaxPollRecords)
 		cancel()
+		if s.c.cc.Polled != nil && !fetches.Empty() {
+			s.c.cc.Polled(time.Now())
+		}
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
