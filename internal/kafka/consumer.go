@@ -85,8 +85,10 @@ type ConsumerConfig struct {
 	Polled func(at time.Time)
 
 	// Flush, if set, is called after the records of each poll were handed off (before their
-	// commit), from the goroutine that calls Handler: the hub wakes each connection's writer
-	// once per batch there, so that one write carries every frame of the batch.
+	// commit), and after every flushEvery (32) records within a larger poll, from the goroutine
+	// that calls Handler: the hub wakes each connection's writer once per batch there, so that
+	// one write carries every frame of the batch, and a frame waits for at most 31 records
+	// behind it (a poll holds up to MaxPollRecords).
 	Flush func()
 
 	// Revoked, if set, is called with the partitions this node stopped consuming (revoked in a
@@ -378,6 +380,7 @@ type session struct {
 	produceCtx context.Context // of dead-letter copies: canceled once Run has waited for them
 	inFlight   inFlight        // dead-letter copies not yet resolved
 	closing    atomic.Bool     // Run waited for them already: revoked does not wait again
+	committing atomic.Bool     // a commitAsync is in flight
 	retries    sync.WaitGroup  // goroutines producing truncated copies (see produceDeadLetter)
 	warnLog    *sampledLog     // poison records copied
 	errLog     *sampledLog     // poison records whose copy failed
@@ -446,6 +449,12 @@ func (s *session) adjust(ctx context.Context, offsets map[string]map[int32]kgo.O
 // much (clients de-duplicate on the event ID); revocation and shutdown commit at once.
 const commitInterval = 100 * time.Millisecond
 
+// flushEvery is how many records handed off within one poll ConsumerConfig.Flush waits for at
+// most: a poll holds up to MaxPollRecords (500) when records arrive faster than they are handed
+// off (a burst), and the frames of the first ones would otherwise wait for the whole poll's
+// hand-off before their writers wake (realtime_stage_seconds{stage="enqueue_write"}).
+const flushEvery = 32
+
 // poll hands off records until ctx is done or the client is closed, calls Flush after each
 // poll's records, and commits what was handed off every commitInterval (also when no more
 // records come).
@@ -477,10 +486,14 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 			s.c.cc.Flush()
 		}
 		pending = pending || fetches.NumRecords() > 0
-		if stopped || pending && time.Since(lastCommit) >= commitInterval {
-			// What was handed off is committed, shutdown or not; while dead-letter copies hold
-			// a commit back, the next one comes commitInterval later, records or not.
-			pending = s.commit(context.WithoutCancel(ctx), cl, nil)
+		switch {
+		case stopped:
+			// What was handed off is committed, shutdown or not.
+			s.commit(context.WithoutCancel(ctx), cl, nil)
+		case pending && time.Since(lastCommit) >= commitInterval:
+			// While dead-letter copies (or a commit in flight) hold a commit back, the next one
+			// comes commitInterval later, records or not.
+			pending = s.commitAsync(context.WithoutCancel(ctx), cl)
 			lastCommit = time.Now()
 		}
 		if stopped {
@@ -495,6 +508,7 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) (stopped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0 // records handed off
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if stopped || len(p.Records) == 0 {
 			return
@@ -504,6 +518,9 @@ func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetch
 			if ctx.Err() != nil || !s.deliver(ctx, cl, rec) {
 				stopped = true
 				break
+			}
+			if n++; n%flushEvery == 0 && s.c.cc.Flush != nil {
+				s.c.cc.Flush()
 			}
 			set(s.handed, rec.Topic, rec.Partition, kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1})
 			next = rec.Offset + 1
@@ -536,13 +553,55 @@ func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) 
 }
 
 // commit commits what was handed off and not yet committed, for the partitions in only (all
-// when nil), bounded by RequestTimeout: in each partition, up to the first poison record whose
-// dead-letter copy is not resolved, if any, and otherwise up to after the last record handed
-// off. It reports whether such a copy held a commit back. A failure is counted and logged; the
-// offsets are committed with the next commit.
+// when nil), bounded by RequestTimeout, and waits for the answer: in each partition, up to the
+// first poison record whose dead-letter copy is not resolved, if any, and otherwise up to after
+// the last record handed off. It reports whether such a copy held a commit back. A failure is
+// counted and logged; the offsets are committed with the next commit.
 func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) (held bool) {
+	offsets, held := s.toCommit(only)
+	if len(offsets) == 0 {
+		return held
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
+	defer cancel()
+	var cerr error
+	cl.CommitOffsetsSync(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cerr = commitError(resp, err)
+	})
+	s.committedNow(offsets, cerr)
+	return held
+}
+
+// commitAsync is commit without waiting for the answer, for the commits of the poll loop: a
+// commit is a round trip to the group coordinator, and records fetched meanwhile would wait for
+// it (every commitInterval, they did: realtime_stage_seconds{stage="produce_fetch"}). At most
+// one is in flight: while one is, commitAsync commits nothing (the next one takes its offsets).
+// franz-go sends commits in order, and a synchronous commit (revocation, shutdown) waits for
+// the asynchronous one in flight.
+func (s *session) commitAsync(ctx context.Context, cl *kgo.Client) (held bool) {
+	if !s.committing.CompareAndSwap(false, true) {
+		return true // try again at the next interval
+	}
+	offsets, held := s.toCommit(nil)
+	if len(offsets) == 0 {
+		s.committing.Store(false)
+		return held
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
+	cl.CommitOffsets(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cancel()
+		s.committedNow(offsets, commitError(resp, err))
+		s.committing.Store(false)
+	})
+	return held
+}
+
+// toCommit returns the offsets commit commits (see commit), and whether a dead-letter copy held
+// one back.
+func (s *session) toCommit(only map[string][]int32) (offsets map[string]map[int32]kgo.EpochOffset, held bool) {
 	s.mu.Lock()
-	offsets := map[string]map[int32]kgo.EpochOffset{}
+	defer s.mu.Unlock()
+	offsets = map[string]map[int32]kgo.EpochOffset{}
 	for t, ps := range s.handed {
 		for p, eo := range ps {
 			if only != nil && !slices.Contains(only[t], p) {
@@ -567,32 +626,33 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 			set(offsets, t, p, eo)
 		}
 	}
-	s.mu.Unlock()
-	if len(offsets) == 0 {
-		return held
+	return offsets, held
+}
+
+// commitError is the error of an OffsetCommit: the request's, or a partition's.
+func commitError(resp *kmsg.OffsetCommitResponse, err error) error {
+	if err != nil {
+		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
-	defer cancel()
-	var cerr error
-	cl.CommitOffsetsSync(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-					cerr = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
-				}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
 			}
 		}
-	})
+	}
+	return nil
+}
+
+// committedNow records the answer to a commit of offsets: on success they are committed, and a
+// failure is counted and logged.
+func (s *session) committedNow(offsets map[string]map[int32]kgo.EpochOffset, cerr error) {
 	if cerr != nil {
 		s.c.m.commitErrors.Inc()
 		s.c.health.groupFailed(fmt.Errorf("commit: %w", cerr))
 		s.c.log.Warn("kafka consumer: offset commit failed; the next commit retries it",
 			"group", s.c.group, "err", cerr)
-		return held
+		return
 	}
 	s.c.health.groupOK()
 	s.mu.Lock()
@@ -604,7 +664,6 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 			}
 		}
 	}
-	return held
 }
 
 // revoked waits for the dead-letter copies in flight (at most RequestTimeout), commits what
