@@ -97,6 +97,14 @@ type ConsumerConfig struct {
 	// refused). Never called concurrently with Handler or Assigned.
 	Revoked func(map[string][]int32)
 
+	// Behind, if set, is asked before the records of a partition are handed off, with the
+	// partition and the offset after its last record in the poll; while it reports true, the
+	// hand-off waits (at most behindWait, 1 s, per poll; not past ctx). RoleDeadLetter uses it
+	// to run behind this node's own delivery (see Consumer.Handed): in a burst the dead-letter
+	// duty (decoding every record once more, producing the copies) would otherwise take the
+	// CPU and the broker from the deliveries of the same records.
+	Behind func(topic string, partition int32, next int64) bool
+
 	// HealthGrace is how long connection or group errors may go on before Health reports them
 	// (zero: 10 s).
 	HealthGrace time.Duration
@@ -140,6 +148,40 @@ type Consumer struct {
 	m       *consumerMetrics
 	health  health
 	running atomic.Bool
+
+	// handedMu guards handed: per partition, the offset after the last record handed off, for
+	// Handed (apart from session.mu, which a hand-off holds throughout).
+	handedMu sync.RWMutex
+	handed   map[string]map[int32]int64
+}
+
+// Handed returns the offset after the last record this Consumer handed off from partition
+// (poison records included), and false when it has handed off none since it was assigned the
+// partition. Safe for concurrent use.
+func (c *Consumer) Handed(topic string, partition int32) (int64, bool) {
+	c.handedMu.RLock()
+	defer c.handedMu.RUnlock()
+	next, ok := c.handed[topic][partition]
+	return next, ok
+}
+
+func (c *Consumer) setHanded(topic string, partition int32, next int64) {
+	c.handedMu.Lock()
+	defer c.handedMu.Unlock()
+	if c.handed == nil {
+		c.handed = map[string]map[int32]int64{}
+	}
+	set(c.handed, topic, partition, next)
+}
+
+func (c *Consumer) forgetHanded(parts map[string][]int32) {
+	c.handedMu.Lock()
+	defer c.handedMu.Unlock()
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(c.handed[t], p)
+		}
+	}
 }
 
 // NewConsumer returns a Consumer of cfg.TopicNames() in its Role's group at brokers
@@ -509,9 +551,13 @@ func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetch
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0 // records handed off
+	waitUntil := time.Now().Add(behindWait)
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if stopped || len(p.Records) == 0 {
 			return
+		}
+		if s.c.cc.Behind != nil {
+			s.waitBehind(ctx, p.Topic, p.Partition, p.Records[len(p.Records)-1].Offset+1, waitUntil)
 		}
 		next := int64(-1)
 		for _, rec := range p.Records {
@@ -527,9 +573,26 @@ func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetch
 		}
 		if next >= 0 {
 			s.c.m.setLag(p.Topic, p.Partition, p.HighWatermark-next)
+			s.c.setHanded(p.Topic, p.Partition, next)
 		}
 	})
 	return stopped
+}
+
+// behindWait bounds how long one poll's hand-off waits for ConsumerConfig.Behind: the dead-letter
+// duty of a node whose delivery is stuck still copies a poll's worth of poison records a second.
+const behindWait = time.Second
+
+// waitBehind waits while ConsumerConfig.Behind reports the partition behind next, until until
+// or ctx is done, checking every millisecond.
+func (s *session) waitBehind(ctx context.Context, topic string, partition int32, next int64, until time.Time) {
+	for s.c.cc.Behind(topic, partition, next) && time.Now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // deliver hands rec to the Handler, or to the dead-letter topic when the Handler refuses it
@@ -696,6 +759,7 @@ func (s *session) forget(parts map[string][]int32) {
 		}
 	}
 	s.c.m.dropLag(parts)
+	s.c.forgetHanded(parts)
 	if n > 0 && s.c.cc.Revoked != nil {
 		s.c.cc.Revoked(parts)
 	}
