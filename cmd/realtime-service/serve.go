@@ -446,15 +446,15 @@ func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decod
 // nodes (kafka.RoleDeadLetter): for the partitions Kafka assigns it, it decodes each record
 // again and copies those that fail to the dead-letter topic, so that each poison record is
 // copied once per cluster, whatever the number of nodes. It runs behind delivery, this node's
-// consumer: it hands a partition's records off once delivery has handed them off too (or a
-// second later), so that a burst of poison records is skipped by delivery before the duty
-// takes CPU and broker time to copy it (docs/design.md, "Many nodes").
+// consumer: it hands a partition's records off once delivery has handed them off too and is not
+// catching up (a burst), or a second later, so that a burst of poison records is skipped by
+// delivery before the duty takes CPU and broker time to copy it (docs/design.md, "Many nodes").
 func newDeadLetterConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, delivery *kafka.Consumer, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
 	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
 		Role: kafka.RoleDeadLetter,
 		Behind: func(topic string, partition int32, next int64) bool {
 			handed, ok := delivery.Handed(topic, partition)
-			return ok && handed < next
+			return ok && handed < next || delivery.CatchingUp()
 		},
 		Handler: func(_ context.Context, rec *kgo.Record) error {
 			_, err := decoder.Decode(rec)

@@ -3,6 +3,8 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,4 +107,44 @@ func TestBehindWaitIsBounded(t *testing.T) {
 	if waited := time.Since(start); waited < behindWait/2 {
 		t.Errorf("handed off after %v: Behind was not waited for (behindWait %v)", waited, behindWait)
 	}
+}
+
+// TestCatchingUpDuringALargePoll: CatchingUp is true while a poll of catchUpRecords records or
+// more is handed off, false for a single record, and false again catchUpLinger after.
+func TestCatchingUpDuringALargePoll(t *testing.T) {
+	cfg := testConfig(t)
+	b := startBroker(t, cfg)
+	prod := rawClient(t, b.Addr())
+	var self atomic.Pointer[Consumer]
+	var seen sync.Map // value -> CatchingUp when it was handed off
+	r := newRecorder(func(rec *kgo.Record) error {
+		seen.Store(string(rec.Value), self.Load().CatchingUp())
+		return nil
+	})
+	c, _ := runConsumer(t, cfg, b.Addr(), r.config(), prometheus.NewRegistry())
+	self.Store(c)
+	eventually(t, "assignment", func() bool { return r.nAssigned() == 6 })
+
+	one := &kgo.Record{Topic: notification.TopicConcepts, Partition: 0, Value: []byte("single")}
+	if err := prod.ProduceSync(context.Background(), one).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the single record", func() bool { _, ok := seen.Load("single"); return ok })
+	if busy, _ := seen.Load("single"); busy.(bool) {
+		t.Error("CatchingUp during a one-record poll")
+	}
+
+	burst := make([]*kgo.Record, 2*catchUpRecords)
+	for i := range burst {
+		burst[i] = &kgo.Record{Topic: notification.TopicConcepts, Partition: 1, Value: []byte("burst-" + strconv.Itoa(i))}
+	}
+	if err := prod.ProduceSync(context.Background(), burst...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	last := "burst-" + strconv.Itoa(len(burst)-1)
+	eventually(t, "the burst", func() bool { _, ok := seen.Load(last); return ok })
+	if busy, _ := seen.Load(last); !busy.(bool) {
+		t.Errorf("CatchingUp false while a poll of %d records was handed off", len(burst))
+	}
+	eventually(t, "CatchingUp false after the burst", func() bool { return !c.CatchingUp() })
 }

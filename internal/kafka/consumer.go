@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -106,9 +107,9 @@ type ConsumerConfig struct {
 	// Behind, if set, is asked before the records of a partition are handed off, with the
 	// partition and the offset after its last record in the poll; while it reports true, the
 	// hand-off waits (at most behindWait, 1 s, per poll; not past ctx). RoleDeadLetter uses it
-	// to run behind this node's own delivery (see Consumer.Handed): in a burst the dead-letter
-	// duty (decoding every record once more, producing the copies) would otherwise take the
-	// CPU and the broker from the deliveries of the same records.
+	// to run behind this node's own delivery (see Consumer.Handed and Consumer.CatchingUp): in
+	// a burst the dead-letter duty (decoding every record once more, producing the copies)
+	// would otherwise take the CPU and the broker from the deliveries of the same records.
 	Behind func(topic string, partition int32, next int64) bool
 
 	// HealthGrace is how long connection or group errors may go on before Health reports them
@@ -155,6 +156,10 @@ type Consumer struct {
 	health  health
 	running atomic.Bool
 
+	// busyUntil is the time (UnixNano) until which CatchingUp reports true: the end of the
+	// last large poll's hand-off plus catchUpLinger, or MaxInt64 during one.
+	busyUntil atomic.Int64
+
 	// handedMu guards handed: per partition, the offset after the last record handed off, for
 	// Handed (apart from session.mu, which a hand-off holds throughout).
 	handedMu sync.RWMutex
@@ -170,6 +175,20 @@ func (c *Consumer) Handed(topic string, partition int32) (int64, bool) {
 	next, ok := c.handed[topic][partition]
 	return next, ok
 }
+
+// CatchingUp reports whether the Consumer is handing off a large poll (catchUpRecords records or
+// more: a burst, or a backlog), or finished one less than catchUpLinger ago. Safe for concurrent
+// use.
+func (c *Consumer) CatchingUp() bool { return time.Now().UnixNano() < c.busyUntil.Load() }
+
+const (
+	// catchUpRecords is the poll size from which a consumer is catching up: records arrive
+	// faster than it hands them off (at 10,000 records/s a poll holds a few dozen).
+	catchUpRecords = 256
+	// catchUpLinger is how long CatchingUp stays true after a large poll's hand-off: the gap to
+	// the next poll of a burst.
+	catchUpLinger = 100 * time.Millisecond
+)
 
 func (c *Consumer) setHanded(topic string, partition int32, next int64) {
 	c.handedMu.Lock()
@@ -529,7 +548,14 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 			s.c.health.groupFailed(fmt.Errorf("fetch %s/%d: %w", topic, partition, err))
 			s.c.log.Warn("kafka consumer: fetch error", "topic", topic, "partition", partition, "err", err)
 		})
+		large := fetches.NumRecords() >= catchUpRecords
+		if large {
+			s.c.busyUntil.Store(math.MaxInt64)
+		}
 		stopped := s.handOff(ctx, cl, fetches)
+		if large {
+			s.c.busyUntil.Store(time.Now().Add(catchUpLinger).UnixNano())
+		}
 		if s.c.cc.Flush != nil {
 			s.c.cc.Flush()
 		}
