@@ -49,7 +49,9 @@ func Names() []string { return names[:] }
 // SamplesPerEvent is how many deliveries of one event at least get their per-delivery stages
 // timed (all of them below it), at most twice as many: an event to n recipients times every
 // Stride(n)-th delivery. Timing each costs two clock reads and two observations, which at
-// fan-out is measurable (BenchmarkPublishTo1000UsersStages, internal/realtime).
+// fan-out is measurable: BenchmarkPublishTo1000UsersStages (internal/realtime) took 1.01 ms an
+// event timing every delivery, 0.87 ms sampled, 0.84 ms untimed (median of 5 on the 2-core
+// machine); to one user the three stages cost about 0.15 µs a record.
 const SamplesPerEvent = 16
 
 // Buckets are the histogram's upper bounds in seconds: 48 buckets from 25 µs to 5 s, each about
