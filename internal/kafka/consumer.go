@@ -39,6 +39,13 @@ const (
 	// delivered its first record a full second after it was ready (measured by the chaos run).
 	// 200 ms bounds that delay, at the cost of five idle fetches a second per broker.
 	fetchMaxWait = 200 * time.Millisecond
+
+	// The dead-letter duty (RoleDeadLetter) fetches in batches: the broker holds its fetch until
+	// dutyFetchMinBytes are there or dutyFetchMaxWait passed. Copies are not urgent, and a fetch
+	// per record, as delivery makes, doubled the node's and the broker's fetch work at low rates
+	// (each record fetched twice, each fetch a round trip and a wake-up of both).
+	dutyFetchMinBytes = 64 << 10
+	dutyFetchMaxWait  = 500 * time.Millisecond
 )
 
 // Role is what a Consumer does with the records (docs/design.md, "Many nodes").
@@ -319,7 +326,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(c.cfg.TopicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
@@ -327,6 +333,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(s.lost),
 		kgo.WithHooks(&c.health),
 	)
+	if c.cc.Role == RoleDeadLetter {
+		opts = append(opts, kgo.FetchMinBytes(dutyFetchMinBytes), kgo.FetchMaxWait(dutyFetchMaxWait))
+	} else {
+		opts = append(opts, kgo.FetchMaxWait(fetchMaxWait))
+	}
 	if c.reg != nil {
 		opts = append(opts, kgo.WithHooks(newKprom(c.reg, c.role)))
 	}
