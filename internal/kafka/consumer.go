@@ -528,9 +528,9 @@ func (s *session) adjust(ctx context.Context, offsets map[string]map[int32]kgo.O
 const commitInterval = 100 * time.Millisecond
 
 // flushEvery is how many records handed off within one poll ConsumerConfig.Flush waits for at
-// most: a poll holds up to MaxPollRecords (500) when records arrive faster than they are handed
-// off (a burst), and the frames of the first ones would otherwise wait for the whole poll's
-// hand-off before their writers wake (realtime_stage_seconds{stage="enqueue_write"}).
+// most: a poll holds up to MaxPollRecords (10,000) when records arrive faster than they are
+// handed off (a burst), and the frames of the first ones would otherwise wait for the whole
+// poll's hand-off before their writers wake (realtime_stage_seconds{stage="enqueue_write"}).
 const flushEvery = 32
 
 // poll hands off records until ctx is done or the client is closed, calls Flush after each

@@ -1,7 +1,7 @@
 // Package stage times a record's way through the node, stage by stage, into the histogram
-// realtime_stage_seconds{stage} (docs/operations.md, "Metrics"), so that a latency figure can be
-// split into where the record waited: in Kafka, in decoding, before the hub, in the fan-out, or
-// in a connection's queue.
+// realtime_stage_seconds{stage} (docs/operations.md, "What the metrics mean"), so that a latency
+// figure can be split into where the record waited: in Kafka, in decoding, before the hub, in
+// the fan-out, or in a connection's queue.
 //
 // The stages follow one record (the end-to-end latency is their sum plus the client's read):
 //
