@@ -52,9 +52,12 @@ type deliveryResult struct {
 	BacklogMid       int64   `json:"backlog_mid"`              // the same half-way through
 	Drain            float64 `json:"drain_s"`                  // last delivery after producing ended
 
-	Latency  latencySummary `json:"latency"`
-	Timeline []timePoint    `json:"timeline"`
-	Server   nodeStats      `json:"server"`
+	Latency latencySummary `json:"latency"`
+	// Stages is the node's realtime_stage_seconds over the run (scraped before and after), by
+	// stage: where the records waited (empty against a node without it).
+	Stages   map[string]stageSummary `json:"stages,omitempty"`
+	Timeline []timePoint             `json:"timeline"`
+	Server   nodeStats               `json:"server"`
 }
 
 type timePoint struct {
@@ -158,6 +161,10 @@ func deliveryRun(ctx context.Context, st *stack, c *common, dc deliveryConfig, r
 	}
 
 	// Measure.
+	stagesBefore, err := scrapeStages(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "stage metrics: %v\n", err)
+	}
 	mon := monitor(st)
 	profDone := cpuProfile(ctx, st, dc.duration, profilePath(c.cpuProfile, run))
 	var timeline []timePoint
@@ -231,6 +238,10 @@ produce:
 	if err != nil {
 		fmt.Fprintf(stderr, "metrics: %v\n", err)
 	}
+	stagesAfter, err := scrapeStages(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "stage metrics: %v\n", err)
+	}
 	if err := heapProfile(ctx, st, profilePath(c.heapProfile, run)); err != nil {
 		fmt.Fprintf(stderr, "heap profile: %v\n", err)
 	}
@@ -257,6 +268,7 @@ produce:
 		BacklogMid:    max(midBacklog, 0),
 		Timeline:      timeline,
 		Server:        srv,
+		Stages:        stagesBetween(stagesBefore, stagesAfter),
 	}
 	all := new(hist)
 	var lastNS int64
@@ -294,6 +306,22 @@ produce:
 		{"p99", "ms", res.Latency.P99},
 		{"p99.9", "ms", res.Latency.P999},
 		{"max", "ms", res.Latency.Max},
+	}
+	figs = append(figs, stageFigures(res.Stages)...)
+	if len(res.Stages) > 0 {
+		// The stages' means add up (their quantiles do not): what is left of the mean
+		// end-to-end latency is the client's side (the load tool's clock to the record
+		// timestamp, the socket, the tool's read) and what no stage covers.
+		sum := 0.0
+		for _, s := range res.Stages {
+			sum += s.Mean
+		}
+		figs = append(figs,
+			figure{"mean end to end", "ms", res.Latency.Mean},
+			figure{"mean of the stages summed", "ms", sum},
+		)
+	}
+	figs = append(figs, []figure{
 		{"expected", "", float64(res.Expected)},
 		{"lost", "", float64(res.Lost)},
 		{"duplicates", "", float64(res.Duplicates)},
@@ -304,7 +332,7 @@ produce:
 		{"backlog at end", "deliveries", float64(res.BacklogEnd)},
 		{"drain", "s", res.Drain},
 		{"server RSS", "MB", float64(srv.RSS) / (1 << 20)},
-	}
+	}...)
 	if w := load.WritesPS["server"] * load.Seconds; w > 0 {
 		figs = append(figs,
 			figure{"server write syscalls/s", "1/s", load.WritesPS["server"]},

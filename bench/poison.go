@@ -48,6 +48,9 @@ type poisonResult struct {
 	Victim       victimResult `json:"victim"`
 	AddedP99     float64      `json:"added_p99_ms"`
 	ProduceError string       `json:"produce_error,omitempty"`
+	// Stages is the node's realtime_stage_seconds from the burst's start until it was handled
+	// (every record: the burst's and the victim's).
+	Stages map[string]stageSummary `json:"stages,omitempty"`
 }
 
 func runPoison(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -108,6 +111,10 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 	if m, err := scrapeMetrics(ctx, st); err == nil {
 		pubBefore = m.Published
 	}
+	stagesBefore, err := scrapeStages(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "stage metrics: %v\n", err)
+	}
 	mon := monitor(st)
 	watch := watchRSS(st.nodePID, 0, nil)
 	cl, err := newProducer(st.brokers, 5*time.Millisecond)
@@ -164,6 +171,9 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 		time.Sleep(50 * time.Millisecond)
 	}
 	res.DLQSecs = time.Since(start).Seconds()
+	if after, err := scrapeStages(ctx, st); err == nil {
+		res.Stages = stagesBetween(stagesBefore, after)
+	}
 	v.phase.Store(phaseAfter)
 	select {
 	case <-time.After(cfg.after):
@@ -196,6 +206,7 @@ func poisonRun(ctx context.Context, st *stack, cfg poisonConfig, stderr io.Write
 		{"valid records missing", "", float64(res.Victim.Missing)},
 		{"server RSS peak", "MiB", res.RSSPeak},
 	}
+	figs = append(figs, stageFigures(res.Stages)...)
 	var runErr error
 	if perr != nil {
 		runErr = fmt.Errorf("produce: %w", perr)

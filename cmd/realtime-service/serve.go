@@ -27,6 +27,7 @@ import (
 	"github.com/realtime-service/realtime-service/internal/realtime"
 	"github.com/realtime-service/realtime-service/internal/replay"
 	"github.com/realtime-service/realtime-service/internal/socketio"
+	"github.com/realtime-service/realtime-service/internal/stage"
 	"github.com/realtime-service/realtime-service/internal/status"
 	"github.com/realtime-service/realtime-service/web"
 )
@@ -106,7 +107,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		return err
 	}
 	defer pr.close()
+	stages, err := stage.New(reg)
+	if err != nil {
+		return err
+	}
 	hcfg := realtime.HubConfig{
+		Stages:          stages,
 		Batched:         true,
 		SendQueueBytes:  cfg.Realtime.SendQueueBytes,
 		MaxConnsPerUser: cfg.Realtime.MaxConnectionsPerUser,
@@ -124,11 +130,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tr tracing)
 		hcfg.Receipts = pr.receipts
 	}
 	hub := realtime.NewHub(hcfg)
-	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, dups, hub, reg, log, tr)
+	consumer, err := newConsumer(cfg.Kafka, brokers, decoder, dups, hub, stages, reg, log, tr)
 	if err != nil {
 		return err
 	}
-	deadLetters, err := newDeadLetterConsumer(cfg.Kafka, brokers, decoder, reg, log)
+	deadLetters, err := newDeadLetterConsumer(cfg.Kafka, brokers, decoder, consumer, reg, log)
 	if err != nil {
 		return err
 	}
@@ -403,16 +409,20 @@ func topicEvents(cfg config.Kafka) map[string]notification.Topic {
 // the hub, unless dups drops it as a producer's retry (package dedup: it is neither delivered
 // nor kept in the history); a record that fails is skipped (newDeadLetterConsumer's members
 // copy it to the dead-letter topic, once per cluster). With tracing on, each record's hand-off is a fan-out span in the record's trace.
-func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, dups *dedup.Window, hub *realtime.Hub, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
+func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, dups *dedup.Window, hub *realtime.Hub, stages *stage.Timer, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
+	var fetched time.Time // the current poll's: Polled and the handler run on one goroutine
 	deliver := func(rec *kgo.Record) (*realtime.Event, error) {
+		stages.Observe(stage.ProduceFetch, fetched.Sub(rec.Timestamp))
 		ev, err := decoder.Decode(rec)
+		decoded := time.Now()
+		stages.Observe(stage.FetchDecode, decoded.Sub(fetched))
 		if err != nil {
 			return nil, err
 		}
 		if dups.Drop(rec) {
 			return nil, nil
 		}
-		return hub.Publish(ev), nil
+		return hub.PublishDecoded(ev, decoded), nil
 	}
 	handler := func(_ context.Context, rec *kgo.Record) error {
 		_, err := deliver(rec)
@@ -426,6 +436,7 @@ func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decod
 		Handler:  handler,
 		Assigned: hub.Assigned,
 		Revoked:  hub.Revoked,
+		Polled:   func(at time.Time) { fetched = at },
 		Flush:    hub.Flush, // one write per connection per polled batch
 		Opts:     tr.consumerOpts(cfg),
 	}, reg, log)
@@ -434,10 +445,17 @@ func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decod
 // newDeadLetterConsumer makes this node's member of the dead-letter duty group, shared by all
 // nodes (kafka.RoleDeadLetter): for the partitions Kafka assigns it, it decodes each record
 // again and copies those that fail to the dead-letter topic, so that each poison record is
-// copied once per cluster, whatever the number of nodes.
-func newDeadLetterConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
+// copied once per cluster, whatever the number of nodes. It runs behind delivery, this node's
+// consumer: it hands a partition's records off once delivery has handed them off too and is not
+// catching up (a burst), or a second later, so that a burst of poison records is skipped by
+// delivery before the duty takes CPU and broker time to copy it (docs/design.md, "Many nodes").
+func newDeadLetterConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, delivery *kafka.Consumer, reg prometheus.Registerer, log *slog.Logger) (*kafka.Consumer, error) {
 	return kafka.NewConsumer(cfg, brokers, kafka.ConsumerConfig{
 		Role: kafka.RoleDeadLetter,
+		Behind: func(topic string, partition int32, next int64) bool {
+			handed, ok := delivery.Handed(topic, partition)
+			return ok && handed < next || delivery.CatchingUp()
+		},
 		Handler: func(_ context.Context, rec *kgo.Record) error {
 			_, err := decoder.Decode(rec)
 			return err

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,8 +23,13 @@ import (
 )
 
 const (
-	defaultHealthGrace    = 10 * time.Second
-	defaultMaxPollRecords = 500
+	defaultHealthGrace = 10 * time.Second
+	// defaultMaxPollRecords is large because franz-go sends a broker's next fetch only once the
+	// last one's records were all polled: with 500, a burst's next fetch waited for all but the
+	// last 500 records of the one before to be handed off (realtime_stage_seconds{stage=
+	// "produce_fetch"}); with 10,000 it overlaps the hand-off of most bursts' fetches. Flush
+	// still comes every flushEvery records.
+	defaultMaxPollRecords = 10_000
 
 	// fetchMaxWait is how long the broker may hold a fetch when it has no new record (franz-go's
 	// default is 5 s, Kafka's fetch.max.wait.ms 500 ms). New records are answered at once either
@@ -32,6 +39,13 @@ const (
 	// delivered its first record a full second after it was ready (measured by the chaos run).
 	// 200 ms bounds that delay, at the cost of five idle fetches a second per broker.
 	fetchMaxWait = 200 * time.Millisecond
+
+	// The dead-letter duty (RoleDeadLetter) fetches in batches: the broker holds its fetch until
+	// dutyFetchMinBytes are there or dutyFetchMaxWait passed. Copies are not urgent, and a fetch
+	// per record, as delivery makes, doubled the node's and the broker's fetch work at low rates
+	// (each record fetched twice, each fetch a round trip and a wake-up of both).
+	dutyFetchMinBytes = 64 << 10
+	dutyFetchMaxWait  = 500 * time.Millisecond
 )
 
 // Role is what a Consumer does with the records (docs/design.md, "Many nodes").
@@ -79,9 +93,16 @@ type ConsumerConfig struct {
 	// fell below the log start (retention). The map is the callee's.
 	Assigned func(start map[string]map[int32]int64)
 
+	// Polled, if set, is called with the time PollRecords returned, after each poll that
+	// returned records and before they are handed to Handler, from the goroutine that calls
+	// Handler: where a record's time in the node begins (package stage, fetch_decode).
+	Polled func(at time.Time)
+
 	// Flush, if set, is called after the records of each poll were handed off (before their
-	// commit), from the goroutine that calls Handler: the hub wakes each connection's writer
-	// once per batch there, so that one write carries every frame of the batch.
+	// commit), and after every flushEvery (32) records within a larger poll, from the goroutine
+	// that calls Handler: the hub wakes each connection's writer once per batch there, so that
+	// one write carries every frame of the batch, and a frame waits for at most 31 records
+	// behind it (a poll holds up to MaxPollRecords).
 	Flush func()
 
 	// Revoked, if set, is called with the partitions this node stopped consuming (revoked in a
@@ -90,12 +111,20 @@ type ConsumerConfig struct {
 	// refused). Never called concurrently with Handler or Assigned.
 	Revoked func(map[string][]int32)
 
+	// Behind, if set, is asked before the records of a partition are handed off, with the
+	// partition and the offset after its last record in the poll; while it reports true, the
+	// hand-off waits (at most behindWait, 1 s, per poll; not past ctx). RoleDeadLetter uses it
+	// to run behind this node's own delivery (see Consumer.Handed and Consumer.CatchingUp): in
+	// a burst the dead-letter duty (decoding every record once more, producing the copies)
+	// would otherwise take the CPU and the broker from the deliveries of the same records.
+	Behind func(topic string, partition int32, next int64) bool
+
 	// HealthGrace is how long connection or group errors may go on before Health reports them
 	// (zero: 10 s).
 	HealthGrace time.Duration
 
 	// MaxPollRecords bounds the records taken from one poll, i.e. handed off between two commits
-	// (zero: 500).
+	// (zero: 10,000; see defaultMaxPollRecords).
 	MaxPollRecords int
 
 	// Opts are extra franz-go options for the consuming client (not its admin client), appended
@@ -133,6 +162,58 @@ type Consumer struct {
 	m       *consumerMetrics
 	health  health
 	running atomic.Bool
+
+	// busyUntil is the time (UnixNano) until which CatchingUp reports true: the end of the
+	// last large poll's hand-off plus catchUpLinger, or MaxInt64 during one.
+	busyUntil atomic.Int64
+
+	// handedMu guards handed: per partition, the offset after the last record handed off, for
+	// Handed (apart from session.mu, which a hand-off holds throughout).
+	handedMu sync.RWMutex
+	handed   map[string]map[int32]int64
+}
+
+// Handed returns the offset after the last record this Consumer handed off from partition
+// (poison records included), and false when it has handed off none since it was assigned the
+// partition. Safe for concurrent use.
+func (c *Consumer) Handed(topic string, partition int32) (int64, bool) {
+	c.handedMu.RLock()
+	defer c.handedMu.RUnlock()
+	next, ok := c.handed[topic][partition]
+	return next, ok
+}
+
+// CatchingUp reports whether the Consumer is handing off a large poll (catchUpRecords records or
+// more: a burst, or a backlog), or finished one less than catchUpLinger ago. Safe for concurrent
+// use.
+func (c *Consumer) CatchingUp() bool { return time.Now().UnixNano() < c.busyUntil.Load() }
+
+const (
+	// catchUpRecords is the poll size from which a consumer is catching up: records arrive
+	// faster than it hands them off (at 10,000 records/s a poll holds a few dozen).
+	catchUpRecords = 256
+	// catchUpLinger is how long CatchingUp stays true after a large poll's hand-off: the gap to
+	// the next poll of a burst.
+	catchUpLinger = 100 * time.Millisecond
+)
+
+func (c *Consumer) setHanded(topic string, partition int32, next int64) {
+	c.handedMu.Lock()
+	defer c.handedMu.Unlock()
+	if c.handed == nil {
+		c.handed = map[string]map[int32]int64{}
+	}
+	set(c.handed, topic, partition, next)
+}
+
+func (c *Consumer) forgetHanded(parts map[string][]int32) {
+	c.handedMu.Lock()
+	defer c.handedMu.Unlock()
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(c.handed[t], p)
+		}
+	}
 }
 
 // NewConsumer returns a Consumer of cfg.TopicNames() in its Role's group at brokers
@@ -245,7 +326,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(c.cfg.TopicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
@@ -253,6 +333,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(s.lost),
 		kgo.WithHooks(&c.health),
 	)
+	if c.cc.Role == RoleDeadLetter {
+		opts = append(opts, kgo.FetchMinBytes(dutyFetchMinBytes), kgo.FetchMaxWait(dutyFetchMaxWait))
+	} else {
+		opts = append(opts, kgo.FetchMaxWait(fetchMaxWait))
+	}
 	if c.reg != nil {
 		opts = append(opts, kgo.WithHooks(newKprom(c.reg, c.role)))
 	}
@@ -373,6 +458,7 @@ type session struct {
 	produceCtx context.Context // of dead-letter copies: canceled once Run has waited for them
 	inFlight   inFlight        // dead-letter copies not yet resolved
 	closing    atomic.Bool     // Run waited for them already: revoked does not wait again
+	committing atomic.Bool     // a commitAsync is in flight
 	retries    sync.WaitGroup  // goroutines producing truncated copies (see produceDeadLetter)
 	warnLog    *sampledLog     // poison records copied
 	errLog     *sampledLog     // poison records whose copy failed
@@ -441,6 +527,12 @@ func (s *session) adjust(ctx context.Context, offsets map[string]map[int32]kgo.O
 // much (clients de-duplicate on the event ID); revocation and shutdown commit at once.
 const commitInterval = 100 * time.Millisecond
 
+// flushEvery is how many records handed off within one poll ConsumerConfig.Flush waits for at
+// most: a poll holds up to MaxPollRecords (10,000) when records arrive faster than they are
+// handed off (a burst), and the frames of the first ones would otherwise wait for the whole
+// poll's hand-off before their writers wake (realtime_stage_seconds{stage="enqueue_write"}).
+const flushEvery = 32
+
 // poll hands off records until ctx is done or the client is closed, calls Flush after each
 // poll's records, and commits what was handed off every commitInterval (also when no more
 // records come).
@@ -454,6 +546,9 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 		}
 		fetches := cl.PollRecords(pctx, s.c.cc.MaxPollRecords)
 		cancel()
+		if s.c.cc.Polled != nil && !fetches.Empty() {
+			s.c.cc.Polled(time.Now())
+		}
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
@@ -464,15 +559,26 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 			s.c.health.groupFailed(fmt.Errorf("fetch %s/%d: %w", topic, partition, err))
 			s.c.log.Warn("kafka consumer: fetch error", "topic", topic, "partition", partition, "err", err)
 		})
+		large := fetches.NumRecords() >= catchUpRecords
+		if large {
+			s.c.busyUntil.Store(math.MaxInt64)
+		}
 		stopped := s.handOff(ctx, cl, fetches)
+		if large {
+			s.c.busyUntil.Store(time.Now().Add(catchUpLinger).UnixNano())
+		}
 		if s.c.cc.Flush != nil {
 			s.c.cc.Flush()
 		}
 		pending = pending || fetches.NumRecords() > 0
-		if stopped || pending && time.Since(lastCommit) >= commitInterval {
-			// What was handed off is committed, shutdown or not; while dead-letter copies hold
-			// a commit back, the next one comes commitInterval later, records or not.
-			pending = s.commit(context.WithoutCancel(ctx), cl, nil)
+		switch {
+		case stopped:
+			// What was handed off is committed, shutdown or not.
+			s.commit(context.WithoutCancel(ctx), cl, nil)
+		case pending && time.Since(lastCommit) >= commitInterval:
+			// While dead-letter copies (or a commit in flight) hold a commit back, the next one
+			// comes commitInterval later, records or not.
+			pending = s.commitAsync(context.WithoutCancel(ctx), cl)
 			lastCommit = time.Now()
 		}
 		if stopped {
@@ -487,9 +593,14 @@ func (s *session) poll(ctx context.Context, cl *kgo.Client) {
 func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) (stopped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0 // records handed off
+	waitUntil := time.Now().Add(behindWait)
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if stopped || len(p.Records) == 0 {
 			return
+		}
+		if s.c.cc.Behind != nil {
+			s.waitBehind(ctx, p.Topic, p.Partition, p.Records[len(p.Records)-1].Offset+1, waitUntil)
 		}
 		next := int64(-1)
 		for _, rec := range p.Records {
@@ -497,14 +608,37 @@ func (s *session) handOff(ctx context.Context, cl *kgo.Client, fetches kgo.Fetch
 				stopped = true
 				break
 			}
+			if n++; n%flushEvery == 0 && s.c.cc.Flush != nil {
+				s.c.cc.Flush()
+				// The writers Flush woke wait for a free P, and this goroutine keeps its own for
+				// up to a 10 ms time slice while it hands off on: let them write first.
+				runtime.Gosched()
+			}
 			set(s.handed, rec.Topic, rec.Partition, kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1})
 			next = rec.Offset + 1
 		}
 		if next >= 0 {
 			s.c.m.setLag(p.Topic, p.Partition, p.HighWatermark-next)
+			s.c.setHanded(p.Topic, p.Partition, next)
 		}
 	})
 	return stopped
+}
+
+// behindWait bounds how long one poll's hand-off waits for ConsumerConfig.Behind: the dead-letter
+// duty of a node whose delivery is stuck still copies a poll's worth of poison records a second.
+const behindWait = time.Second
+
+// waitBehind waits while ConsumerConfig.Behind reports the partition behind next, until until
+// or ctx is done, checking every millisecond.
+func (s *session) waitBehind(ctx context.Context, topic string, partition int32, next int64, until time.Time) {
+	for s.c.cc.Behind(topic, partition, next) && time.Now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // deliver hands rec to the Handler, or to the dead-letter topic when the Handler refuses it
@@ -528,13 +662,55 @@ func (s *session) deliver(ctx context.Context, cl *kgo.Client, rec *kgo.Record) 
 }
 
 // commit commits what was handed off and not yet committed, for the partitions in only (all
-// when nil), bounded by RequestTimeout: in each partition, up to the first poison record whose
-// dead-letter copy is not resolved, if any, and otherwise up to after the last record handed
-// off. It reports whether such a copy held a commit back. A failure is counted and logged; the
-// offsets are committed with the next commit.
+// when nil), bounded by RequestTimeout, and waits for the answer: in each partition, up to the
+// first poison record whose dead-letter copy is not resolved, if any, and otherwise up to after
+// the last record handed off. It reports whether such a copy held a commit back. A failure is
+// counted and logged; the offsets are committed with the next commit.
 func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) (held bool) {
+	offsets, held := s.toCommit(only)
+	if len(offsets) == 0 {
+		return held
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
+	defer cancel()
+	var cerr error
+	cl.CommitOffsetsSync(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cerr = commitError(resp, err)
+	})
+	s.committedNow(offsets, cerr)
+	return held
+}
+
+// commitAsync is commit without waiting for the answer, for the commits of the poll loop: a
+// commit is a round trip to the group coordinator, and records fetched meanwhile would wait for
+// it (every commitInterval, they did: realtime_stage_seconds{stage="produce_fetch"}). At most
+// one is in flight: while one is, commitAsync commits nothing (the next one takes its offsets).
+// franz-go sends commits in order, and a synchronous commit (revocation, shutdown) waits for
+// the asynchronous one in flight.
+func (s *session) commitAsync(ctx context.Context, cl *kgo.Client) (held bool) {
+	if !s.committing.CompareAndSwap(false, true) {
+		return true // try again at the next interval
+	}
+	offsets, held := s.toCommit(nil)
+	if len(offsets) == 0 {
+		s.committing.Store(false)
+		return held
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
+	cl.CommitOffsets(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cancel()
+		s.committedNow(offsets, commitError(resp, err))
+		s.committing.Store(false)
+	})
+	return held
+}
+
+// toCommit returns the offsets commit commits (see commit), and whether a dead-letter copy held
+// one back.
+func (s *session) toCommit(only map[string][]int32) (offsets map[string]map[int32]kgo.EpochOffset, held bool) {
 	s.mu.Lock()
-	offsets := map[string]map[int32]kgo.EpochOffset{}
+	defer s.mu.Unlock()
+	offsets = map[string]map[int32]kgo.EpochOffset{}
 	for t, ps := range s.handed {
 		for p, eo := range ps {
 			if only != nil && !slices.Contains(only[t], p) {
@@ -559,32 +735,33 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 			set(offsets, t, p, eo)
 		}
 	}
-	s.mu.Unlock()
-	if len(offsets) == 0 {
-		return held
+	return offsets, held
+}
+
+// commitError is the error of an OffsetCommit: the request's, or a partition's.
+func commitError(resp *kmsg.OffsetCommitResponse, err error) error {
+	if err != nil {
+		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.c.cfg.RequestTimeout)
-	defer cancel()
-	var cerr error
-	cl.CommitOffsetsSync(rctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-					cerr = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
-				}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
 			}
 		}
-	})
+	}
+	return nil
+}
+
+// committedNow records the answer to a commit of offsets: on success they are committed, and a
+// failure is counted and logged.
+func (s *session) committedNow(offsets map[string]map[int32]kgo.EpochOffset, cerr error) {
 	if cerr != nil {
 		s.c.m.commitErrors.Inc()
 		s.c.health.groupFailed(fmt.Errorf("commit: %w", cerr))
 		s.c.log.Warn("kafka consumer: offset commit failed; the next commit retries it",
 			"group", s.c.group, "err", cerr)
-		return held
+		return
 	}
 	s.c.health.groupOK()
 	s.mu.Lock()
@@ -596,7 +773,6 @@ func (s *session) commit(ctx context.Context, cl *kgo.Client, only map[string][]
 			}
 		}
 	}
-	return held
 }
 
 // revoked waits for the dead-letter copies in flight (at most RequestTimeout), commits what
@@ -629,6 +805,7 @@ func (s *session) forget(parts map[string][]int32) {
 		}
 	}
 	s.c.m.dropLag(parts)
+	s.c.forgetHanded(parts)
 	if n > 0 && s.c.cc.Revoked != nil {
 		s.c.cc.Revoked(parts)
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/realtime-service/realtime-service/internal/stage"
 )
 
 // Transport writes frames to one client connection. The transports (WebSocket, SSE, Socket.IO)
@@ -65,6 +67,11 @@ type Conn struct {
 	force       *time.Timer
 	forced      atomic.Bool // the transport was closed under a blocked writer (forceClose)
 	done        chan struct{}
+
+	// stamps are the stage clock readings (package stage) at which the timed frames in queue
+	// were queued (HubConfig.Stages only): enqueue_write is timed from them once written.
+	// spareStamps is the previous batch's array.
+	stamps, spareStamps []int64
 }
 
 // User is the ID of the user the connection belongs to (the token's sub).
@@ -110,8 +117,9 @@ func (c *Conn) Send(frame []byte) bool {
 // every HubConfig.CursorEvery events a cursor frame. It reports whether the frame was queued,
 // whether the queue overflowed (the caller closes the connection once it holds no hub lock) and,
 // with deferWake, whether the caller must start the writer (Hub.Flush does, once per batch).
+// at, when not 0, is the stage clock at hub entry: the delivery is timed (package stage).
 // Hub.pubMu must be held.
-func (c *Conn) deliver(ev *Event, deferWake bool) (queued, overflow, wake bool) {
+func (c *Conn) deliver(ev *Event, deferWake bool, at int64) (queued, overflow, wake bool) {
 	if (c.skip != nil || c.skipIDs != nil) && c.skips(ev) {
 		return false, false, false
 	}
@@ -119,7 +127,7 @@ func (c *Conn) deliver(ev *Event, deferWake bool) (queued, overflow, wake bool) 
 	if c.hub.cfg.Receipts != nil {
 		id = ev.id
 	}
-	queued, overflow, wake = c.push(ev.Frame(c.format), id, deferWake)
+	queued, overflow, wake = c.push(ev.Frame(c.format), id, deferWake, at)
 	if queued {
 		c.sinceCursor++
 		if c.sinceCursor >= c.hub.cfg.CursorEvery {
@@ -139,14 +147,16 @@ func (c *Conn) skips(ev *Event) bool {
 }
 
 func (c *Conn) enqueue(frame []byte) (queued, overflow bool) {
-	queued, overflow, _ = c.push(frame, "", false)
+	queued, overflow, _ = c.push(frame, "", false, 0)
 	return queued, overflow
 }
 
 // push queues frame and starts the writer if none runs, or with deferWake leaves that to the
 // caller (wake): the writer is then reserved, and its frames wait for the caller's go writeLoop.
 // id, when not empty, is the ID of the live event frame carries, for its delivery receipt.
-func (c *Conn) push(frame []byte, id string, deferWake bool) (queued, overflow, wake bool) {
+// at, when not 0, is the stage clock at hub entry: publish_enqueue is timed now, and
+// enqueue_write once the writer wrote the frame.
+func (c *Conn) push(frame []byte, id string, deferWake bool, at int64) (queued, overflow, wake bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -166,6 +176,14 @@ func (c *Conn) push(frame []byte, id string, deferWake bool) (queued, overflow, 
 			c.ids, c.spareIDs = c.spareIDs, nil
 		}
 		c.ids = append(c.ids, id)
+	}
+	if at != 0 {
+		now := stage.Now()
+		c.hub.cfg.Stages.Since(stage.PublishEnqueue, at, now)
+		if c.stamps == nil {
+			c.stamps, c.spareStamps = c.spareStamps, nil
+		}
+		c.stamps = append(c.stamps, now)
 	}
 	start := !c.writing && c.holds == 0
 	if start {
@@ -200,12 +218,18 @@ func (c *Conn) writeLoop() {
 		}
 		c.queue, c.spare = c.spare, nil
 		c.queued = 0
-		ids := c.ids
-		c.ids = nil
+		ids, stamps := c.ids, c.stamps
+		c.ids, c.stamps = nil, nil
 		c.mu.Unlock()
 
 		err := c.t.WriteFrames(batch)
 		clear(batch)
+		if err == nil && len(stamps) > 0 {
+			now := stage.Now()
+			for _, at := range stamps {
+				c.hub.cfg.Stages.Since(stage.EnqueueWrite, at, now)
+			}
+		}
 		if err == nil && len(ids) > 0 {
 			c.hub.cfg.Receipts.Delivered(c.user, formatName(c.format), ids)
 		}
@@ -217,6 +241,9 @@ func (c *Conn) writeLoop() {
 		if cap(ids) <= 64 {
 			clear(ids)
 			c.spareIDs = ids[:0]
+		}
+		if cap(stamps) <= 64 {
+			c.spareStamps = stamps[:0]
 		}
 		c.mu.Unlock()
 		if err != nil {
@@ -242,7 +269,7 @@ func (c *Conn) Close(d Disconnect) {
 	c.closing, c.reason = true, d
 	if !d.flush || c.replaying {
 		clear(c.queue)
-		c.queue, c.queued, c.ids = c.queue[:0], 0, nil
+		c.queue, c.queued, c.ids, c.stamps = c.queue[:0], 0, nil, nil
 	}
 	if f := c.t.CloseFrame(d); f != nil {
 		c.queue = append(c.queue, f)
@@ -272,7 +299,7 @@ func (c *Conn) forceClose() {
 func (c *Conn) closeNow(d Disconnect) {
 	c.mu.Lock()
 	already := c.closing
-	c.closing, c.queue, c.queued, c.ids = true, nil, 0, nil
+	c.closing, c.queue, c.queued, c.ids, c.stamps = true, nil, 0, nil, nil
 	if !already {
 		c.reason = d
 	}

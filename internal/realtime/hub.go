@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/realtime-service/realtime-service/internal/notification"
+	"github.com/realtime-service/realtime-service/internal/stage"
 )
 
 // ErrShuttingDown is returned by Register once Shutdown has begun.
@@ -70,6 +71,9 @@ type HubConfig struct {
 	// Now is the clock that decides whether an event has expired (notification.Event.ExpiresAt);
 	// nil is time.Now. Tests set it.
 	Now func() time.Time
+	// Stages times the hub's stages (decode_publish, publish_enqueue, enqueue_write: package
+	// stage); nil times nothing and reads no clock.
+	Stages *stage.Timer
 }
 
 // Hub is the user index and fan-out. Make one with NewHub; it is safe for concurrent use.
@@ -395,12 +399,25 @@ func (h *Hub) Position() []Position {
 // connection: a connection whose queue overflows is closed as slow. Events of one partition must be published in offset order (the consumer does).
 // An event expired already (a consumer catching up) goes to nobody and is not kept for
 // replays; the hub's position moves past it all the same.
-func (h *Hub) Publish(n *notification.Event) *Event {
+func (h *Hub) Publish(n *notification.Event) *Event { return h.PublishDecoded(n, time.Time{}) }
+
+// PublishDecoded is Publish for a record decoded at decoded (a time.Now reading; zero: unknown),
+// timing its way through the hub from there into HubConfig.Stages (package stage).
+func (h *Hub) PublishDecoded(n *notification.Event, decoded time.Time) *Event {
 	ev := NewEvent(n)
 	var slow []*Conn
 	delivered := 0
 
 	h.pubMu.Lock()
+	var entered int64 // the stage clock at hub entry; 0: not timed
+	stride, next := 0, 0
+	if h.cfg.Stages != nil {
+		entered = stage.Now()
+		if !decoded.IsZero() {
+			h.cfg.Stages.Since(stage.DecodePublish, stage.Mono(decoded), entered)
+		}
+		stride = stage.Stride(len(n.UserIDs))
+	}
 	h.pos.set(n.Topic, n.Partition, n.Offset+1)
 	h.posSeq++
 	if !n.ExpiresAt.IsZero() && n.Expired(h.cfg.Now()) { // most events have no expiry: no clock read
@@ -413,7 +430,11 @@ func (h *Hub) Publish(n *notification.Event) *Event {
 		s := h.shard(user)
 		s.mu.RLock()
 		for _, c := range s.users[user] {
-			queued, overflow, wake := c.deliver(ev, h.cfg.Batched)
+			var at int64 // time this delivery (a sample of them at fan-out: package stage)
+			if entered != 0 && delivered >= next {
+				at, next = entered, delivered+stride
+			}
+			queued, overflow, wake := c.deliver(ev, h.cfg.Batched, at)
 			if queued {
 				delivered++
 			}
@@ -522,7 +543,7 @@ func (h *Hub) queueCursorLocked(c *Conn, why string) (queued, overflow bool) {
 		c.skip, c.skipIDs = nil, nil // caught up: nothing below the client's cursor can come any more
 		c.mu.Unlock()
 	}
-	queued, overflow, _ = c.push(Control{Event: cursorEvent, Cursor: cursor}.Frame(c.format), "", false)
+	queued, overflow, _ = c.push(Control{Event: cursorEvent, Cursor: cursor}.Frame(c.format), "", false, 0)
 	if queued {
 		c.cursorSeq, c.sinceCursor = h.posSeq, 0
 		h.m.cursorFrames.WithLabelValues(why).Inc()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/realtime-service/realtime-service/internal/stage"
 )
 
 // discard is a transport that writes nowhere, counting frames: the hub's own cost.
@@ -17,7 +19,11 @@ func (d *discard) Close()                       {}
 // benchFanout publishes events naming every one of users users, each with one connection, and
 // reports deliveries per second of the hub alone (framing, lookup, queueing, writer wake-ups).
 func benchFanout(b *testing.B, users int, history int) {
-	h := NewHub(HubConfig{History: HistoryConfig{PerUser: history}})
+	benchFanoutConfig(b, HubConfig{History: HistoryConfig{PerUser: history}}, users)
+}
+
+func benchFanoutConfig(b *testing.B, cfg HubConfig, users int) {
+	h := NewHub(cfg)
 	cc, _ := NewCursorCodec("c", []string{"t"})
 	h.SetCursorCodec(cc)
 	h.Assigned(map[string]map[int32]int64{"t": {0: 0, 1: 0, 2: 0}})
@@ -42,3 +48,22 @@ func benchFanout(b *testing.B, users int, history int) {
 func BenchmarkPublishToOneUser(b *testing.B)            { benchFanout(b, 1, 100) }
 func BenchmarkPublishTo1000Users(b *testing.B)          { benchFanout(b, 1000, 100) }
 func BenchmarkPublishTo1000UsersNoHistory(b *testing.B) { benchFanout(b, 1000, 0) }
+
+// BenchmarkPublishTo1000UsersStages is BenchmarkPublishTo1000Users with the stages timed (package
+// stage): what realtime_stage_seconds costs the fan-out.
+func BenchmarkPublishTo1000UsersStages(b *testing.B) {
+	st, err := stage.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchFanoutConfig(b, HubConfig{History: HistoryConfig{PerUser: 100}, Stages: st}, 1000)
+}
+
+// BenchmarkPublishToOneUserStages is BenchmarkPublishToOneUser with the stages timed.
+func BenchmarkPublishToOneUserStages(b *testing.B) {
+	st, err := stage.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchFanoutConfig(b, HubConfig{History: HistoryConfig{PerUser: 100}, Stages: st}, 1)
+}
