@@ -147,6 +147,12 @@ var lastChunk = []byte("0\r\n\r\n")
 
 var crlf = []byte("\r\n")
 
+// chunkBufs holds the buffers chunks are built in, only while one is written; one that grew past
+// maxPooledChunk (a batch of large events) is left to the garbage collector.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledChunk = 64 << 10
+
 func (t *sseTransport) Format() Format { return FormatSSE }
 
 // open gives the transport its destination, nc or w, and writes sseOpen there. If the
@@ -267,17 +273,26 @@ func (t *sseTransport) writeLocked(frames [][]byte) error {
 		if n == 0 {
 			return nil // a chunk of size zero would end the body
 		}
-		bufs := make(net.Buffers, 0, len(frames)+3)
-		bufs = append(bufs, append(strconv.AppendInt(make([]byte, 0, 10), int64(n), 16), '\r', '\n'))
-		bufs = append(bufs, frames...)
-		bufs = append(bufs, crlf)
+		// One Write of a pooled buffer: writev would leave every connection holding the
+		// array of its largest batch (internal/poll keeps it per socket), an idle one too.
+		bp := chunkBufs.Get().(*[]byte)
+		b := strconv.AppendInt((*bp)[:0], int64(n), 16)
+		b = append(b, crlf...)
+		for _, f := range frames {
+			b = append(b, f...)
+		}
+		b = append(b, crlf...)
 		if l := frames[len(frames)-1]; len(l) > 0 && &l[0] == t.last.Load() {
-			bufs = append(bufs, lastChunk)
+			b = append(b, lastChunk...)
 		}
-		if err := nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
-			return err
+		err := nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+		if err == nil {
+			_, err = nc.Write(b)
 		}
-		_, err := bufs.WriteTo(nc)
+		if cap(b) <= maxPooledChunk {
+			*bp = b
+			chunkBufs.Put(bp)
+		}
 		return err
 	case w != nil:
 		if err := rc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
