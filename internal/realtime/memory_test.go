@@ -18,14 +18,16 @@ import (
 	"github.com/realtime-service/realtime-service/internal/auth"
 )
 
-// TestIdleMemory measures what an idle connection costs the server on /v1/ws and /v1/events:
-// REALTIME_MEMORY_CONNS clients (another process: this test binary running
+// TestIdleMemory measures what an idle connection costs the server on /v1/ws or /v1/events
+// (REALTIME_MEMORY_ENDPOINT, ws or sse; one per process, since a second measurement would reuse
+// the goroutines and pages the first freed): REALTIME_MEMORY_CONNS clients (another process: this test binary running
 // TestHelperIdleStreams) connect and stay silent; the server's RSS growth is divided by their
 // number. It fails above 8 KiB per WebSocket and 12 KiB per SSE stream (issue 19's targets; the
 // load tool's figures are in BENCHMARKS.md, "Idle memory"). Opt-in (it needs 2×N file
 // descriptors across the two processes) and without -race, which inflates memory:
 //
-//	REALTIME_MEMORY_CONNS=10000 go test ./internal/realtime -run TestIdleMemory -v
+//	REALTIME_MEMORY_CONNS=10000 REALTIME_MEMORY_ENDPOINT=ws go test ./internal/realtime -run TestIdleMemory -v
+//	REALTIME_MEMORY_CONNS=10000 REALTIME_MEMORY_ENDPOINT=sse go test ./internal/realtime -run TestIdleMemory -v
 func TestIdleMemory(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("REALTIME_MEMORY_CONNS"))
 	if n <= 0 {
@@ -39,6 +41,9 @@ func TestIdleMemory(t *testing.T) {
 		{"ws", NewWebSocketHandler, 8},
 		{"sse", NewSSEHandler, 12},
 	} {
+		if tc.endpoint != os.Getenv("REALTIME_MEMORY_ENDPOINT") {
+			continue
+		}
 		t.Run(tc.endpoint, func(t *testing.T) {
 			h := NewHub(HubConfig{})
 			users := func(w http.ResponseWriter, r *http.Request) {
