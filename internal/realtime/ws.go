@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -71,12 +70,14 @@ var pingFrame = wsFrame(opPing, nil)
 // disconnect.go. The client may send a refresh frame with a new token (see onMessage).
 //
 // The handler returns once the connection is registered: an idle connection costs one goroutine
-// (its reader), a 128-byte read buffer and one timer (pings, and the token's expiry). Writes bypass gorilla/websocket's writer: events are
-// framed once for every connection and written as is, several per syscall.
+// with a small stack (its reader, which reads frames straight from the socket: wsread.go) and
+// one timer (pings, and the token's expiry); gorilla/websocket only answers the handshake.
+// Writes bypass it too: events are framed once for every connection and written as is, several
+// per syscall.
 func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 	cfg = cfg.withDefaults()
 	up := websocket.Upgrader{
-		ReadBufferSize:  128,          // clients send little and rarely: bufio grows nothing, gorilla reads longer messages through it
+		ReadBufferSize:  128,          // gorilla's reader is never used (wsread.go reads the socket): the smallest buffer
 		WriteBufferPool: &sync.Pool{}, // gorilla's writer is never used; do not hold a buffer
 		Subprotocols:    []string{auth.Subprotocol},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked by the HTTP layer
@@ -114,7 +115,9 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 			c.Close(DisconnectClientGone) // gorilla answered the bad handshake
 			return
 		}
-		if !t.open(ws, c) {
+		// From here on the socket is read without gorilla (wsread.go), which keeps no
+		// buffer: its Conn is garbage once the handshake is answered.
+		if !t.open(ws.NetConn(), c) {
 			return // closed meanwhile (shutdown): the client got the close frame
 		}
 		t.startKeepalive(c, cfg.PingInterval, cfg.PongTimeout)
@@ -123,17 +126,15 @@ func NewWebSocketHandler(h *Hub, cfg EndpointConfig) http.Handler {
 	})
 }
 
-// wsTransport writes pre-framed messages straight to the socket. The only write gorilla itself
-// may make is a close frame on a protocol error, in one Write call, which net.Conn never
-// interleaves with ours.
+// wsTransport writes pre-framed messages straight to the socket; gorilla writes nothing after
+// the handshake.
 type wsTransport struct {
 	writeTimeout time.Duration
 	ping         atomic.Pointer[time.Timer]
 	ticket       *admission.Ticket // released once the socket is closed; nil without admission
 	verifier     *auth.Verifier    // checks refresh frames; nil refuses them
 
-	mu sync.Mutex // guards ws, nc, reading and closed across the upgrade
-	ws *websocket.Conn
+	mu sync.Mutex // guards nc, reading and closed across the upgrade
 	nc net.Conn
 	// reading: the reader goroutine runs and owns closing nc (and releasing the ticket), so
 	// that it can drain the client's input first (see LingerClose).
@@ -147,10 +148,10 @@ var errNotOpen = errors.New("websocket not open yet")
 // open hands the upgraded socket to the transport; the caller must then start readLoop. If the
 // connection was closed while the upgrade ran, it sends the close frame itself, closes the
 // socket and reports false.
-func (t *wsTransport) open(ws *websocket.Conn, c *Conn) bool {
+func (t *wsTransport) open(nc net.Conn, c *Conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.ws, t.nc = ws, ws.NetConn()
+	t.nc = nc
 	if t.closed {
 		t.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		t.nc.Write(t.CloseFrame(c.Reason()))
@@ -234,58 +235,46 @@ func (t *wsTransport) startKeepalive(c *Conn, interval, timeout time.Duration) {
 	timer.Reset(interval)
 }
 
-// readLoop reads until the client goes: it answers pings, extends the deadline on any frame,
-// and hands each text message to onMessage (binary messages are discarded); a message over
-// maxClientMessage closes the connection with 1009. The socket has a read deadline at all
-// times: silence (ping interval + pong timeout) after the last frame, CloseLinger once closing.
-// When the connection is done it closes the socket with LingerClose (the client's input is
-// drained, so the close frame survives) and releases the admission ticket.
+// readLoop reads until the client goes (readWSMessage): it answers pings, extends the deadline
+// on any frame, and hands each text message to onMessage (binary messages are discarded); a
+// message over maxClientMessage closes the connection with 1009, a frame RFC 6455 does not allow
+// with 1002. The socket has a read deadline at all times: silence (ping interval + pong timeout)
+// after the last frame, CloseLinger once closing. After a text message it goes on in a fresh
+// goroutine: handling one (JSON, a token's signature) grows the stack, which an idle connection
+// would otherwise keep. When the connection is done it drains the client's input until its
+// close frame (the close frame survives: see LingerClose), closes the socket and releases the
+// admission ticket.
 func (t *wsTransport) readLoop(c *Conn, silence time.Duration) {
-	gone := DisconnectClientGone
 	extend := func() { t.extendRead(silence) }
+	pong := func(p []byte) { c.Send(wsFrame(opPong, p)) }
+	gone := DisconnectClientGone
 	extend()
-	t.ws.SetPingHandler(func(data string) error {
-		extend()
-		c.Send(wsFrame(opPong, []byte(data)))
-		return nil
-	})
-	t.ws.SetPongHandler(func(string) error { extend(); return nil })
-	t.ws.SetCloseHandler(func(code int, text string) error {
-		return nil // Close(DisconnectClientGone) answers with our close frame
-	})
-	// The size limit is checked here, not with gorilla's SetReadLimit: gorilla would write its
-	// own close frame beside the writer's and leave the socket to be closed with input unread.
-	for {
-		typ, r, err := t.ws.NextReader()
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				gone = DisconnectPingTimeout // the deadline passed: silent for interval+timeout
-			}
-			break
+	msg, err := readWSMessage(t.nc, pong, extend)
+	switch {
+	case err == nil:
+		if t.onMessage(c, msg.text) {
+			go t.readLoop(c, silence)
+			return
 		}
-		// A text message is kept for onMessage, in a buffer of its own: an idle connection
-		// holds none between the rare messages (a refresh an hour).
-		var buf bytes.Buffer
-		var w io.Writer = io.Discard
-		if typ == websocket.TextMessage {
-			w = &buf
-		}
-		n, err := io.CopyN(w, r, maxClientMessage+1)
-		if n > maxClientMessage {
-			gone = DisconnectTooBig
-			break
-		}
-		if err != nil && err != io.EOF {
-			break
-		}
-		extend()
-		if typ == websocket.TextMessage && !t.onMessage(c, buf.Bytes()) {
-			break
+	case errors.Is(err, errTooBig):
+		gone = DisconnectTooBig
+	case errors.Is(err, errProtocol):
+		gone = DisconnectProtocol
+	default:
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			gone = DisconnectPingTimeout // the deadline passed: silent for interval+timeout
 		}
 	}
 	c.Close(gone) // nothing if the server closed first (a refresh for another user included)
 	<-c.Done()    // the close frame is written, or the writer gave up: Close has run
-	LingerClose(t.ws, CloseLinger)
+	switch {
+	case errors.Is(err, io.EOF): // the client's close frame, or end of stream: nothing follows
+	case errors.Is(err, errTooBig), errors.Is(err, errProtocol):
+		readToEnd(t.nc) // the frames cannot be told apart any more: bytes, until CloseLinger
+	default:
+		drainWS(t.nc) // until the client's close frame, end of stream, or CloseLinger
+	}
+	t.nc.Close()
 	release(t.ticket)
 }
 

@@ -25,7 +25,10 @@ type Handler struct {
 	hub      *realtime.Hub
 	cfg      Config
 	upgrader websocket.Upgrader
-	m        *metrics
+	// wsOnly upgrades WebSocket-only sessions with a read buffer of the session's own
+	// (readerOwner): ReadBufferSize 0 makes gorilla read through the buffer Hijack returns.
+	wsOnly websocket.Upgrader
+	m      *metrics
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -67,7 +70,7 @@ func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 		panic("socketio: Config.Verifier is required")
 	}
 	cfg = cfg.withDefaults()
-	return &Handler{
+	h := &Handler{
 		hub: hub,
 		cfg: cfg,
 		upgrader: websocket.Upgrader{
@@ -79,6 +82,9 @@ func NewHandler(hub *realtime.Hub, cfg Config) *Handler {
 		sessions: make(map[string]*session),
 		noops:    make(map[string]time.Time),
 	}
+	h.wsOnly = h.upgrader
+	h.wsOnly.ReadBufferSize = 0
+	return h
 }
 
 // eioError is an Engine.IO error answer: HTTP status and the JSON body {"code","message"}.

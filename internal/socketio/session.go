@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"net"
@@ -82,7 +83,10 @@ type session struct {
 	clientClosed bool
 	// WebSocket: nc is the session's connection after the handshake or the upgrade (its reader
 	// goroutine holds the gorilla side); probe is the one being probed.
-	nc    net.Conn
+	nc net.Conn
+	// br is the buffer gorilla reads a WebSocket-only session's nc through (readerOwner):
+	// the reader waits on it, in a shallow call, when it holds nothing (readPackets).
+	br    *bufio.Reader
 	probe *websocket.Conn
 	// heartbeat: one timer alternates between the ping interval and the pong timeout.
 	timer        *time.Timer

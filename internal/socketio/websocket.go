@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -111,12 +112,13 @@ func (s *session) writeWSControl(opcode byte, payload []byte) error {
 // after the HTTP 101 the first message is the open packet, with no upgrades. The handler returns
 // at once; the session's reader goroutine is all that remains.
 func (h *Handler) serveWebSocketHandshake(w http.ResponseWriter, r *http.Request, s *session) {
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	own := &readerOwner{ResponseWriter: w}
+	ws, err := h.wsOnly.Upgrade(own, r, nil)
 	if err != nil {
 		s.release()
 		return // gorilla answered the bad handshake
 	}
-	s.kind, s.nc = kindWebSocket, ws.NetConn()
+	s.kind, s.nc, s.br = kindWebSocket, ws.NetConn(), own.br
 	// The session is registered before the client learns its sid (a request with it finds it),
 	// and the open packet goes first: wmu keeps the heartbeat from writing before it.
 	s.wmu.Lock()
@@ -159,9 +161,11 @@ func (s *session) readLoop(ws *websocket.Conn) {
 	var ce *websocket.CloseError
 	switch {
 	case errors.Is(err, errFreshReader):
-		// The CONNECT (token verification, an attach and maybe a replay) grew this goroutine's
-		// stack; an idle session keeps its reader for hours, so a new goroutine, on a small stack,
-		// reads from here on: 4 KiB a connection instead of 8.
+		// The CONNECT (token verification, an attach and maybe a replay), or a packet once
+		// connected, grew this goroutine's stack; an idle session keeps its reader for hours,
+		// so a new goroutine, on a small stack, reads from here on: 2 KiB a WebSocket-only
+		// session (4 KiB for one upgraded from polling, which waits in gorilla's reader)
+		// instead of 8.
 		go s.readLoop(ws)
 		return
 	case err == nil: // the session closed and sent its Close: wait for the client's
@@ -199,6 +203,24 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// readerOwner hands gorilla/websocket a read buffer the session keeps a hold of (session.br):
+// with Upgrader.ReadBufferSize 0 gorilla reads through the one Hijack returns, when it holds
+// more than 256 bytes (gorilla's Upgrade). 264 bytes, instead of the 128 gorilla would make,
+// for a reader that can wait outside gorilla (readPackets).
+type readerOwner struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (o *readerOwner) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(o.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 { // gorilla refuses input before the 101
+		return nc, brw, err
+	}
+	o.br = bufio.NewReaderSize(nc, 264)
+	return nc, bufio.NewReadWriter(o.br, brw.Writer), nil
+}
+
 // errFreshReader asks readLoop to go on reading in a new goroutine (see readLoop).
 var errFreshReader = errors.New("socketio: the reader goes on in a fresh goroutine")
 
@@ -217,6 +239,17 @@ func (s *session) readPackets(ws *websocket.Conn) error {
 		}
 		if authed {
 			nc.SetReadDeadline(time.Now().Add(s.h.cfg.PingInterval + s.h.cfg.PongTimeout))
+			// An idle session waits here, not in gorilla's reader: a few calls deep, on a
+			// 2 KiB stack instead of 4. Only with nothing buffered: gorilla would not read
+			// again for what it holds.
+			if s.br != nil && s.br.Buffered() == 0 {
+				if _, err := s.br.Peek(1); err != nil {
+					if s.closed.Load() {
+						return nil // closed meanwhile; the Close is on its way
+					}
+					return err
+				}
+			}
 		}
 		p, err := readWSPacket(ws)
 		if err != nil {
@@ -231,6 +264,10 @@ func (s *session) readPackets(ws *websocket.Conn) error {
 		}
 		if !s.onPacket(p) {
 			return nil
+		}
+		if authed && s.br != nil {
+			// Handling the packet may have grown the stack, which the idle wait would keep.
+			return errFreshReader
 		}
 	}
 	return nil
