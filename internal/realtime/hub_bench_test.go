@@ -42,3 +42,43 @@ func benchFanout(b *testing.B, users int, history int) {
 func BenchmarkPublishToOneUser(b *testing.B)            { benchFanout(b, 1, 100) }
 func BenchmarkPublishTo1000Users(b *testing.B)          { benchFanout(b, 1000, 100) }
 func BenchmarkPublishTo1000UsersNoHistory(b *testing.B) { benchFanout(b, 1000, 0) }
+
+// benchDeliverBuilt hands one event whose frame is built already to every connection of users
+// users (one each), as Publish does under its lock with HubConfig.Batched (the server's setting),
+// then Flush starts their writers: the cost of a delivery apart from decoding and framing.
+// allocs/op over users is the allocations per delivery.
+func benchDeliverBuilt(b *testing.B, users int) {
+	h := NewHub(HubConfig{Batched: true})
+	tr := &discard{}
+	conns := make([]*Conn, users)
+	for i := range conns {
+		c, _, err := h.Register(ConnOptions{User: fmt.Sprintf("user-%d", i), Transport: tr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns[i] = c
+	}
+	ev := NewEvent(event("t", 0, 1, "user-0"))
+	ev.Frame(FormatWebSocket)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.pubMu.Lock()
+		for _, c := range conns {
+			queued, overflow, wake := c.deliver(ev, true)
+			if !queued || overflow {
+				b.Fatal("not queued")
+			}
+			if wake {
+				h.waiting = append(h.waiting, c)
+			}
+		}
+		h.pubMu.Unlock()
+		h.Flush()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*users)/b.Elapsed().Seconds(), "deliveries/s")
+	_ = h.Shutdown(b.Context())
+}
+
+func BenchmarkDeliverBuiltFrameTo1(b *testing.B)    { benchDeliverBuilt(b, 1) }
+func BenchmarkDeliverBuiltFrameTo1000(b *testing.B) { benchDeliverBuilt(b, 1000) }
