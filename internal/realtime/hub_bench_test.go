@@ -48,7 +48,8 @@ func BenchmarkPublishTo1000UsersNoHistory(b *testing.B) { benchFanout(b, 1000, 0
 // then Flush starts their writers: the cost of a delivery apart from decoding and framing.
 // allocs/op over users is the allocations per delivery.
 func benchDeliverBuilt(b *testing.B, users int) {
-	h := NewHub(HubConfig{Batched: true})
+	// A queue bound no writer lag reaches: the benchmark floods faster than a client would.
+	h := NewHub(HubConfig{Batched: true, SendQueueBytes: 1 << 28})
 	tr := &discard{}
 	conns := make([]*Conn, users)
 	for i := range conns {
@@ -66,7 +67,7 @@ func benchDeliverBuilt(b *testing.B, users int) {
 		for _, c := range conns {
 			queued, overflow, wake := c.deliver(ev, true)
 			if !queued || overflow {
-				b.Fatal("not queued")
+				b.Fatalf("not queued (overflow %v)", overflow)
 			}
 			if wake {
 				h.waiting = append(h.waiting, c)
