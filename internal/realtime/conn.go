@@ -65,6 +65,9 @@ type Conn struct {
 	force       *time.Timer
 	forced      atomic.Bool // the transport was closed under a blocked writer (forceClose)
 	done        chan struct{}
+	// writer is c.writeLoop, made once: `go c.writer()` starts a writer without allocating the
+	// closure `go c.writeLoop()` would at each wake.
+	writer func()
 }
 
 // User is the ID of the user the connection belongs to (the token's sub).
@@ -176,7 +179,7 @@ func (c *Conn) push(frame []byte, id string, deferWake bool) (queued, overflow, 
 		return true, false, true
 	}
 	if start {
-		go c.writeLoop()
+		go c.writer()
 	}
 	return true, false, false
 }
@@ -257,7 +260,7 @@ func (c *Conn) Close(d Disconnect) {
 
 	c.hub.closed(c, d)
 	if start {
-		go c.writeLoop()
+		go c.writer()
 	}
 }
 
