@@ -58,6 +58,9 @@ type Event struct {
 
 	id     string
 	frames [numFormats]lazyFrame
+	// one holds the only recipient of a single-user event (most are): UserIDs points here, not
+	// into the decoder's buffers, so a kept event (the history) holds nothing else of them.
+	one [1]string
 }
 
 type lazyFrame struct {
@@ -67,7 +70,12 @@ type lazyFrame struct {
 
 // NewEvent wraps a decoded notification for the hub.
 func NewEvent(n *notification.Event) *Event {
-	return &Event{Event: *n, id: n.ID()}
+	e := &Event{Event: *n, id: n.ID()}
+	if len(n.UserIDs) == 1 {
+		e.one[0] = n.UserIDs[0]
+		e.UserIDs = e.one[:]
+	}
+	return e
 }
 
 // ID is the event ID "<topic>:<partition>:<offset>".
