@@ -186,10 +186,14 @@ type oneUserEvent struct {
 // fastDecodeEvent is Decode's fast path for a zero-Shape record (see fastDecode): the Event, or
 // nil for the reflective path to decide.
 func fastDecodeEvent(rec *kgo.Record, name string, keep bool) *Event {
-	box := new(oneUserEvent)
-	users, data, ok := fastDecode(rec.Value, fastSchema(name), keep, &box.one)
+	one, users, data, ok := fastDecode(rec.Value, fastSchema(name), keep)
 	if !ok {
 		return nil
+	}
+	box := new(oneUserEvent)
+	if users == nil {
+		box.one[0] = one
+		users = box.one[:]
 	}
 	box.Event = Event{
 		Name:      name,

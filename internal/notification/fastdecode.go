@@ -66,17 +66,17 @@ type fastScan struct {
 
 // fastDecode returns the recipients (de-duplicated) and the data of a zero-Shape record value
 // valid by schema, or ok false when the value is anything but a plainly valid one (see above).
-// keep leaves "userIds" in the data. A single recipient goes in one[0], and users is one[:].
-func fastDecode(value []byte, schema []fastField, keep bool, one *[1]string) (users []string, data []byte, ok bool) {
+// keep leaves "userIds" in the data. A single recipient is returned in one, users nil.
+func fastDecode(value []byte, schema []fastField, keep bool) (one string, users []string, data []byte, ok bool) {
 	if !utf8.Valid(value) {
-		return nil, nil, false
+		return "", nil, nil, false
 	}
 	var sc fastScan
 	if !sc.object(value, schema) {
-		return nil, nil, false
+		return "", nil, nil, false
 	}
 	if sc.whitespace {
-		return nil, nil, false // json.Compact's way is the reflective path's
+		return "", nil, nil, false // json.Compact's way is the reflective path's
 	}
 	// The user IDs: one string holds them all (one allocation), each ID a piece of it.
 	var all strings.Builder
@@ -94,8 +94,7 @@ func fastDecode(value []byte, schema []fastField, keep bool, one *[1]string) (us
 	}
 	ids := all.String()
 	if sc.nusers == 1 {
-		one[0] = ids
-		users = one[:]
+		one = ids
 	} else {
 		users = make([]string, 0, sc.nusers)
 		at := 0
@@ -114,7 +113,7 @@ func fastDecode(value []byte, schema []fastField, keep bool, one *[1]string) (us
 	}
 	if keep {
 		data = append(make([]byte, 0, len(value)), value...)
-		return users, data, true
+		return one, users, data, true
 	}
 	// withoutRecipients: every member but the one userIds, in order, joined by commas.
 	before := value[1:sc.member[0]]             // "a":1, (or empty)
@@ -131,7 +130,7 @@ func fastDecode(value []byte, schema []fastField, keep bool, one *[1]string) (us
 	case len(after) > 0:
 		data = append(data, after[1:]...)
 	}
-	return users, append(data, '}'), true
+	return one, users, append(data, '}'), true
 }
 
 // dedupInPlace is dedup on a slice the caller owns: repeated IDs go, the first of each stays.
