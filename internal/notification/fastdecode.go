@@ -256,10 +256,10 @@ func (sc *fastScan) field(b []byte, i int, f fastField) (int, bool) {
 			return i, false
 		}
 		end, esc, ok := scanString(b, i)
-		s := b[i+1 : end-1]
-		if !ok || esc || len(s) == 0 {
+		if !ok || esc || end-i == 2 { // malformed, escaped (left to encoding/json), or empty
 			return i, false
 		}
+		s := b[i+1 : end-1]
 		if f.kind == fastString {
 			return end, utf8.RuneCount(s) <= f.max
 		}
