@@ -50,6 +50,8 @@ type topic struct {
 type Decoder struct {
 	topics map[string]topic
 	v      *Validator
+	// reflective skips the fast path (fastdecode.go), for tests that compare the two.
+	reflective bool
 }
 
 // NewDecoder returns a Decoder for the given topic -> event name mapping, every topic with the
@@ -124,6 +126,10 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 		}
 		return ev, err
 	}
+	if ev := fastDecodeEvent(rec, name, t.src.keep); ev != nil && !d.reflective {
+		ev.ExpiresAt, ev.CollapseKey = expires, collapse
+		return ev, nil
+	}
 	var users []string
 	var err error
 	switch name {
@@ -168,6 +174,37 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 		ExpiresAt:   expires,
 		CollapseKey: collapse,
 	}, nil
+}
+
+// oneUserEvent is an Event with room for one recipient: the common record costs one allocation
+// for both.
+type oneUserEvent struct {
+	Event
+	one [1]string
+}
+
+// fastDecodeEvent is Decode's fast path for a zero-Shape record (see fastDecode): the Event, or
+// nil for the reflective path to decide.
+func fastDecodeEvent(rec *kgo.Record, name string, keep bool) *Event {
+	one, users, data, ok := fastDecode(rec.Value, fastSchema(name), keep)
+	if !ok {
+		return nil
+	}
+	box := new(oneUserEvent)
+	if users == nil {
+		box.one[0] = one
+		users = box.one[:]
+	}
+	box.Event = Event{
+		Name:      name,
+		Topic:     rec.Topic,
+		Partition: rec.Partition,
+		Offset:    rec.Offset,
+		Time:      rec.Timestamp,
+		UserIDs:   users,
+		Data:      data,
+	}
+	return &box.Event
 }
 
 // decodeShaped is Decode for a topic whose Shape is not the zero one.

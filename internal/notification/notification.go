@@ -120,8 +120,8 @@ func (e *Event) ID() string { return EventID(e.Topic, e.Partition, e.Offset) }
 
 // EventID formats an event ID from a record's position.
 func EventID(topic string, partition int32, offset int64) string {
-	b := make([]byte, 0, len(topic)+24)
-	b = append(b, topic...)
+	var buf [96]byte // one allocation, the string's, for topic names up to 56 bytes
+	b := append(buf[:0], topic...)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, int64(partition), 10)
 	b = append(b, ':')

@@ -72,6 +72,9 @@ type Conn struct {
 	// were queued (HubConfig.Stages only): enqueue_write is timed from them once written.
 	// spareStamps is the previous batch's array.
 	stamps, spareStamps []int64
+	// writer is c.writeLoop, made once: `go c.writer()` starts a writer without allocating the
+	// closure `go c.writeLoop()` would at each wake.
+	writer func()
 }
 
 // User is the ID of the user the connection belongs to (the token's sub).
@@ -194,7 +197,7 @@ func (c *Conn) push(frame []byte, id string, deferWake bool, at int64) (queued, 
 		return true, false, true
 	}
 	if start {
-		go c.writeLoop()
+		go c.writer()
 	}
 	return true, false, false
 }
@@ -284,7 +287,7 @@ func (c *Conn) Close(d Disconnect) {
 
 	c.hub.closed(c, d)
 	if start {
-		go c.writeLoop()
+		go c.writer()
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/realtime-service/realtime-service/internal/notification"
 )
@@ -56,6 +58,9 @@ type Event struct {
 
 	id     string
 	frames [numFormats]lazyFrame
+	// one holds the only recipient of a single-user event (most are): UserIDs points here, not
+	// into the decoder's buffers, so a kept event (the history) holds nothing else of them.
+	one [1]string
 }
 
 type lazyFrame struct {
@@ -65,7 +70,12 @@ type lazyFrame struct {
 
 // NewEvent wraps a decoded notification for the hub.
 func NewEvent(n *notification.Event) *Event {
-	return &Event{Event: *n, id: n.ID()}
+	e := &Event{Event: *n, id: n.ID()}
+	if len(n.UserIDs) == 1 {
+		e.one[0] = n.UserIDs[0]
+		e.UserIDs = e.one[:]
+	}
+	return e
 }
 
 // ID is the event ID "<topic>:<partition>:<offset>".
@@ -80,15 +90,22 @@ func (e *Event) Frame(f Format) []byte {
 }
 
 func (e *Event) encode(f Format) []byte {
+	// One allocation per frame: room for the frame with its strings unescaped (an escape only
+	// makes append grow it).
+	size := len(e.id) + len(e.Name) + len(e.Data) + len(e.Cursor) + 96
 	switch f {
 	case FormatWebSocket:
-		return wsFrame(opText, e.appendJSON(nil))
+		// The JSON after room for the longest header, then the header right before it.
+		b := e.appendJSON(make([]byte, maxWSHeader, maxWSHeader+size))
+		return putWSHeader(b, maxWSHeader, opText)
 	case FormatSSE:
-		return sseFrame("", e.appendJSON(nil))
+		b := append(make([]byte, 0, size+8), "data: "...)
+		b = e.appendJSON(b)
+		return append(b, "\n\n"...)
 	case FormatSocketIO:
-		return e.appendSocketIO(nil)
+		return e.appendSocketIO(make([]byte, 0, size))
 	case FormatSocketIOPlain:
-		return e.appendSocketIOPlain(nil)
+		return e.appendSocketIOPlain(make([]byte, 0, size+len(e.id)))
 	}
 	panic("realtime: unknown frame format " + strconv.Itoa(int(f)))
 }
@@ -103,7 +120,7 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, `,"data":`...)
 	b = append(b, e.Data...)
 	b = append(b, `,"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, timeLayout)
+	b = appendTime(b, e.Time)
 	b = append(b, '"')
 	if e.Cursor != "" {
 		b = append(b, `,"cursor":`...)
@@ -175,10 +192,47 @@ const SocketIOPacketSeparator = 0x1e
 // timeLayout is RFC 3339 in UTC with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// appendJSONString appends s as a JSON string (RFC 8259 §7) with encoding/json's escaping.
+// secondText is the text of one second in timeLayout, up to the seconds.
+type secondText struct {
+	unix int64
+	text [len("2006-01-02T15:04:05")]byte
+}
+
+// lastSecond is the last second appendTime formatted: the events of one second share it.
+var lastSecond atomic.Pointer[secondText]
+
+// appendTime appends t in UTC in timeLayout, as t.UTC().AppendFormat(b, timeLayout) does, with
+// the date and the time of day formatted once per second, not once per event.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 { // the year is not four digits: leave it to time
+		return t.AppendFormat(b, timeLayout)
+	}
+	sec := t.Unix()
+	st := lastSecond.Load()
+	if st == nil || st.unix != sec {
+		st = &secondText{unix: sec}
+		t.AppendFormat(st.text[:0], "2006-01-02T15:04:05")
+		lastSecond.Store(st)
+	}
+	ms := t.Nanosecond() / 1e6
+	b = append(b, st.text[:]...)
+	return append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259 §7) with encoding/json's escaping
+// (json.Marshal's: HTML-safe, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD). A string of
+// plain ASCII, as event IDs, event names and cursors are, is copied as it is.
 func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // cursorEvent names the control frame that carries the client's cursor (see cursor.go and

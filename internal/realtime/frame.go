@@ -14,23 +14,33 @@ const (
 // with the given opcode and payload. Events are framed once and the bytes written as they are to
 // every connection, so that fan-out costs no per-connection encoding.
 func wsFrame(opcode byte, payload []byte) []byte {
-	n := len(payload)
-	var b []byte
+	b := append(make([]byte, maxWSHeader, maxWSHeader+len(payload)), payload...)
+	return putWSHeader(b, maxWSHeader, opcode)
+}
+
+// maxWSHeader is the longest header of an unmasked WebSocket frame (RFC 6455 §5.2).
+const maxWSHeader = 10
+
+// putWSHeader writes the header of a final, unmasked frame with the given opcode, whose payload
+// is b[at:], into the at bytes before it (at must be maxWSHeader), and returns the frame:
+// b from the header's first byte on. The frame is built in one buffer, without copying the payload.
+func putWSHeader(b []byte, at int, opcode byte) []byte {
+	n := len(b) - at
 	switch {
 	case n < 126:
-		b = make([]byte, 2, 2+n)
-		b[1] = byte(n)
+		at -= 2
+		b[at+1] = byte(n)
 	case n <= 0xFFFF:
-		b = make([]byte, 4, 4+n)
-		b[1] = 126
-		binary.BigEndian.PutUint16(b[2:], uint16(n))
+		at -= 4
+		b[at+1] = 126
+		binary.BigEndian.PutUint16(b[at+2:], uint16(n))
 	default:
-		b = make([]byte, 10, 10+n)
-		b[1] = 127
-		binary.BigEndian.PutUint64(b[2:], uint64(n))
+		at -= 10
+		b[at+1] = 127
+		binary.BigEndian.PutUint64(b[at+2:], uint64(n))
 	}
-	b[0] = 0x80 | opcode // FIN
-	return append(b, payload...)
+	b[at] = 0x80 | opcode // FIN
+	return b[at:]
 }
 
 // wsCloseFrame is a close frame with a status code and a reason (RFC 6455 §5.5.1); the reason is

@@ -198,6 +198,7 @@ func (h *Hub) register(o ConnOptions, holds int, replaying bool) (*Conn, []Posit
 		expires:   o.Expires,
 		done:      make(chan struct{}),
 	}
+	c.writer = c.writeLoop
 	if len(o.Skip) > 0 {
 		c.skip = make(map[partitionKey]int64, len(o.Skip))
 		for _, p := range o.Skip {
@@ -275,7 +276,7 @@ func (c *Conn) release(frames [][]byte, ids []string, replay bool) {
 	}
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		go c.writer()
 	}
 }
 
@@ -559,7 +560,7 @@ func (h *Hub) Flush() {
 	h.waiting = nil
 	h.pubMu.Unlock()
 	for i, c := range waiting {
-		go c.writeLoop()
+		go c.writer()
 		waiting[i] = nil
 	}
 }

@@ -67,3 +67,44 @@ func BenchmarkPublishToOneUserStages(b *testing.B) {
 	}
 	benchFanoutConfig(b, HubConfig{History: HistoryConfig{PerUser: 100}, Stages: st}, 1)
 }
+
+// benchDeliverBuilt hands one event whose frame is built already to every connection of users
+// users (one each), as Publish does under its lock with HubConfig.Batched (the server's setting),
+// then Flush starts their writers: the cost of a delivery apart from decoding and framing.
+// allocs/op over users is the allocations per delivery.
+func benchDeliverBuilt(b *testing.B, users int) {
+	// A queue bound no writer lag reaches: the benchmark floods faster than a client would.
+	h := NewHub(HubConfig{Batched: true, SendQueueBytes: 1 << 28})
+	tr := &discard{}
+	conns := make([]*Conn, users)
+	for i := range conns {
+		c, _, err := h.Register(ConnOptions{User: fmt.Sprintf("user-%d", i), Transport: tr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns[i] = c
+	}
+	ev := NewEvent(event("t", 0, 1, "user-0"))
+	ev.Frame(FormatWebSocket)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.pubMu.Lock()
+		for _, c := range conns {
+			queued, overflow, wake := c.deliver(ev, true, 0)
+			if !queued || overflow {
+				b.Fatalf("not queued (overflow %v)", overflow)
+			}
+			if wake {
+				h.waiting = append(h.waiting, c)
+			}
+		}
+		h.pubMu.Unlock()
+		h.Flush()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*users)/b.Elapsed().Seconds(), "deliveries/s")
+	_ = h.Shutdown(b.Context())
+}
+
+func BenchmarkDeliverBuiltFrameTo1(b *testing.B)    { benchDeliverBuilt(b, 1) }
+func BenchmarkDeliverBuiltFrameTo1000(b *testing.B) { benchDeliverBuilt(b, 1000) }

@@ -174,6 +174,10 @@ func (t *wsTransport) WriteFrames(frames [][]byte) error {
 	if err := nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
+	if len(frames) == 1 { // the common batch: a plain write, without net.Buffers' allocation
+		_, err := nc.Write(frames[0])
+		return err
+	}
 	bufs := net.Buffers(frames)
 	_, err := bufs.WriteTo(nc) // writev: one syscall for the batch
 	return err
