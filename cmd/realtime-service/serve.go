@@ -408,12 +408,13 @@ func topicEvents(cfg config.Kafka) map[string]notification.Topic {
 // newConsumer makes this node's consumer: each record is decoded and validated, then handed to
 // the hub, unless dups drops it as a producer's retry (package dedup: it is neither delivered
 // nor kept in the history); a record that fails is skipped (newDeadLetterConsumer's members
-// copy it to the dead-letter topic, once per cluster). With tracing on, each record's hand-off is a fan-out span in the record's trace.
+// copy it to the dead-letter topic, once per cluster, with the reason: the decode here is
+// DecodeForDelivery, which leaves the wording to them). With tracing on, each record's hand-off is a fan-out span in the record's trace.
 func newConsumer(cfg config.Kafka, brokers []string, decoder *notification.Decoder, dups *dedup.Window, hub *realtime.Hub, stages *stage.Timer, reg prometheus.Registerer, log *slog.Logger, tr tracing) (*kafka.Consumer, error) {
 	var fetched time.Time // the current poll's: Polled and the handler run on one goroutine
 	deliver := func(rec *kgo.Record) (*realtime.Event, error) {
 		stages.Observe(stage.ProduceFetch, fetched.Sub(rec.Timestamp))
-		ev, err := decoder.Decode(rec)
+		ev, err := decoder.DecodeForDelivery(rec)
 		decoded := time.Now()
 		stages.Observe(stage.FetchDecode, decoded.Sub(fetched))
 		if err != nil {

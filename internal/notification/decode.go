@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -32,6 +33,10 @@ func (e *DecodeError) Error() string {
 	}
 	return e.Code + ": " + e.Detail
 }
+
+// ErrInvalid is DecodeForDelivery's error for a record that Decode refuses, told from the value
+// by the fast scan alone: it says neither code nor reason (Decode does, for the dead-letter copy).
+var ErrInvalid = errors.New("notification: invalid record (Decode says why)")
 
 // Topic is how to read one consumed topic: the event name its records carry unless their
 // event-type header names another, and their Shape.
@@ -95,6 +100,22 @@ func NewTopicDecoder(v *Validator, topics map[string]Topic) (*Decoder, error) {
 // compacted and without the member the pointer names unless Shape.Keep; a raw value is delivered
 // as a JSON string. The error, if any, is a *DecodeError.
 func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
+	return d.decode(rec, false)
+}
+
+// DecodeForDelivery is Decode for a consumer that only skips the records Decode refuses (the
+// delivery consumer: the dead-letter duty decodes them again, with Decode, for the reason; see
+// docs/design.md, "Many nodes"). It accepts exactly what Decode accepts and returns the same
+// Event; it refuses exactly what Decode refuses, but a zero-Shape record whose value the fast
+// scan finds invalid for sure (fastdecode.go) is refused with ErrInvalid, without the reflective
+// decode and without wording the error: a burst of poison records costs delivery one scan each.
+// Any other error is Decode's *DecodeError.
+func (d *Decoder) DecodeForDelivery(rec *kgo.Record) (*Event, error) {
+	return d.decode(rec, true)
+}
+
+// decode is Decode, or DecodeForDelivery with quick.
+func (d *Decoder) decode(rec *kgo.Record, quick bool) (*Event, error) {
 	t, ok := d.topics[rec.Topic]
 	if !ok {
 		return nil, &DecodeError{Code: "unknown-topic", Detail: fmt.Sprintf("topic %q is not mapped to an event", rec.Topic)}
@@ -126,9 +147,14 @@ func (d *Decoder) Decode(rec *kgo.Record) (*Event, error) {
 		}
 		return ev, err
 	}
-	if ev := fastDecodeEvent(rec, name, t.src.keep); ev != nil && !d.reflective {
-		ev.ExpiresAt, ev.CollapseKey = expires, collapse
-		return ev, nil
+	if ev, verdict := fastDecodeEvent(rec, name, t.src.keep); !d.reflective {
+		switch {
+		case ev != nil:
+			ev.ExpiresAt, ev.CollapseKey = expires, collapse
+			return ev, nil
+		case quick && verdict == fastInvalid:
+			return nil, ErrInvalid
+		}
 	}
 	var users []string
 	var err error
@@ -183,12 +209,13 @@ type oneUserEvent struct {
 	one [1]string
 }
 
-// fastDecodeEvent is Decode's fast path for a zero-Shape record (see fastDecode): the Event, or
-// nil for the reflective path to decide.
-func fastDecodeEvent(rec *kgo.Record, name string, keep bool) *Event {
-	one, users, data, ok := fastDecode(rec.Value, fastSchema(name), keep)
-	if !ok {
-		return nil
+// fastDecodeEvent is Decode's fast path for a zero-Shape record (see fastDecode): the Event and
+// fastValid, or nil and whether the value is invalid for sure (fastInvalid) or the reflective
+// path must decide (fastUnsure).
+func fastDecodeEvent(rec *kgo.Record, name string, keep bool) (*Event, fastVerdict) {
+	one, users, data, verdict := fastDecode(rec.Value, fastSchema(name), keep)
+	if verdict != fastValid {
+		return nil, verdict
 	}
 	box := new(oneUserEvent)
 	if users == nil {
@@ -204,7 +231,7 @@ func fastDecodeEvent(rec *kgo.Record, name string, keep bool) *Event {
 		UserIDs:   users,
 		Data:      data,
 	}
-	return &box.Event
+	return &box.Event, fastValid
 }
 
 // decodeShaped is Decode for a topic whose Shape is not the zero one.

@@ -13,6 +13,24 @@ import (
 // escaped member name or user ID, a broken rule, nesting deeper than fastMaxDepth, ...) it leaves
 // to that path, which then says why the record is refused: error texts come from one place only.
 // FuzzFastDecode proves the two agree.
+//
+// When the scan refuses a value for a cause it understands fully (malformed JSON, a wrong type, a
+// broken rule, a member missing, repeated or named in another case), the value is invalid for
+// sure, and fastInvalid says so: Decoder.DecodeForDelivery then refuses the record without the
+// reflective path (a poison burst is skipped at the cost of the scan; the dead-letter duty's
+// Decode words the reason). Only the causes the scan does not follow leave it unsure: an escape
+// in a member name or in a checked string, a non-ASCII member name, whitespace inside userIds,
+// nesting deeper than fastMaxDepth. FuzzFastDecode also proves that DecodeForDelivery accepts
+// and refuses exactly what Decode does.
+
+// fastVerdict is what the scan concluded about a value.
+type fastVerdict uint8
+
+const (
+	fastUnsure  fastVerdict = iota // the reflective path decides (and words any error)
+	fastValid                      // valid: the fast path's Event is Decode's
+	fastInvalid                    // Decode refuses it, whatever the rest of the value holds
+)
 
 // fastKind is the type and rules of one member of a built-in event (notification.go).
 type fastKind uint8
@@ -62,21 +80,28 @@ type fastScan struct {
 	userBytes  int
 	member     [2]int // the userIds member: offsets of its name's '"' and just past its value
 	whitespace bool   // whitespace outside strings: the value is not compact
+	// unsure: the scan stopped at something it does not follow (see fastVerdict), not at a
+	// certain cause of refusal.
+	unsure bool
 }
 
 // fastDecode returns the recipients (de-duplicated) and the data of a zero-Shape record value
-// valid by schema, or ok false when the value is anything but a plainly valid one (see above).
-// keep leaves "userIds" in the data. A single recipient is returned in one, users nil.
-func fastDecode(value []byte, schema []fastField, keep bool) (one string, users []string, data []byte, ok bool) {
+// valid by schema (verdict fastValid); for anything but a plainly valid value it returns no data
+// and fastInvalid when the value is invalid for sure, fastUnsure otherwise (see above). keep
+// leaves "userIds" in the data. A single recipient is returned in one, users nil.
+func fastDecode(value []byte, schema []fastField, keep bool) (one string, users []string, data []byte, verdict fastVerdict) {
 	if !utf8.Valid(value) {
-		return "", nil, nil, false
+		return "", nil, nil, fastInvalid // RFC 8259, section 8.1 (see utf8Error)
 	}
 	var sc fastScan
 	if !sc.object(value, schema) {
-		return "", nil, nil, false
+		if sc.unsure {
+			return "", nil, nil, fastUnsure
+		}
+		return "", nil, nil, fastInvalid
 	}
 	if sc.whitespace {
-		return "", nil, nil, false // json.Compact's way is the reflective path's
+		return "", nil, nil, fastUnsure // valid, but json.Compact's way is the reflective path's
 	}
 	// The user IDs: one string holds them all (one allocation), each ID a piece of it.
 	var all strings.Builder
@@ -113,7 +138,7 @@ func fastDecode(value []byte, schema []fastField, keep bool) (one string, users 
 	}
 	if keep {
 		data = append(make([]byte, 0, len(value)), value...)
-		return one, users, data, true
+		return one, users, data, fastValid
 	}
 	// withoutRecipients: every member but the one userIds, in order, joined by commas.
 	before := value[1:sc.member[0]]             // "a":1, (or empty)
@@ -130,7 +155,7 @@ func fastDecode(value []byte, schema []fastField, keep bool) (one string, users 
 	case len(after) > 0:
 		data = append(data, after[1:]...)
 	}
-	return one, users, append(data, '}'), true
+	return one, users, append(data, '}'), fastValid
 }
 
 // dedupInPlace is dedup on a slice the caller owns: repeated IDs go, the first of each stays.
@@ -164,7 +189,10 @@ func (sc *fastScan) ws(b []byte, i int) int {
 }
 
 // object scans b, which must be one JSON object with nothing after it, checking the members of
-// schema and skipping the others. It reports false for anything the fast path does not take.
+// schema and skipping the others. It reports false for anything the fast path does not take,
+// setting sc.unsure when the cause is not a certain refusal (see fastVerdict). Every other false
+// is one: malformed JSON; not an object; a schema member missing (all are required: a missing
+// masteryLevel is a nil pointer), repeated, or named in another case.
 func (sc *fastScan) object(b []byte, schema []fastField) bool {
 	i := sc.ws(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -181,7 +209,11 @@ func (sc *fastScan) object(b []byte, schema []fastField) bool {
 		}
 		nameStart := i
 		end, esc, ok := scanString(b, i)
-		if !ok || esc {
+		if !ok {
+			return false
+		}
+		if esc {
+			sc.unsure = true // encoding/json unescapes it: it may name a schema member
 			return false
 		}
 		name := b[i+1 : end-1]
@@ -199,6 +231,7 @@ func (sc *fastScan) object(b []byte, schema []fastField) bool {
 		}
 		for _, c := range name {
 			if c >= utf8.RuneSelf { // Unicode folding (ſ is s): not worth it here
+				sc.unsure = true
 				return false
 			}
 		}
@@ -248,7 +281,9 @@ func asciiFold(name []byte, f string) bool {
 	return true
 }
 
-// field scans the value of a schema member at b[i] and checks its rules.
+// field scans the value of a schema member at b[i] and checks its rules. A false is a certain
+// refusal unless it sets sc.unsure: a value of another JSON type is a type error, or, for null,
+// a required rule broken (an empty string, a nil slice or pointer).
 func (sc *fastScan) field(b []byte, i int, f fastField) (int, bool) {
 	switch f.kind {
 	case fastString, fastDateTime:
@@ -256,7 +291,10 @@ func (sc *fastScan) field(b []byte, i int, f fastField) (int, bool) {
 			return i, false
 		}
 		end, esc, ok := scanString(b, i)
-		if !ok || esc || end-i == 2 { // malformed, escaped (left to encoding/json), or empty
+		if ok && esc {
+			sc.unsure = true // left to encoding/json
+		}
+		if !ok || esc || end-i == 2 { // malformed, escaped, or empty (required)
 			return i, false
 		}
 		s := b[i+1 : end-1]
@@ -280,11 +318,18 @@ func (sc *fastScan) field(b []byte, i int, f fastField) (int, bool) {
 		i++
 		for {
 			if i >= len(b) || b[i] != '"' {
-				return i, false // not a string, an empty list, or whitespace
+				// Not a string (a type error; null is an empty ID), an empty list (min=1), a
+				// trailing comma, or whitespace (not followed here).
+				sc.unsure = i < len(b) && isSpace(b[i])
+				return i, false
 			}
 			end, esc, ok := scanString(b, i)
+			if ok && esc {
+				sc.unsure = true // left to encoding/json: its length is the unescaped one
+				return i, false
+			}
 			n := end - i - 2
-			if !ok || esc || n == 0 || n > MaxUserIDLen {
+			if !ok || n == 0 || n > MaxUserIDLen {
 				return i, false
 			}
 			sc.nusers++
@@ -295,6 +340,7 @@ func (sc *fastScan) field(b []byte, i int, f fastField) (int, bool) {
 				return i + 1, sc.nusers <= MaxUserIDs
 			}
 			if i >= len(b) || b[i] != ',' {
+				sc.unsure = i < len(b) && isSpace(b[i])
 				return i, false
 			}
 			i++
@@ -378,7 +424,8 @@ func scanNumber(b []byte, i int) (int, bool) {
 	return i, true
 }
 
-// value skips the JSON value at b[i], at nesting depth, checking its syntax.
+// value skips the JSON value at b[i], at nesting depth, checking its syntax: a false is
+// malformed JSON unless it sets sc.unsure (nesting deeper than fastMaxDepth).
 func (sc *fastScan) value(b []byte, i, depth int) (int, bool) {
 	if i >= len(b) {
 		return i, false
@@ -397,6 +444,7 @@ func (sc *fastScan) value(b []byte, i, depth int) (int, bool) {
 		return literal(b, i, "null")
 	case c == '[' || c == '{':
 		if depth >= fastMaxDepth {
+			sc.unsure = true // encoding/json allows 10,000 levels
 			return i, false
 		}
 		closer := byte(']')

@@ -1,6 +1,7 @@
 package notification
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -59,6 +60,39 @@ var fastSeeds = []string{
 	`[]`,
 	`null`,
 	``,
+	// Refusals the scan is sure of, and the unsure ones, for DecodeForDelivery's verdict.
+	`{"conceptId":"poison-1","userIds":[],"conceptName":"poison","masteryLevel":2}`,
+	`{"conceptId":"c1","userIds":[ ],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":[ "u1"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1" ,"u2"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1",],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1",null],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u\u0031"],"conceptName":"n","masteryLevel":2}`,
+	`{"conceptId":"c1","userIds":["` + strings.Repeat("x", 250) + `\u0078\u0078"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5,"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"userIds":[]}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5,"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1}`,
+	`{"conceptId":"c1","user\u0049ds":[],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","uſerIds":[],"userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5,"userIds":["u2"]}`,
+	`{"conceptId":"c\u0031","userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c\u0031","userIds":["u1"],"conceptName":"n","masteryLevel":5}`,
+	`{"conceptId":"c1","userIds":"u1","conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":7,"userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":null,"userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":true}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":[0.5]}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5` + "\n",
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5} {}`,
+	`{"conceptId":"c1" "userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":0.5,"s":"` + "\t" + `"}`,
+	`{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":""}`,
+	`{"sessionId":"s1","userIds":["u1"],"message":"m","scheduledTime":"2026-11-29T10:00:00\u005a"}`,
+	`{"sessionId":"s1","userIds":["u1"],"message":"m"}`,
+	`{"userIds":["u1"],"USERIDS":[]}`,
+	`{"userIds":[""]}`,
+	`{"userIds":["u1"]`,
+	`"u1"`,
+	`{"conceptId":"c1","userIds":["u1"],"conceptName":"n` + "\xff" + `","masteryLevel":0.5}`,
 }
 
 // fastDecoders are two Decoders of the same topics: today's reflective path alone, and Decode
@@ -110,9 +144,69 @@ func TestFastPathTakesPlainRecords(t *testing.T) {
 		{EventSessionStartingSoon, `{"sessionId":"s1","userIds":["u1","u2"],"message":"m","scheduledTime":"2026-11-29T10:00:00Z"}`},
 		{"other-event", `{"userIds":["u1"],"text":"hello"}`},
 	} {
-		ev := fastDecodeEvent(&kgo.Record{Topic: "t", Value: []byte(tc.value)}, tc.event, false)
-		if ev == nil || len(ev.UserIDs) == 0 || strings.Contains(string(ev.Data), "userIds") {
-			t.Errorf("%s %s: fast path gave %+v", tc.event, tc.value, ev)
+		ev, verdict := fastDecodeEvent(&kgo.Record{Topic: "t", Value: []byte(tc.value)}, tc.event, false)
+		if ev == nil || verdict != fastValid || len(ev.UserIDs) == 0 || strings.Contains(string(ev.Data), "userIds") {
+			t.Errorf("%s %s: fast path gave %+v (verdict %d)", tc.event, tc.value, ev, verdict)
+		}
+	}
+}
+
+// sameVerdict fails t unless DecodeForDelivery (on fast) accepts exactly what Decode (on
+// reflective, the full decoder) accepts, with the same Event, and refuses the rest: with
+// ErrInvalid (the scan's verdict) or with Decode's very error. It reports whether the refusal
+// was the scan's.
+func sameVerdict(t *testing.T, reflective, fast *Decoder, topic, value string) (scan bool) {
+	t.Helper()
+	rec := &kgo.Record{Topic: topic, Partition: 1, Offset: 7, Value: []byte(value)}
+	want, werr := reflective.Decode(rec)
+	got, gerr := fast.DecodeForDelivery(rec)
+	switch {
+	case werr == nil && gerr != nil:
+		t.Fatalf("%s %q: delivery skips a valid record: %v", topic, value, gerr)
+	case werr != nil && gerr == nil:
+		t.Fatalf("%s %q: delivery takes a record Decode refuses (%v): %+v", topic, value, werr, got)
+	case errors.Is(gerr, ErrInvalid):
+		return true
+	case fmt.Sprint(werr) != fmt.Sprint(gerr):
+		t.Fatalf("%s %q: error %v, Decode's %v", topic, value, gerr, werr)
+	case !reflect.DeepEqual(got, want):
+		t.Fatalf("%s %q:\n got %+v\nwant %+v", topic, value, got, want)
+	}
+	return false
+}
+
+// TestDeliveryVerdictMatchesDecode runs the seeds of FuzzFastDecode through DecodeForDelivery
+// on every topic, and checks that the scan's verdict is not a no-op (the bench's poison record
+// is refused by the scan) nor the whole story (the unsure causes go the reflective way).
+func TestDeliveryVerdictMatchesDecode(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		reflective, fast := fastDecoders(keep)
+		for _, v := range fastSeeds {
+			for _, topic := range []string{TopicSessions, TopicConcepts, "other"} {
+				sameVerdict(t, reflective, fast, topic, v)
+			}
+		}
+	}
+	reflective, fast := fastDecoders(false)
+	for _, tc := range []struct {
+		value string
+		scan  bool
+	}{
+		{`{"conceptId":"poison-1","userIds":[],"conceptName":"poison","masteryLevel":2}`, true},
+		{`{"conceptId":"c1","userIds":["u1"],"conceptName":"n","masteryLevel":2}`, true},
+		{`{"conceptId":"c1","userIds":["u1"],"conceptName":"n"}`, true},
+		{`{"conceptId":"c1","userIds":["u1"],"USERIDS":["u2"],"conceptName":"n","masteryLevel":0.5}`, true},
+		{`{"conceptId":"c1","userIds":["u1"],"conceptName":"n` + "\xff" + `","masteryLevel":0.5}`, true},
+		{`{"conceptId":"c1", "userIds":["u1"],"conceptName":"n","masteryLevel":2}`, true}, // whitespace outside the list is followed
+		{`[]`, true},
+		{`{"conceptId":"c1","userIds":[ ],"conceptName":"n","masteryLevel":0.5}`, false},
+		{`{"conceptId":"c1","userIds":["u\u0031"],"conceptName":"n","masteryLevel":2}`, false},
+		{`{"conceptId":"c1","user\u0049ds":[],"conceptName":"n","masteryLevel":0.5}`, false},
+		{`{"conceptId":"c1","uſerIds":[],"userIds":["u1"],"conceptName":"n","masteryLevel":0.5}`, false},
+		{`{"conceptId":"c1","userIds":["u1"],"x":` + strings.Repeat("[", fastMaxDepth+1) + strings.Repeat("]", fastMaxDepth+1) + `,"masteryLevel":2}`, false},
+	} {
+		if got := sameVerdict(t, reflective, fast, TopicConcepts, tc.value); got != tc.scan {
+			t.Errorf("%s: refused by the scan %v, want %v", tc.value, got, tc.scan)
 		}
 	}
 }
@@ -150,7 +244,9 @@ func TestFastSchemasFollowTags(t *testing.T) {
 }
 
 // FuzzFastDecode: the fast path and today's reflective decoder agree on every value: the same
-// accept or refuse, the same error text, the same Event.
+// accept or refuse, the same error text, the same Event; and delivery's verdict
+// (DecodeForDelivery, see sameVerdict) is the full decoder's: no valid record skipped, no invalid
+// one delivered.
 func FuzzFastDecode(f *testing.F) {
 	for _, v := range fastSeeds {
 		for topic := range 3 {
@@ -167,5 +263,6 @@ func FuzzFastDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string, topic uint8, keep bool) {
 		d := decoders[keep]
 		sameDecode(t, d[0], d[1], topics[int(topic)%len(topics)], value)
+		sameVerdict(t, d[0], d[1], topics[int(topic)%len(topics)], value)
 	})
 }
