@@ -83,6 +83,7 @@ func TestReadWSMessage(t *testing.T) {
 		{"long ping", clientWSFrame(fin|opPing, bytes.Repeat([]byte("p"), 126)), "", errProtocol, nil, 0},
 		{"continuation first", clientWSFrame(fin|opContinuation, []byte("x")), "", errProtocol, nil, 0},
 		{"text inside a message", cat(clientWSFrame(opText, []byte("a")), clientWSFrame(fin|opText, []byte("b"))), "", errProtocol, nil, 1},
+		{"64-bit length with the top bit set", []byte{fin | opBinary, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 0x12, 0x34, 0x56, 0x78}, "", errProtocol, nil, 0},
 		{"too big", clientWSFrame(fin|opText, big), "", errTooBig, nil, 0},
 		{"too big in fragments", cat(clientWSFrame(opBinary, big[:maxClientMessage]), clientWSFrame(fin|opContinuation, []byte("z"))), "", errTooBig, nil, 1},
 		{"end of stream", nil, "", io.EOF, nil, 0},
