@@ -1,21 +1,30 @@
 package realtime
 
 import (
-	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
+
+	"github.com/gobwas/ws"
 )
 
 // The read side of /v1/ws, RFC 6455 §5: the client's frames are read straight from the socket,
 // without a buffer, so that an idle connection's reader waits in a shallow call (a 2 KiB
 // goroutine stack) and holds nothing between frames. Clients send rarely: pongs, and now and
 // then a refresh or a read receipt.
-
-const (
-	opContinuation = 0x0
-	opBinary       = 0x2
-)
+//
+// Frame headers are parsed and checked by github.com/gobwas/ws's low-level API
+// (ws.ReadHeaderBuffer, ws.CheckHeader) and payloads unmasked by ws.Cipher; what is ours is the
+// message loop (readWSMessage: fragments, control frames between them, the size limit) and the
+// mapping of the library's errors onto errProtocol (1002) and errTooBig (1009). The idle reader
+// waits in ws.ReadHeaderBuffer called straight from readWSMessage, as deep as our own header
+// parser waited, and holds a 12-byte header buffer. Keep it that shallow: one more frame in
+// between (ws.ReadHeader, or a helper of ours around it) is a few hundred bytes of stack, enough
+// to grow every idle reader's stack from 2 to 4 KiB (go run ./bench idle -conns 10000 -runs 3:
+// stacks 2.10 KB a connection with our former parser and with this reader, 4.02 KB with
+// readWSHeader in between; BENCHMARKS.md, "Idle memory").
 
 // errProtocol: the client broke RFC 6455 (answered with 1002, DisconnectProtocol).
 var errProtocol = errors.New("websocket protocol error")
@@ -23,69 +32,54 @@ var errProtocol = errors.New("websocket protocol error")
 // errTooBig: a message over maxClientMessage (answered with 1009, DisconnectTooBig).
 var errTooBig = errors.New("websocket message too big")
 
-// wsHeader is a client frame's header (RFC 6455 §5.2).
-type wsHeader struct {
-	fin    bool
-	op     byte
-	length int64
-	mask   [4]byte
+// readWSHeader reads a client frame's header from r (ws.ReadHeader) and checks it
+// (checkWSHeader) in state s. drainWS uses it; readWSMessage makes the same two calls itself,
+// one call shallower while it waits.
+func readWSHeader(r io.Reader, s ws.State) (ws.Header, error) {
+	h, err := ws.ReadHeader(r)
+	return h, checkWSHeader(h, err, s)
 }
 
-// readWSHeader reads a frame header from r. A client frame must be masked (§5.3), must not set
-// the reserved bits (no extension is negotiated), must use a known opcode, and a control frame
-// must be final with at most 125 bytes of payload (§5.5); anything else is errProtocol. r's other
-// errors come as they are.
-func readWSHeader(r io.Reader) (wsHeader, error) {
-	var b [8]byte
-	if _, err := io.ReadFull(r, b[:2]); err != nil {
-		return wsHeader{}, err
+// checkWSHeader checks h, which ws.ReadHeader returned with err, as a server does in state s
+// (ws.CheckHeader; s is ws.StateServerSide, with ws.StateFragmented inside a fragmented
+// message): a client frame must be masked (RFC 6455 §5.3), must not set the reserved bits (no
+// extension is negotiated), must use a known opcode, a control frame must be final with at most
+// 125 bytes of payload (§5.5), a 64-bit length must have its most significant bit clear (§5.2),
+// and only a continuation may follow a non-final data frame (§5.4); anything else is
+// errProtocol, wrapping the library's reason. The reader's errors come as they are (io.EOF
+// before the header, io.ErrUnexpectedEOF within it). ws.ReadHeader reads the whole header (up to
+// 14 bytes) before any of it is judged.
+func checkWSHeader(h ws.Header, err error, s ws.State) error {
+	if errors.Is(err, ws.ErrHeaderLengthMSB) {
+		return fmt.Errorf("%w: %w", errProtocol, err)
 	}
-	h := wsHeader{fin: b[0]&0x80 != 0, op: b[0] & 0x0f, length: int64(b[1] & 0x7f)}
-	switch {
-	case b[0]&0x70 != 0, b[1]&0x80 == 0:
-		return h, errProtocol
-	case h.op > opBinary && h.op < opClose, h.op > opPong:
-		return h, errProtocol
-	case h.op >= opClose && (!h.fin || h.length > 125):
-		return h, errProtocol
+	if err != nil {
+		return err
 	}
-	switch h.length {
-	case 126:
-		if _, err := io.ReadFull(r, b[:2]); err != nil {
-			return h, err
-		}
-		h.length = int64(binary.BigEndian.Uint16(b[:2]))
-	case 127:
-		if _, err := io.ReadFull(r, b[:8]); err != nil {
-			return h, err
-		}
-		if b[0]&0x80 != 0 { // the most significant bit must be 0 (§5.2)
-			return h, errProtocol
-		}
-		h.length = int64(binary.BigEndian.Uint64(b[:8]))
+	if err := ws.CheckHeader(h, s); err != nil {
+		return fmt.Errorf("%w: %w", errProtocol, err)
 	}
-	_, err := io.ReadFull(r, h.mask[:])
-	return h, err
+	return nil
 }
 
-// readWSPayload appends h's payload, unmasked, to dst, or discards it when dst is nil.
-func readWSPayload(r io.Reader, h wsHeader, dst []byte) ([]byte, error) {
-	var buf [256]byte
-	for pos := int64(0); pos < h.length; {
-		p := buf[:min(int64(len(buf)), h.length-pos)]
-		n, err := io.ReadFull(r, p)
-		if dst != nil {
-			for i := range p[:n] {
-				p[i] ^= h.mask[(pos+int64(i))%4]
-			}
-			dst = append(dst, p[:n]...)
+// readWSPayload reads h's payload (h.Length bytes) from r and appends it, unmasked (ws.Cipher),
+// to dst, or discards it when dst is nil. The caller bounds h.Length first: dst grows by it. A
+// payload cut short is io.ErrUnexpectedEOF (io.EOF when none of it came), with what came
+// appended.
+func readWSPayload(r io.Reader, h ws.Header, dst []byte) ([]byte, error) {
+	if dst == nil {
+		n, err := io.CopyN(io.Discard, r, h.Length) // io.Discard reads into a pooled buffer
+		if errors.Is(err, io.EOF) && n > 0 {
+			err = io.ErrUnexpectedEOF
 		}
-		pos += int64(n)
-		if err != nil {
-			return dst, err
-		}
+		return nil, err
 	}
-	return dst, nil
+	start := len(dst)
+	dst = slices.Grow(dst, int(h.Length))[:start+int(h.Length)]
+	n, err := io.ReadFull(r, dst[start:])
+	dst = dst[:start+n]
+	ws.Cipher(dst[start:], h.Mask, 0)
+	return dst, err
 }
 
 // wsMessage is what readWSMessage returns: a text message, or the end of the connection.
@@ -101,40 +95,36 @@ type wsMessage struct {
 func readWSMessage(nc net.Conn, onPing func([]byte), onFrame func()) (wsMessage, error) {
 	var msg []byte
 	var size int64
-	inMessage, text := false, false
+	state, text := ws.StateServerSide, false
+	hbuf := make([]byte, 0, ws.MaxHeaderSize-2) // what ws.ReadHeader allocates, once per message
 	for {
-		h, err := readWSHeader(nc)
-		if err != nil {
+		// readWSHeader, inlined by hand: the idle reader waits here, and every frame between it
+		// and the socket's read deepens its stack (2 KiB until then; see the file's doc).
+		h, err := ws.ReadHeaderBuffer(nc, hbuf)
+		if err := checkWSHeader(h, err, state); err != nil {
 			return wsMessage{}, err
 		}
-		switch h.op {
-		case opPing, opPong, opClose:
-			p, err := readWSPayload(nc, h, make([]byte, 0, h.length))
+		if h.OpCode.IsControl() { // ping, pong or close: at most 125 bytes (readWSHeader)
+			p, err := readWSPayload(nc, h, make([]byte, 0, h.Length))
 			if err != nil {
 				return wsMessage{}, err
 			}
-			if h.op == opClose {
+			if h.OpCode == ws.OpClose {
 				if len(p) == 1 { // a status code is two bytes (§5.5.1)
 					return wsMessage{}, errProtocol
 				}
 				return wsMessage{}, io.EOF
 			}
-			if h.op == opPing {
+			if h.OpCode == ws.OpPing {
 				onPing(p)
 			}
 			onFrame()
 			continue
-		case opContinuation:
-			if !inMessage {
-				return wsMessage{}, errProtocol
-			}
-		default: // opText, opBinary
-			if inMessage {
-				return wsMessage{}, errProtocol
-			}
-			inMessage, text = true, h.op == opText
 		}
-		size += h.length
+		if h.OpCode != ws.OpContinuation { // text or binary: a message starts (readWSHeader)
+			text = h.OpCode == ws.OpText
+		}
+		size += h.Length
 		if size > maxClientMessage {
 			return wsMessage{}, errTooBig
 		}
@@ -142,32 +132,43 @@ func readWSMessage(nc net.Conn, onPing func([]byte), onFrame func()) (wsMessage,
 		if text {
 			dst = msg
 			if dst == nil {
-				dst = make([]byte, 0, h.length)
+				dst = make([]byte, 0, h.Length)
 			}
 		}
 		if msg, err = readWSPayload(nc, h, dst); err != nil {
 			return wsMessage{}, err
 		}
 		onFrame()
-		if h.fin {
-			if text {
-				return wsMessage{text: msg}, nil
-			}
-			msg, size, inMessage = nil, 0, false // a binary message: discarded
+		if !h.Fin {
+			state = state.Set(ws.StateFragmented)
+			continue
 		}
+		if text {
+			return wsMessage{text: msg}, nil
+		}
+		msg, size, state = nil, 0, state.Clear(ws.StateFragmented) // a binary message: discarded
 	}
 }
 
 // drainWS reads and discards nc's input until the client's close frame, end of stream, an error
-// or nc's read deadline: the end of the closing handshake (see wsTransport.readLoop).
+// (a frame RFC 6455 does not allow included) or nc's read deadline: the end of the closing
+// handshake (see wsTransport.readLoop). It starts between messages.
 func drainWS(nc net.Conn) {
+	state := ws.StateServerSide
 	for {
-		h, err := readWSHeader(nc)
+		h, err := readWSHeader(nc, state)
 		if err != nil {
 			return
 		}
-		if _, err := readWSPayload(nc, h, nil); err != nil || h.op == opClose {
+		if _, err := readWSPayload(nc, h, nil); err != nil || h.OpCode == ws.OpClose {
 			return
+		}
+		switch {
+		case h.OpCode.IsControl():
+		case h.Fin:
+			state = state.Clear(ws.StateFragmented)
+		default:
+			state = state.Set(ws.StateFragmented)
 		}
 	}
 }

@@ -8,6 +8,14 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
+)
+
+// The data opcodes the server never sends (RFC 6455 §5.2); frame.go has the others.
+const (
+	opContinuation = byte(ws.OpContinuation)
+	opBinary       = byte(ws.OpBinary)
 )
 
 // clientFrame builds a frame as a client sends it (RFC 6455 §5.2): masked with a fixed key.
@@ -75,6 +83,7 @@ func TestReadWSMessage(t *testing.T) {
 		{"long ping", clientWSFrame(fin|opPing, bytes.Repeat([]byte("p"), 126)), "", errProtocol, nil, 0},
 		{"continuation first", clientWSFrame(fin|opContinuation, []byte("x")), "", errProtocol, nil, 0},
 		{"text inside a message", cat(clientWSFrame(opText, []byte("a")), clientWSFrame(fin|opText, []byte("b"))), "", errProtocol, nil, 1},
+		{"64-bit length with the top bit set", []byte{fin | opBinary, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 0x12, 0x34, 0x56, 0x78}, "", errProtocol, nil, 0},
 		{"too big", clientWSFrame(fin|opText, big), "", errTooBig, nil, 0},
 		{"too big in fragments", cat(clientWSFrame(opBinary, big[:maxClientMessage]), clientWSFrame(fin|opContinuation, []byte("z"))), "", errTooBig, nil, 1},
 		{"end of stream", nil, "", io.EOF, nil, 0},
@@ -93,9 +102,12 @@ func TestReadWSMessage(t *testing.T) {
 	}
 }
 
+// TestReadWSHeaderRejectsA64BitLengthWithTheTopBitSet: a complete header (the length, then the
+// mask: ws.ReadHeader reads both before it judges the length) whose 64-bit length has its most
+// significant bit set is errProtocol (RFC 6455 §5.2).
 func TestReadWSHeaderRejectsA64BitLengthWithTheTopBitSet(t *testing.T) {
-	in := []byte{0x80 | opBinary, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1}
-	if _, err := readWSHeader(bytes.NewReader(in)); !errors.Is(err, errProtocol) {
+	in := []byte{0x80 | opBinary, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 0x12, 0x34, 0x56, 0x78}
+	if _, err := readWSHeader(bytes.NewReader(in), ws.StateServerSide); !errors.Is(err, errProtocol) {
 		t.Fatalf("error %v, want errProtocol", err)
 	}
 }
