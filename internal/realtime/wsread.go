@@ -124,10 +124,11 @@ func readWSMessage(nc net.Conn, onPing func([]byte), onFrame func()) (wsMessage,
 		if h.OpCode != ws.OpContinuation { // text or binary: a message starts (readWSHeader)
 			text = h.OpCode == ws.OpText
 		}
-		size += h.Length
-		if size > maxClientMessage {
+		// Compared before adding: a 64-bit length (up to 2^63-1) would wrap size below zero.
+		if h.Length > maxClientMessage-size {
 			return wsMessage{}, errTooBig
 		}
+		size += h.Length
 		var dst []byte
 		if text {
 			dst = msg

@@ -86,6 +86,9 @@ func TestReadWSMessage(t *testing.T) {
 		{"64-bit length with the top bit set", []byte{fin | opBinary, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 0x12, 0x34, 0x56, 0x78}, "", errProtocol, nil, 0},
 		{"too big", clientWSFrame(fin|opText, big), "", errTooBig, nil, 0},
 		{"too big in fragments", cat(clientWSFrame(opBinary, big[:maxClientMessage]), clientWSFrame(fin|opContinuation, []byte("z"))), "", errTooBig, nil, 1},
+		// A continuation whose 64-bit length would wrap the running size below zero (2^63-1
+		// after 1 byte): it must still be too big, not read without a bound.
+		{"continuation length that wraps the size", cat(clientWSFrame(opText, []byte("a")), []byte{fin | opContinuation, 0x80 | 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}), "", errTooBig, nil, 1},
 		{"end of stream", nil, "", io.EOF, nil, 0},
 		{"cut in the header", []byte{fin | opText}, "", io.ErrUnexpectedEOF, nil, 0},
 		{"cut in the payload", clientWSFrame(fin|opText, []byte("abcdef"))[:8], "", io.ErrUnexpectedEOF, nil, 0},
