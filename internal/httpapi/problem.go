@@ -20,6 +20,7 @@ import (
 //	code                    status  when
 //	validation-error        400     fields fail their rules; "errors" lists every failing field
 //	invalid-json            400     the body is not one JSON document (malformed, cut short, trailing data)
+//	body-not-allowed        400     /v1/events with a request body (written by the realtime package, in this shape)
 //	invalid-topic-name      400     the {topic} path segment breaks Kafka's rule: 1-249 of [a-zA-Z0-9._-], not "." or ".."
 //	kafka-rejected          400     Kafka refused the request; "kafkaError" has its error code and message
 //	unauthorized            401     no or an unknown API key (with WWW-Authenticate: Bearer, RFC 6750 §3)
@@ -58,6 +59,7 @@ const (
 	codeBodyTooLarge     = "body-too-large"
 	codeUnsupportedMedia = "unsupported-media-type"
 	codeTooManyConns     = "too-many-connections"
+	codeBodyNotAllowed   = "body-not-allowed" // written by the realtime package (/v1/events), in this shape
 	codeInternal         = "internal-error"
 	codeKafkaUnavailable = "kafka-unavailable"
 	codeNodeFull         = "node-full"

@@ -3,6 +3,7 @@ package realtime
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/realtime-service/realtime-service/internal/admission"
@@ -61,6 +62,27 @@ func writeTooManyConnections(w http.ResponseWriter, max int) {
 	fmt.Fprintf(w, `{"type":"/problems/too-many-connections","title":"Too many connections for this user","status":429,`+
 		`"detail":"This user already holds %d connections on this node (REALTIME_MAX_CONNECTIONS_PER_USER): close one first.",`+
 		`"code":"too-many-connections","errors":[]}`+"\n", max)
+}
+
+// writeBodyNotAllowed answers a client endpoint request that carries a body (Content-Length
+// other than 0, or Transfer-Encoding) with 400 problem+json code "body-not-allowed", and closes
+// the connection: net/http would otherwise read the body (before the headers, or after the
+// handler), which a client that never ends it could hold without bound.
+func writeBodyNotAllowed(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Connection", "close")
+	w.WriteHeader(http.StatusBadRequest)
+	io.WriteString(w, `{"type":"/problems/body-not-allowed","title":"A stream request has no body","status":400,`+
+		`"detail":"Open the stream with a GET without a body (no Content-Length, no Transfer-Encoding).",`+
+		`"code":"body-not-allowed","errors":[]}`+"\n")
+	// Taking the connection over sends the answer and keeps net/http from reading the rest of
+	// the body once the handler returns (HTTP/2 cannot be taken over: its stream is reset).
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	if nc, _, err := rc.Hijack(); err == nil {
+		nc.Close()
+	}
 }
 
 // admit takes a slot of the node's connection cap (EndpointConfig.Admission) for an authenticated

@@ -52,6 +52,12 @@ func NewSSEHandler(h *Hub, cfg EndpointConfig) http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			// A stream request has no body (WHATWG HTML, "Server-sent events": a GET); one
+			// that never ends would hold the connection before its headers go out.
+			writeBodyNotAllowed(w)
+			return
+		}
 		ticket, err := admit(cfg.Admission)
 		if err != nil {
 			writeNodeFull(w, err)

@@ -144,3 +144,38 @@ func TestSSEOverHTTP10IsServedByTheHandler(t *testing.T) {
 		t.Fatalf("body ended with %v", err)
 	}
 }
+
+// TestSSERequestWithABodyIsRefused: a stream request carrying a body that never ends (chunked,
+// unfinished) gets 400 body-not-allowed at once, and holds no admission slot or registration;
+// net/http would otherwise read the body before sending the stream's headers, without bound.
+func TestSSERequestWithABodyIsRefused(t *testing.T) {
+	adm := admission.New(admission.Config{})
+	h := NewHub(HubConfig{})
+	srv := httptest.NewServer(asUser("alice", NewSSEHandler(h, EndpointConfig{Admission: adm, PingInterval: time.Hour})))
+	defer srv.Close()
+	for _, head := range []string{"Transfer-Encoding: chunked\r\n", "Content-Length: 1000000\r\n"} {
+		nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n"+head+"\r\n5\r\nhello\r\n") // never finished
+		rd := bufio.NewReader(nc)
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", head, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"code":"body-not-allowed"`) ||
+			resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%q: %d %s %q, want 400 problem+json body-not-allowed", head, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if _, err := rd.ReadByte(); err != io.EOF {
+			t.Errorf("%q: after the answer: %v, want the connection closed (EOF)", head, err)
+		}
+		nc.Close()
+		if h.Connections() != 0 || adm.Connections() != 0 {
+			t.Errorf("%q: connections %d, admission %d, want 0 and 0", head, h.Connections(), adm.Connections())
+		}
+	}
+}
