@@ -174,6 +174,9 @@ func TestReferencesNameExistingSections(t *testing.T) {
 					t.Errorf("%s:%d refers to the section %q of %s, which it does not have", path, i+1, m[2], file)
 				}
 			}
+			if strings.HasPrefix(line, "//go:generate ") {
+				continue // a build command: it may name outputs a fresh clone has not built yet
+			}
 			if name, ok := citesOutside(path, line, mdNames); ok {
 				t.Errorf("%s:%d cites %s, a file outside the repository: %s", path, i+1, name, strings.TrimSpace(line))
 			}
