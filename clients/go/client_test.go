@@ -443,3 +443,93 @@ func TestWebSocketResume(t *testing.T) {
 		})
 	}
 }
+
+// TestOnResumeTokenResumesExactly: OnResumeToken gets the token at every cursor and after every
+// handled event, without the *Client (its first call may come before New returns: the server
+// sends the cursor at once); a second client started from the last one it got sends it as
+// ?cursor= and gets only what the first had not handled.
+func TestOnResumeTokenResumesExactly(t *testing.T) {
+	var mu sync.Mutex
+	var cursors []string // ?cursor= of each connection
+	conns := 0
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		mu.Lock()
+		cursors = append(cursors, r.URL.Query().Get("cursor"))
+		n := conns
+		conns++
+		mu.Unlock()
+		send := func(s string) { ws.WriteMessage(websocket.TextMessage, []byte(s)) }
+		cur := func(c string) string { return `{"id":"","event":"cursor","data":null,"cursor":"` + c + `"}` }
+		switch n {
+		case 0:
+			send(cur("C1"))
+			send(`{"id":"t:0:1","event":"e","data":1}`)
+			send(`{"id":"t:1:2","event":"e","data":2}`)
+			send(cur("C2"))
+			send(`{"id":"t:0:3","event":"e","data":3}`)
+		case 1: // a server that replays t:0:3 although listed: the client drops it
+			send(`{"id":"t:0:3","event":"e","data":3}`)
+			send(`{"id":"t:0:4","event":"e","data":4}`)
+		}
+		for { // until the client goes
+			if _, _, err := ws.NextReader(); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+
+	var rec recorder
+	var saved []string // what OnResumeToken got, in order
+	o := rec.options(srv.URL)
+	o.OnResumeToken = func(tok string) {
+		mu.Lock()
+		saved = append(saved, tok)
+		mu.Unlock()
+	}
+	first, err := New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the token after t:0:3", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(saved) > 0 && strings.HasSuffix(saved[len(saved)-1], "t:0:3")
+	})
+	first.Close()
+	mu.Lock()
+	want := []string{"C1", "C1~t:0:1", "C1~t:0:1,t:1:2", "C2", "C2~t:0:3"}
+	if !slices.Equal(saved, want) {
+		t.Errorf("OnResumeToken got %q, want %q", saved, want)
+	}
+	last := saved[len(saved)-1]
+	mu.Unlock()
+	if first.ResumeToken() != last {
+		t.Errorf("ResumeToken after Close %q, the last OnResumeToken %q", first.ResumeToken(), last)
+	}
+
+	var rec2 recorder
+	o2 := rec2.options(srv.URL)
+	o2.Resume = last
+	second, err := New(context.Background(), o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	waitUntil(t, "t:0:4 on the second client", func() bool { return len(rec2.got()) > 0 })
+	second.Close()
+	if got := rec2.got(); !slices.Equal(got, []string{"t:0:4"}) {
+		t.Errorf("second client got %v, want only t:0:4", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "C2~t:0:3"}; !slices.Equal(cursors, want) {
+		t.Errorf("?cursor= of each connection %q, want %q", cursors, want)
+	}
+}

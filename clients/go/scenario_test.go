@@ -373,7 +373,7 @@ func TestScenarioA(t *testing.T) {
 			got = append(got, e.ID)
 			mu.Unlock()
 		},
-		OnCursor: func(string) {
+		OnResumeToken: func(string) { // first at the opening cursor
 			select {
 			case gotCursor <- struct{}{}:
 			default:
