@@ -540,7 +540,7 @@ func compareDelivery(ctx context.Context, tgt *compareTarget, cc compareConfig, 
 			return append(append(append(dst, pre...), value...), post...)
 		}
 	}
-	if err := compareProbe(ctx, cl, tgt.topic, p, users, recvs, wrap); err != nil {
+	if err := probeTopic(ctx, cl, tgt.topic, p, users, recvs, wrap); err != nil {
 		return nil, nil, nil, err
 	}
 
@@ -653,37 +653,6 @@ produce:
 		runErr = fmt.Errorf("produce: %w", pe)
 	}
 	return figs, res, load, runErr
-}
-
-// compareProbe produces probe records naming every user until every connection has received
-// one: the server's consumer is then positioned and every client subscribed.
-func compareProbe(ctx context.Context, cl *kgo.Client, topic string, p *plan, users []string, recvs []*receiver, wrap func(dst, value []byte, names []string) []byte) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for n := 0; ; n++ {
-		for from := 0; from < len(users); from += probeUsers {
-			chunk := users[from:min(len(users), from+probeUsers)]
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: wrap(nil, probeValue(p.run, n, usersJSON(chunk)), chunk)}, nil)
-		}
-		wait := time.Now().Add(500 * time.Millisecond)
-		for time.Now().Before(wait) {
-			missing := 0
-			for _, r := range recvs {
-				if !r.probe.Load() {
-					missing++
-				}
-			}
-			if missing == 0 {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%d of %d connections received no probe record within 60s", missing, len(recvs))
-			}
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 }
 
 // compareIdleResult is what the idle scenario measured on one system.

@@ -366,12 +366,21 @@ produce:
 // node's first start begins at the end of each partition, so a record produced before that is
 // never delivered.
 func probe(ctx context.Context, cl *kgo.Client, p *plan, users []string, recvs []*receiver) error {
+	return probeTopic(ctx, cl, topicConcepts, p, users, recvs, nil)
+}
+
+// probeTopic is probe on topic, each probe value passed through wrap when it is not nil (compare:
+// the other system's envelope, naming the chunk's users).
+func probeTopic(ctx context.Context, cl *kgo.Client, topic string, p *plan, users []string, recvs []*receiver, wrap func(dst, value []byte, names []string) []byte) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for n := 0; ; n++ {
 		for from := 0; from < len(users); from += probeUsers {
 			chunk := users[from:min(len(users), from+probeUsers)]
 			v := probeValue(p.run, n, usersJSON(chunk))
-			cl.Produce(ctx, &kgo.Record{Topic: topicConcepts, Value: v}, nil)
+			if wrap != nil {
+				v = wrap(nil, v, chunk)
+			}
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, nil)
 		}
 		wait := time.Now().Add(500 * time.Millisecond)
 		for time.Now().Before(wait) {
