@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os/exec"
 	"testing"
 	"time"
 )
@@ -12,30 +9,8 @@ import (
 // started as child processes, as `go run ./bench` does), so that they keep working; it checks
 // that each run accounts for everything it sent, not the figures (those come from full runs).
 func TestAttackModes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the service; skipped with -short")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("needs the go command to build the service")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("tool output:\n%s", log.String())
-		}
-	}()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := buildBinary(ctx, root, "", "", &log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.remove()
-	st, err := startStack(ctx, &common{transport: "ws", runs: 1, env: listFlag{"REALTIME_HISTORY_SIZE=10"}}, bin, &log)
+	ctx, log, bin := buildForTest(t, 3*time.Minute, false)
+	st, err := startStack(ctx, &common{transport: "ws", runs: 1, env: listFlag{"REALTIME_HISTORY_SIZE=10"}}, bin, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +20,7 @@ func TestAttackModes(t *testing.T) {
 		cfg := defaultFlood()
 		cfg.handshakes, cfg.duration, cfg.addresses, cfg.workers, cfg.perConn = 200, time.Second, 20, 8, 10
 		cfg.baseline, cfg.settle = 500*time.Millisecond, 100*time.Millisecond
-		_, result, _, err := floodRun(ctx, st, cfg, &log)
+		_, result, _, err := floodRun(ctx, st, cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +40,7 @@ func TestAttackModes(t *testing.T) {
 		t.Run("oversize/"+transport, func(t *testing.T) {
 			cfg := defaultOversize()
 			cfg.conns, cfg.transport, cfg.perAddress, cfg.settle = 10, transport, 5, 0
-			_, result, _, err := oversizeRun(ctx, st, cfg, &log)
+			_, result, _, err := oversizeRun(ctx, st, cfg, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +62,7 @@ func TestAttackModes(t *testing.T) {
 	t.Run("poison", func(t *testing.T) {
 		cfg := defaultPoison()
 		cfg.poison, cfg.batch, cfg.baseline, cfg.after, cfg.limit = 200, 50, 500*time.Millisecond, 200*time.Millisecond, 30*time.Second
-		_, result, _, err := poisonRun(ctx, st, cfg, &log)
+		_, result, _, err := poisonRun(ctx, st, cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +74,7 @@ func TestAttackModes(t *testing.T) {
 	t.Run("replayburst", func(t *testing.T) {
 		cfg := defaultReplayBurst()
 		cfg.resumes, cfg.missedA, cfg.missedB, cfg.noise, cfg.iterations, cfg.timeout = 5, 30, 20, 100, 1, 30*time.Second
-		_, result, _, err := replayBurstRun(ctx, st, cfg, &log)
+		_, result, _, err := replayBurstRun(ctx, st, cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,36 +14,10 @@ import (
 // every record reaches every user it names, once, and nobody else. The figures of BENCHMARKS.md
 // come from full runs of the same code.
 func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the service; skipped with -short")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("needs the go command to build the service")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("tool output:\n%s", log.String())
-		}
-	}()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var flags []string
-	if raceEnabled {
-		flags = append(flags, "-race")
-	}
-	bin, err := buildBinary(ctx, root, "", "", &log, flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.remove()
+	ctx, log, bin := buildForTest(t, 3*time.Minute, true)
 	// One broker and node for every case: each run has its own run ID, so frames of an earlier
 	// case cannot be counted in a later one.
-	st, err := startStack(ctx, &common{transport: "ws", runs: 1}, bin, &log)
+	st, err := startStack(ctx, &common{transport: "ws", runs: 1}, bin, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +38,7 @@ func TestSmoke(t *testing.T) {
 			c := &common{transport: tc.transport, runs: 1}
 			tc.cfg.drain, tc.cfg.drainIdle = 15*time.Second, 10*time.Second
 			tc.cfg.readBuf, tc.cfg.parallel = 4096, 16
-			_, result, _, err := deliveryRun(ctx, st, c, tc.cfg, 1, &log)
+			_, result, _, err := deliveryRun(ctx, st, c, tc.cfg, 1, log)
 			if err != nil {
 				t.Fatal(err)
 			}

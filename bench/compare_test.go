@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,35 +24,9 @@ import (
 // connections are held, each figure has both systems' values and a ratio, and each run has its
 // JSON line.
 func TestCompare(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the service; skipped with -short")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("needs the go command to build the service")
-	}
 	// Each system's check is bounded by its -timeout (3 minutes; about 80 s with -race on a busy
 	// 2-core machine).
-	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("tool output:\n%s", log.String())
-		}
-	}()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var flags []string
-	if raceEnabled {
-		flags = append(flags, "-race")
-	}
-	bin, err := buildBinary(ctx, root, "", "", &log, flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.remove()
+	ctx, log, bin := buildForTest(t, 7*time.Minute, true)
 
 	check := func(t *testing.T, other compareSystem) {
 		out := filepath.Join(t.TempDir(), "results.jsonl")
@@ -67,7 +40,7 @@ func TestCompare(t *testing.T) {
 			drain: 15 * time.Second, drainIdle: 5 * time.Second, settle: 500 * time.Millisecond, parallel: 16,
 		}
 		var table bytes.Buffer
-		outcomes, err := compare(ctx, []string{"-runs", "2"}, c, cc, [2]compareSystem{ourSystem{}, other}, &table, &log)
+		outcomes, err := compare(ctx, []string{"-runs", "2"}, c, cc, [2]compareSystem{ourSystem{}, other}, &table, log)
 		log.Write(table.Bytes())
 		if err != nil {
 			t.Fatal(err)

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -18,29 +15,7 @@ import (
 // must come back and receive a record after the restart with its RS256 or ES256 token verified
 // by a key of the served JWK Set. It checks correctness, not the figures.
 func TestStormTokenAlg(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the service; skipped with -short")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("needs the go command to build the service")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("tool output:\n%s", log.String())
-		}
-	}()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := buildBinary(ctx, root, "", "", &log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.remove()
+	ctx, log, bin := buildForTest(t, 4*time.Minute, false)
 
 	for _, alg := range []string{"RS256", "ES256"} {
 		t.Run(alg, func(t *testing.T) {
@@ -48,7 +23,7 @@ func TestStormTokenAlg(t *testing.T) {
 			if err := c.check(); err != nil {
 				t.Fatal(err)
 			}
-			st, err := startStack(ctx, c, bin, &log)
+			st, err := startStack(ctx, c, bin, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +47,7 @@ func TestStormTokenAlg(t *testing.T) {
 
 			cfg := stormConfig{conns: 20, retry: 100 * time.Millisecond, resume: true,
 				limit: 30 * time.Second, readBuf: 1024, parallel: 8}
-			_, result, _, err := stormRun(ctx, st, c, cfg, 1, &log)
+			_, result, _, err := stormRun(ctx, st, c, cfg, 1, log)
 			if err != nil {
 				t.Fatal(err)
 			}
